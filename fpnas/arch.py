@@ -1,0 +1,98 @@
+"""Architecture files (``arch.yaml``): save, load and validate against their search space."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from fpnas.errors import ConfigError
+from fpnas.space.complexity import architecture_complexity
+from fpnas.space.spec import BlockConfig, SearchSpace
+
+
+def describe_block(cfg: BlockConfig) -> str:
+    """One readable line per block, e.g. ``ir k5 e3 16->24 s2 swish se4``."""
+    if cfg.skip:
+        return f"skip ({cfg.in_chs}->{cfg.out_chs})"
+    kind = "ds" if cfg.separable else f"ir e{cfg.expansion:g}"
+    se = f" se{cfg.se_chs}" if cfg.se_chs else ""
+    return f"{kind} k{cfg.kernel} {cfg.in_chs}->{cfg.out_chs} s{cfg.stride} {cfg.act}{se}"
+
+
+@dataclass
+class Architecture:
+    """One architecture of a space: choice indices plus the space they index."""
+
+    space: SearchSpace
+    indices: list[int]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def choices(self) -> dict[str, Any]:
+        return self.space.choices_of(self.indices)
+
+    def complexity(self) -> tuple[int, int]:
+        return architecture_complexity(self.space, self.indices)
+
+    def to_dict(self) -> dict[str, Any]:
+        macs, params = self.complexity()
+        blocks = {f"g{s.group}.b{s.position}": describe_block(c)
+                  for s, c in zip(self.space.blocks, self.space.resolve(self.indices))}
+        return {
+            "space": self.space.name,
+            "input_size": self.space.input_size,
+            "in_chans": self.space.in_chans,
+            "num_classes": self.space.num_classes,
+            "mflops": round(macs / 1e6, 4),
+            "params_m": round(params / 1e6, 4),
+            "choices": {k: (float(v) if isinstance(v, float) else v) for k, v in self.choices.items()},
+            "blocks": blocks,  # informational, ignored on load
+            **({"meta": self.meta} if self.meta else {}),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(f"# architecture of search space '{self.space.name}' (fpnas); "
+                    "rebuild with fpnas.arch.load_architecture(path).build()\n")
+            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
+        return path
+
+    def build(self, **kwargs):
+        """The plain ``nn.Module`` of this architecture."""
+        from fpnas.space.builder import build_model
+
+        return build_model(self.space, self.indices, **kwargs)
+
+
+def load_architecture(path: str | Path, space: SearchSpace | None = None) -> Architecture:
+    """Read an ``arch.yaml``; every decision is checked against the space it names."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"architecture file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"architecture file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or "choices" not in data or "space" not in data:
+        raise ConfigError(f"architecture file {path} needs the keys 'space' and 'choices'")
+    if not isinstance(data["choices"], dict):
+        raise ConfigError(f"architecture file {path}: 'choices' must map decision names to values")
+    if space is None:
+        space = SearchSpace.load(data["space"])
+    space = space.with_num_classes(data.get("num_classes", space.num_classes), data.get("in_chans", space.in_chans))
+    if data.get("input_size", space.input_size) != space.input_size:
+        raise ConfigError(f"architecture file {path}: input_size {data['input_size']} differs from "
+                          f"space '{space.name}' ({space.input_size})")
+    try:
+        indices = space.indices_of(data["choices"])
+    except ConfigError as exc:
+        raise ConfigError(f"architecture file {path}: {exc}") from None
+    return Architecture(space, indices, data.get("meta") or {})
+
+
+def architecture_from_indices(space: SearchSpace, indices: Sequence[int], **meta) -> Architecture:
+    return Architecture(space, [int(i) for i in indices], dict(meta))

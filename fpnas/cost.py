@@ -1,0 +1,24 @@
+"""FLOPs-aware cost and the importance weights of PARSEC / FP-NAS (FPNAS.md sections 1 and 4)."""
+from __future__ import annotations
+
+import torch
+
+
+def hinge_cost(macs: torch.Tensor, target_macs: float) -> torch.Tensor:
+    """C(A) = max(0, FLOPs(A) / TARGET - 1)."""
+    return (macs / target_macs - 1.0).clamp_min(0.0)
+
+
+def weight_importance(log_lik: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Self-normalised importance weights w_k = softmax_k(l_k / T) of the omega update."""
+    return torch.softmax(log_lik / temperature, dim=0)
+
+
+def arch_importance(val_log_lik: torch.Tensor, costs: torch.Tensor, beta: float,
+                    temperature: float = 1.0) -> torch.Tensor:
+    """m_k = softmax_k(v_k / T) - beta * C_k / sum_j C_j (Eq. 7); the cost term is 0 when sum C = 0."""
+    m = torch.softmax(val_log_lik / temperature, dim=0)
+    total = costs.sum()
+    if total > 0:
+        m = m - beta * costs.to(m.dtype) / total.to(m.dtype)
+    return m

@@ -1,0 +1,148 @@
+"""The body of ``search.py``: validate the config, build everything, search, write the results."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fpnas.errors import ConfigError
+
+log = logging.getLogger("fpnas")
+
+
+def build_space(cfg: DictConfig):
+    from fpnas.space.spec import SearchSpace
+
+    spec = OmegaConf.to_container(cfg.space, resolve=True)
+    return SearchSpace(spec, name=spec.get("name"))
+
+
+def _data_class(cfg: DictConfig):
+    from hydra.utils import get_class
+
+    target = cfg.data.get("_target_")
+    if not target:
+        raise ConfigError("data config needs a _target_ (a LightningDataModule class)")
+    return get_class(target)
+
+
+def validate(cfg: DictConfig):
+    """Everything that can be wrong with the config, checked before any data is loaded."""
+    from hydra.utils import instantiate
+
+    from fpnas.space.complexity import ComplexityTables
+
+    space = build_space(cfg)
+    data_cls = _data_class(cfg)
+    space = space.with_num_classes(getattr(data_cls, "num_classes", space.num_classes),
+                                   getattr(data_cls, "in_chans", space.in_chans))
+    sampler = instantiate(cfg.sampler)
+    target, beta = float(cfg.cost.target_mflops), float(cfg.cost.beta)
+    if not target > 0:
+        raise ConfigError(f"cost.target_mflops must be > 0, got {target}")
+    if beta < 0:
+        raise ConfigError(f"cost.beta must be >= 0, got {beta}")
+    lo, hi = (m / 1e6 for m in ComplexityTables(space).macs_range())
+    if beta > 0 and not lo <= target <= hi:
+        raise ConfigError(f"cost.target_mflops={target:g} is outside what space '{space.name}' can reach "
+                          f"(min {lo:.4g}, max {hi:.4g} MFLOPs); pick a target in that range")
+    max_epochs = cfg.trainer.get("max_epochs")
+    schedule, theta = cfg.distribution.schedule, int(cfg.distribution.switch_epoch)
+    if schedule == "coarse_to_fine" and max_epochs is not None and theta >= max_epochs:
+        warnings.warn(f"distribution.switch_epoch={theta} >= trainer.max_epochs={max_epochs}: the search "
+                      "never reaches the joint distribution (use distribution.schedule=factorized to say so)")
+    if max_epochs is not None and cfg.search.warmup_epochs >= max_epochs:
+        warnings.warn(f"search.warmup_epochs={cfg.search.warmup_epochs} >= trainer.max_epochs={max_epochs}: "
+                      "α never moves; the result is the uniform distribution's mode")
+    return space, sampler, (lo, hi)
+
+
+def build_module(cfg: DictConfig, space, sampler):
+    from fpnas.search_module import SearchModule
+
+    o = cfg.optim
+    return SearchModule(
+        space=space, sampler=sampler, target_mflops=cfg.cost.target_mflops, beta=cfg.cost.beta,
+        schedule=cfg.distribution.schedule, switch_epoch=cfg.distribution.switch_epoch,
+        warmup_epochs=cfg.search.warmup_epochs, weight_importance=cfg.search.weight_importance,
+        importance_temperature=cfg.search.importance_temperature,
+        omega_lr=o.omega.lr, omega_momentum=o.omega.momentum, omega_nesterov=o.omega.nesterov,
+        omega_weight_decay=o.omega.weight_decay, alpha_lr=o.alpha.lr, alpha_betas=tuple(o.alpha.betas),
+        seed=cfg.seed, eval_batch_stats=cfg.search.eval_batch_stats)
+
+
+def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is None:
+        return None
+    if ckpt == "last":
+        path = output_dir / "checkpoints" / "last.ckpt"
+        if not path.exists():
+            raise ConfigError(f"ckpt_path=last: no {path}; pass the run's directory with "
+                              "hydra.run.dir=<run dir> or give ckpt_path=<file>")
+        return str(path)
+    if not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path={ckpt}: no such file")
+    return str(ckpt)
+
+
+def run_search(cfg: DictConfig) -> dict[str, Any]:
+    """Run one search; returns the summary that is also written to search_summary.json."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    start = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    space, sampler, (lo, hi) = validate(cfg)
+    ckpt_path = resolve_ckpt_path(cfg, output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    module = build_module(cfg, space, sampler)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    log.info("%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s", space.describe(),
+             cfg.cost.target_mflops, lo, hi, sampler)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    val_acc = trainer.callback_metrics.get("val/acc")
+    if val_acc is None:
+        val_acc = trainer.validate(module, datamodule=datamodule, verbose=False)[0]["val/acc"]
+    idx = module.argmax_architecture()
+    mflops, params_m = module.architecture_mflops(idx)
+    summary = {
+        "space": space.name,
+        "target_mflops": float(cfg.cost.target_mflops),
+        "arch_mflops": mflops,
+        "arch_params_m": params_m,
+        "val_acc": float(val_acc),
+        "total_arch_samples": int(module.samples_total),
+        "steps": int(module.steps_done),
+        "epochs": int(trainer.current_epoch),
+        "entropy_initial": float(module.entropy_initial),
+        "entropy_final": float(module.distribution.entropy()),
+        "k_initial": int(module.k_initial),
+        "k_final": int(module.sampler(float(module.distribution.entropy()))),
+        "phase_final": module.phase,
+        "expected_mflops_final": module.expected_mflops(),
+        "wall_time_s": round(time.time() - start, 2),
+        "arch_file": str(output_dir / "arch.yaml"),
+        "checkpoint": str(output_dir / "checkpoints" / "last.ckpt"),
+    }
+    if trainer.is_global_zero:
+        from fpnas.arch import architecture_from_indices
+
+        architecture_from_indices(space, idx.tolist(), phase=module.phase).save(output_dir / "arch.yaml")
+        (output_dir / "search_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        log.info("found %.4g MFLOPs (target %.4g), %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
+                 mflops, summary["target_mflops"], params_m, summary["val_acc"],
+                 summary["total_arch_samples"], summary["wall_time_s"], output_dir)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return summary

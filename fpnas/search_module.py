@@ -1,0 +1,229 @@
+"""The FP-NAS search as a LightningModule (manual optimization, two optimizers).
+
+Each step samples K architectures once, updates the super-net weights omega on a batch of the
+omega split with PARSEC importance weights, then the architecture logits alpha on a batch of
+the alpha split with the closed-form score-function gradient and the FLOPs hinge cost.
+Logging of entropy, K, sample counts, FLOPs and probabilities lives in callbacks
+(``fpnas.callbacks``); they read :attr:`SearchModule.last_step`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
+from torchmetrics.classification import MulticlassAccuracy
+
+from fpnas.cost import arch_importance, hinge_cost
+from fpnas.distribution import ArchDistribution
+from fpnas.errors import ConfigError
+from fpnas.space.complexity import ComplexityTables
+from fpnas.space.spec import SearchSpace
+from fpnas.space.supernet import SuperNet
+
+SCHEDULES = ("coarse_to_fine", "joint", "factorized")
+
+
+@dataclass
+class StepStats:
+    """What one search step did; read by the logging callbacks."""
+
+    k: int
+    entropy: float
+    macs: torch.Tensor  # [K] MACs of the sampled architectures
+    costs: torch.Tensor  # [K] hinge costs
+    train_loss: float
+    alpha_updated: bool
+
+
+class SearchModule(pl.LightningModule):
+    """FP-NAS search over one :class:`SearchSpace`."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        sampler,
+        target_mflops: float,
+        beta: float = 1.0,
+        schedule: str = "coarse_to_fine",
+        switch_epoch: int = 80,
+        warmup_epochs: int = 0,
+        weight_importance: bool = True,
+        importance_temperature: float = 1.0,
+        omega_lr: float = 0.1,
+        omega_momentum: float = 0.9,
+        omega_nesterov: bool = True,
+        omega_weight_decay: float = 4e-5,
+        alpha_lr: float = 0.01,
+        alpha_betas: tuple[float, float] = (0.9, 0.999),
+        seed: int = 0,
+        eval_batch_stats: bool = True,
+    ):
+        super().__init__()
+        if schedule not in SCHEDULES:
+            raise ConfigError(f"distribution.schedule must be one of {list(SCHEDULES)}, got '{schedule}'")
+        if not target_mflops > 0:
+            raise ConfigError(f"cost.target_mflops must be > 0, got {target_mflops}")
+        if beta < 0:
+            raise ConfigError(f"cost.beta must be >= 0, got {beta}")
+        if warmup_epochs < 0 or switch_epoch < 0:
+            raise ConfigError("search.warmup_epochs and distribution.switch_epoch must be >= 0")
+        if not importance_temperature > 0:
+            raise ConfigError(f"search.importance_temperature must be > 0, got {importance_temperature}")
+        self.save_hyperparameters(ignore=["space", "sampler"])
+        self.space = space
+        self.sampler = sampler
+        self.supernet = SuperNet(space, eval_batch_stats=eval_batch_stats)
+        self.tables = ComplexityTables(space)
+        self.target_macs = float(target_mflops) * 1e6
+        kind = "joint" if schedule == "joint" else "factorized"
+        self.distribution = ArchDistribution(space.sizes, space.units(kind), kind)
+        # counters live in buffers so that checkpoints restore them exactly
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.register_buffer("samples_total", torch.zeros((), dtype=torch.long))
+        self.register_buffer("entropy_initial", torch.tensor(float("nan")))
+        self.register_buffer("k_initial", torch.zeros((), dtype=torch.long))
+        self.val_acc = MulticlassAccuracy(num_classes=space.num_classes, average="micro")
+        self.last_step: StepStats | None = None
+        self.automatic_optimization = False
+
+    # ------------------------------------------------------------------ optimizers
+    def configure_optimizers(self):
+        h = self.hparams
+        omega = torch.optim.SGD(self.supernet.parameters(), lr=h.omega_lr, momentum=h.omega_momentum,
+                                nesterov=h.omega_nesterov and h.omega_momentum > 0,
+                                weight_decay=h.omega_weight_decay)
+        epochs = max(1, self.trainer.max_epochs or 1) if self._trainer is not None else 1
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(omega, T_max=epochs)
+        alpha = torch.optim.Adam([self.distribution.alpha], lr=h.alpha_lr, betas=tuple(h.alpha_betas))
+        return [omega, alpha], [schedule]
+
+    # ------------------------------------------------------------------ phase
+    @property
+    def phase(self) -> str:
+        return self.distribution.kind
+
+    def switch_to_joint(self) -> None:
+        """FD -> JD, exactly (same distribution and entropy); the alpha optimizer starts afresh."""
+        self.distribution = self.distribution.to_joint(self.space.units("joint"))
+        if self._trainer is not None:
+            opt_alpha = self.optimizers()[1].optimizer
+            opt_alpha.param_groups[0]["params"] = [self.distribution.alpha]
+            opt_alpha.state.clear()
+        rank_zero_info(f"[fpnas] epoch {self.current_epoch}: factorized -> joint distribution "
+                       f"({int(self.distribution.mask.sum())} logits, entropy {float(self.distribution.entropy()):.3f} nats)")
+
+    def on_train_epoch_start(self) -> None:
+        h = self.hparams
+        if h.schedule == "coarse_to_fine" and self.phase == "factorized" and self.current_epoch >= h.switch_epoch:
+            self.switch_to_joint()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["fpnas"] = {"phase": self.phase, "space": self.space.spec}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        phase = checkpoint.get("fpnas", {}).get("phase")
+        if phase is None:
+            raise ConfigError("checkpoint was not written by an fpnas search (no 'fpnas' entry)")
+        if phase == "joint" and self.phase == "factorized":
+            self.distribution = self.distribution.to_joint(self.space.units("joint"))
+
+    # ------------------------------------------------------------------ sampling
+    def step_generator(self) -> torch.Generator:
+        """Sampler RNG derived from (seed, step): the same on every rank and after a resume."""
+        seed = (int(self.hparams.seed) * 1_000_003 + int(self.steps_done)) % (2 ** 63)
+        return torch.Generator().manual_seed(seed)
+
+    def sample_architectures(self, k: int, generator: torch.Generator, uniform: bool) -> torch.Tensor:
+        if uniform:
+            cols = [torch.randint(s, (k,), generator=generator) for s in self.space.sizes]
+            return torch.stack(cols, 1) if cols else torch.zeros((k, 0), dtype=torch.long)
+        return self.distribution.sample(k, generator)
+
+    # ------------------------------------------------------------------ the step
+    def _omega_backward(self, x: torch.Tensor, y: torch.Tensor, rows: list[list[int]]) -> float:
+        """Accumulate sum_k w_k grad(CE_k) with w = softmax(l / T) in one pass (online softmax)."""
+        importance, temp = self.hparams.weight_importance, self.hparams.importance_temperature
+        run_max, denom, loss_sum = -math.inf, 0.0, 0.0
+        for row in rows:
+            ce = F.cross_entropy(self.supernet(x, row), y)
+            loss_sum += float(ce.detach())
+            if not importance:
+                self.manual_backward(ce / len(rows))
+                continue
+            score = -float(ce.detach()) * y.numel() / temp  # summed log-likelihood / T
+            if score > run_max:
+                if denom > 0:  # a new maximum: rescale what was accumulated so far
+                    scale = math.exp(run_max - score)
+                    grads = [p.grad for p in self.supernet.parameters() if p.grad is not None]
+                    torch._foreach_mul_(grads, scale)
+                    denom *= scale
+                run_max = score
+            weight = math.exp(score - run_max)
+            denom += weight
+            if weight > 0:
+                self.manual_backward(ce * weight)
+        if importance:
+            grads = [p.grad for p in self.supernet.parameters() if p.grad is not None]
+            torch._foreach_div_(grads, denom)
+        return loss_sum / len(rows)
+
+    def training_step(self, batch, batch_idx):
+        opt_omega, opt_alpha = self.optimizers()
+        (xt, yt), (xv, yv) = batch["train"], batch["val"]
+        warm = self.current_epoch < self.hparams.warmup_epochs
+        entropy = float(self.distribution.entropy())
+        k = self.sampler(entropy)
+        archs = self.sample_architectures(k, self.step_generator(), uniform=warm)
+        rows = archs.tolist()
+        if int(self.steps_done) == 0:
+            self.entropy_initial.fill_(entropy)
+            self.k_initial.fill_(k)
+
+        opt_omega.zero_grad(set_to_none=True)
+        train_loss = self._omega_backward(xt, yt, rows)
+        opt_omega.step()
+
+        macs, _ = self.tables.lookup(archs)
+        costs = hinge_cost(macs, self.target_macs)
+        if not warm:
+            with torch.no_grad():
+                val_ll = torch.stack([-F.cross_entropy(self.supernet(xv, row), yv, reduction="sum")
+                                      for row in rows])
+            m = arch_importance(val_ll.double(), costs, self.hparams.beta, self.hparams.importance_temperature)
+            alpha = self.distribution.alpha
+            alpha.grad = self.distribution.grad_weighted_nll(archs.to(alpha.device), m.to(alpha.device))
+            opt_alpha.step()
+            opt_alpha.zero_grad(set_to_none=True)
+
+        self.steps_done += 1
+        self.samples_total += k
+        self.last_step = StepStats(k, entropy, macs, costs, train_loss, not warm)
+        self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
+
+    def on_train_epoch_end(self) -> None:
+        for scheduler in [self.lr_schedulers()] if self.lr_schedulers() is not None else []:
+            scheduler.step()
+
+    # ------------------------------------------------------------------ argmax architecture
+    def argmax_architecture(self) -> torch.Tensor:
+        return self.distribution.mode().cpu()
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.supernet(x, self.argmax_architecture().tolist())
+        self.val_acc(logits, y)
+        self.log("val/acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
+
+    # ------------------------------------------------------------------ reporting helpers
+    def architecture_mflops(self, choice_idx: torch.Tensor) -> tuple[float, float]:
+        """(MFLOPs, M params) of an architecture from the analytic tables."""
+        macs, params = self.tables.lookup(choice_idx)
+        return float(macs[0]) / 1e6, float(params[0]) / 1e6
+
+    def expected_mflops(self) -> float:
+        return float(self.tables.expected_macs(self.distribution.marginal)) / 1e6

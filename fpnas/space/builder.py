@@ -1,0 +1,91 @@
+"""Standalone builder: an architecture -> a plain ``nn.Module`` made of timm's MBConv blocks.
+
+The model has timm's EfficientNet layout and parameter names (``conv_stem``, ``bn1``,
+``blocks.<stage>.<i>``, ``conv_head``, ``bn2``, ``classifier``), its blocks are built by timm's
+``EfficientNetBuilder`` from timm block strings, so reference architectures match timm's models
+parameter for parameter. timm's ``EfficientNet`` class itself is not used because it fixes the
+stem stride at 2 and rounds every width to a multiple of 8, which small spaces must avoid.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from fpnas.space.spec import BlockConfig, SearchSpace
+
+TIMM_ACT = {"relu": "re", "swish": "sw", "hswish": "hs"}
+TIMM_ACT_LAYER = {"relu": "relu", "swish": "swish", "hswish": "hard_swish"}
+
+
+def _keep_width(channels, *args, **kwargs):
+    """Width rounding that keeps the width: the space already lists exact widths."""
+    return channels
+
+
+def timm_block_string(space: SearchSpace, cfg: BlockConfig) -> str:
+    """timm's block notation for one resolved block (e.g. ``ir_r1_k5_s2_e3.0_c24_se0.75_nsw``)."""
+    if cfg.separable:
+        s = f"ds_r1_k{cfg.kernel}_s{cfg.stride}_c{cfg.out_chs}"
+    else:
+        s = f"ir_r1_k{cfg.kernel}_s{cfg.stride}_e{cfg.expansion!r}_c{cfg.out_chs}"
+    if cfg.se_chs:
+        # timm divides the ratio by the expansion (SE width relative to the block input);
+        # pre-multiply for FBNet-style SE relative to the expanded width.
+        ratio = space.se_ratio if space.se_relative_to == "input" else space.se_ratio * cfg.expansion
+        s += f"_se{ratio!r}"
+    return s + f"_n{TIMM_ACT[cfg.act]}"
+
+
+def timm_arch_def(space: SearchSpace, choice_idx: Sequence[int]) -> list[list[str]]:
+    """Block strings per group (stage), skipped blocks left out."""
+    stages: list[list[str]] = [[] for _ in space.group_channels]
+    for slot, cfg in zip(space.blocks, space.resolve(choice_idx)):
+        if not cfg.skip:
+            stages[slot.group - 1].append(timm_block_string(space, cfg))
+    return stages
+
+
+class StandaloneNet(nn.Module):
+    """A plain network for one architecture of a space."""
+
+    def __init__(self, space: SearchSpace, choice_idx: Sequence[int], drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0):
+        super().__init__()
+        from timm.layers import create_classifier, create_conv2d, get_act_layer, get_norm_act_layer
+        from timm.models._efficientnet_blocks import SqueezeExcite
+        from timm.models._efficientnet_builder import (EfficientNetBuilder, decode_arch_def,
+                                                       efficientnet_init_weights)
+
+        act_layer = get_act_layer(TIMM_ACT_LAYER[space.act])
+        norm_act = get_norm_act_layer(nn.BatchNorm2d, act_layer)
+        self.num_classes = space.num_classes
+        self.drop_rate = drop_rate
+        self.conv_stem = create_conv2d(space.in_chans, space.stem_channels, space.stem_kernel,
+                                       stride=space.stem_stride)
+        self.bn1 = norm_act(space.stem_channels, inplace=True)
+        builder = EfficientNetBuilder(
+            output_stride=1 << 20,  # never dilate; timm assumes a stride-2 stem when counting
+            round_chs_fn=_keep_width, act_layer=act_layer, norm_layer=nn.BatchNorm2d,
+            se_layer=partial(SqueezeExcite, gate_layer=space.se_gate), drop_path_rate=drop_path_rate)
+        self.blocks = nn.Sequential(*builder(space.stem_channels, decode_arch_def(timm_arch_def(space, choice_idx))))
+        self.conv_head = create_conv2d(builder.in_chs, space.head_channels, 1)
+        self.bn2 = norm_act(space.head_channels, inplace=True)
+        self.global_pool, self.classifier = create_classifier(space.head_channels, space.num_classes)
+        efficientnet_init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.global_pool(self.forward_features(x))
+        if self.drop_rate > 0:
+            x = nn.functional.dropout(x, self.drop_rate, self.training)
+        return self.classifier(x)
+
+
+def build_model(space: SearchSpace, choice_idx: Sequence[int], **kwargs) -> StandaloneNet:
+    """Plain ``nn.Module`` for the architecture given by one choice index per decision."""
+    return StandaloneNet(space, [int(i) for i in choice_idx], **kwargs)

@@ -1,0 +1,181 @@
+"""Analytic MACs and parameter counts, and per-block look-up tables built from them.
+
+Every formula here is the "complexity twin" (pycls style) of a module in ``supernet.py`` /
+``builder.py``; tests check them against ``FlopCounterMode`` (which reports 2 x MACs) and the
+standalone model's parameter count. Scoring a sampled architecture is then table look-ups:
+no forward pass on the search's hot path.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+
+from fpnas.space.spec import BlockConfig, SearchSpace, conv_out_size
+
+
+def block_complexity(cfg: BlockConfig) -> tuple[int, int]:
+    """(MACs, params) of one block for one image; a skipped block costs nothing."""
+    if cfg.skip:
+        return 0, 0
+    h_in, h_out = cfg.in_size, cfg.out_size
+    macs = params = 0
+    mid = cfg.mid_chs
+    if not cfg.separable:  # 1x1 expansion conv + BN
+        macs += cfg.in_chs * mid * h_in * h_in
+        params += cfg.in_chs * mid + 2 * mid
+    macs += mid * cfg.kernel * cfg.kernel * h_out * h_out  # depthwise conv + BN
+    params += mid * cfg.kernel * cfg.kernel + 2 * mid
+    if cfg.se_chs:  # two 1x1 convs with bias on the pooled vector
+        macs += 2 * mid * cfg.se_chs
+        params += 2 * mid * cfg.se_chs + cfg.se_chs + mid
+    macs += mid * cfg.out_chs * h_out * h_out  # 1x1 projection + BN
+    params += mid * cfg.out_chs + 2 * cfg.out_chs
+    return macs, params
+
+
+def stem_complexity(space: SearchSpace) -> tuple[int, int]:
+    h = conv_out_size(space.input_size, space.stem_kernel, space.stem_stride)
+    k2 = space.stem_kernel ** 2
+    return (space.in_chans * space.stem_channels * k2 * h * h,
+            space.in_chans * space.stem_channels * k2 + 2 * space.stem_channels)
+
+
+def head_complexity(space: SearchSpace, last_chs: int) -> tuple[int, int]:
+    """1x1 head conv + BN, global pool, linear classifier."""
+    h, hc, nc = space.final_size, space.head_channels, space.num_classes
+    return last_chs * hc * h * h + hc * nc, last_chs * hc + 2 * hc + hc * nc + nc
+
+
+def architecture_complexity(space: SearchSpace, choice_idx) -> tuple[int, int]:
+    """(MACs, params) of one architecture by direct evaluation of the formulas."""
+    macs, params = stem_complexity(space)
+    for cfg in space.resolve(choice_idx):
+        m, p = block_complexity(cfg)
+        macs, params = macs + m, params + p
+    m, p = head_complexity(space, space.last_width(choice_idx))
+    return macs + m, params + p
+
+
+@dataclass
+class _Term:
+    """One additive cost term: a table over the choices of the decisions it depends on."""
+
+    decisions: list[int]  # decision indices, one per table dim (distinct)
+    macs: torch.Tensor  # float64, shape [size of each decision]
+    params: torch.Tensor
+
+
+class ComplexityTables:
+    """Per-block tables of MACs/params indexed by choice indices.
+
+    Each block's cost depends only on its own variables and on at most two group-width
+    decisions, so a table per block is small (<= a few thousand entries) and exact.
+    """
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        dindex = space.decision_index
+        sizes = space.sizes
+        stem_m, stem_p = stem_complexity(space)
+        self.constant_macs, self.constant_params = float(stem_m), float(stem_p)
+        self.terms: list[_Term] = []
+        for slot in space.blocks:
+            names = [slot.in_decision, slot.out_decision,  # the nonlinearity costs no MACs/params
+                     *(n for var, n in slot.var_decisions.items() if var != "act")]
+            decs = list(dict.fromkeys(dindex[n] for n in names if n is not None))
+            shape = [sizes[d] for d in decs]
+            macs = torch.zeros(shape, dtype=torch.float64)
+            params = torch.zeros(shape, dtype=torch.float64)
+            for combo in itertools.product(*[range(s) for s in shape]):
+                idx = [0] * space.num_decisions
+                for d, c in zip(decs, combo):
+                    idx[d] = c
+                cfg = space.resolve_block(slot, idx)
+                macs[combo], params[combo] = block_complexity(cfg)
+            self.terms.append(_Term(decs, macs, params))
+        last = space.last_channel_decision
+        decs = [dindex[last]] if last is not None else []
+        widths = space.decisions[decs[0]].choices if decs else space.last_channels
+        hm = torch.tensor([head_complexity(space, w)[0] for w in widths], dtype=torch.float64)
+        hp = torch.tensor([head_complexity(space, w)[1] for w in widths], dtype=torch.float64)
+        if decs:
+            self.terms.append(_Term(decs, hm, hp))
+        else:
+            self.constant_macs += float(hm[0])
+            self.constant_params += float(hp[0])
+        self._flat = [(t.decisions, torch.tensor(self._strides(t.macs.shape)), t.macs.flatten(),
+                       t.params.flatten()) for t in self.terms]
+
+    @staticmethod
+    def _strides(shape) -> list[int]:
+        strides, acc = [], 1
+        for s in reversed(shape):
+            strides.append(acc)
+            acc *= s
+        return strides[::-1] or [0]
+
+    def lookup(self, choice_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MACs and params (float64) of architectures given as [n, D] choice indices."""
+        idx = torch.as_tensor(choice_idx).long()
+        if idx.dim() == 1:
+            idx = idx[None]
+        macs = torch.full((idx.shape[0],), self.constant_macs, dtype=torch.float64)
+        params = torch.full((idx.shape[0],), self.constant_params, dtype=torch.float64)
+        for decs, strides, tm, tp in self._flat:
+            flat = (idx[:, decs] * strides).sum(1) if decs else torch.zeros_like(macs, dtype=torch.long)
+            macs += tm[flat]
+            params += tp[flat]
+        return macs, params
+
+    def expected_macs(self, marginal) -> torch.Tensor:
+        """Exact E[MACs] under a distribution; ``marginal(decisions)`` returns their joint probs."""
+        total = torch.tensor(self.constant_macs, dtype=torch.float64)
+        for term in self.terms:
+            total = total + (marginal(term.decisions).detach().to("cpu", torch.float64) * term.macs).sum()
+        return total
+
+    def macs_range(self) -> tuple[float, float]:
+        """Exact minimum and maximum MACs over the whole space.
+
+        Block terms share only group-width decisions, which form a chain (each term touches the
+        widths of two consecutive groups at most): min/max by dynamic programming over it.
+        """
+        return self._extreme(torch.min), self._extreme(torch.max)
+
+    def _extreme(self, reduce) -> float:
+        space = self.space
+        chain = [space.decision_index[n] for n in space.group_channel_decision if n is not None]
+        pos = {d: i for i, d in enumerate(chain)}
+        # reduce every term to a factor over its (<= 2) chain decisions
+        unary = {d: torch.zeros(space.decisions[d].size, dtype=torch.float64) for d in chain}
+        pair: dict[tuple[int, int], torch.Tensor] = {}
+        const = self.constant_macs
+        for term in self.terms:
+            t = term.macs
+            keep = [i for i, d in enumerate(term.decisions) if d in pos]
+            for i in sorted(set(range(t.dim())) - set(keep), reverse=True):
+                t = reduce(t, dim=i).values
+            kept = [term.decisions[i] for i in keep]
+            if not kept:
+                const += float(t)
+            elif len(kept) == 1:
+                unary[kept[0]] += t
+            else:
+                a, b = sorted(kept, key=pos.get)
+                if kept[0] != a:
+                    t = t.T
+                pair[(a, b)] = pair.get((a, b), 0) + t
+        if set(pair) - set(zip(chain, chain[1:])):
+            raise RuntimeError("cost terms couple non-adjacent group widths")
+        if not chain:
+            return const
+        msg = unary[chain[0]].clone()
+        for prev, cur in zip(chain, chain[1:]):
+            p = pair.get((prev, cur))
+            if p is None:
+                msg = reduce(msg) + unary[cur]
+            else:
+                msg = reduce(msg[:, None] + p, dim=0).values + unary[cur]
+        return const + float(reduce(msg))

@@ -1,0 +1,158 @@
+"""Weight-shared super-net: max-size weights, sliced per sampled architecture.
+
+Only the sampled path computes: widths are the leading channels of the max-size weights,
+smaller kernels the centre of the largest kernel. Each block mirrors timm's InvertedResidual
+(or DepthwiseSeparableConv when expansion is 1) op for op, so the output for an architecture
+equals that of the standalone model built from it with :meth:`SuperNet.standalone_state_dict`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fpnas.space.spec import BlockConfig, BlockSlot, SearchSpace
+
+ACT_FN = {"relu": F.relu, "swish": F.silu, "hswish": F.hardswish}
+GATE_FN = {"sigmoid": torch.sigmoid, "hard_sigmoid": F.hardsigmoid}
+
+
+def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int, batch_stats: bool) -> torch.Tensor:
+    """BatchNorm on the first ``c`` channels; updates only their running statistics."""
+    track = bn.training
+    return F.batch_norm(
+        x,
+        bn.running_mean[:c] if track or not batch_stats else None,
+        bn.running_var[:c] if track or not batch_stats else None,
+        bn.weight[:c], bn.bias[:c], track or batch_stats, bn.momentum, bn.eps)
+
+
+def _bn_state(bn: nn.BatchNorm2d, c: int) -> dict[str, torch.Tensor]:
+    return {"weight": bn.weight[:c], "bias": bn.bias[:c], "running_mean": bn.running_mean[:c],
+            "running_var": bn.running_var[:c], "num_batches_tracked": bn.num_batches_tracked}
+
+
+class SuperBlock(nn.Module):
+    """All choices of one MBConv position, holding the max-size weights."""
+
+    def __init__(self, space: SearchSpace, slot: BlockSlot):
+        super().__init__()
+        mids = [space.mid_channels(c, e) for c in slot.in_channels for e in slot.expansion]
+        dw = max(mids)
+        cin, cout, k = max(slot.in_channels), max(slot.out_channels), max(slot.kernel)
+        self.kmax = k
+        self.conv_pw = nn.Conv2d(cin, dw, 1, bias=False) if any(e != 1 for e in slot.expansion) else None
+        self.bn1 = nn.BatchNorm2d(dw) if self.conv_pw is not None else None
+        self.conv_dw = nn.Conv2d(dw, dw, k, padding=k // 2, groups=dw, bias=False)
+        self.bn2 = nn.BatchNorm2d(dw)
+        if 1 in slot.se:
+            rd = max(space.se_channels(c, space.mid_channels(c, e), e)
+                     for c in slot.in_channels for e in slot.expansion)
+            self.se_reduce = nn.Conv2d(dw, rd, 1)
+            self.se_expand = nn.Conv2d(rd, dw, 1)
+        self.conv_pwl = nn.Conv2d(dw, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.gate = GATE_FN[space.se_gate]
+
+    def dw_weight(self, c: int, k: int) -> torch.Tensor:
+        w = self.conv_dw.weight[:c]
+        off = (self.kmax - k) // 2
+        return w[:, :, off:off + k, off:off + k] if off else w
+
+    def forward(self, x: torch.Tensor, cfg: BlockConfig, batch_stats: bool) -> torch.Tensor:
+        if cfg.skip:
+            return x
+        act, mid = ACT_FN[cfg.act], cfg.mid_chs
+        h = x
+        if not cfg.separable:
+            h = act(_bn(F.conv2d(h, self.conv_pw.weight[:mid, :cfg.in_chs]), self.bn1, mid, batch_stats))
+        h = F.conv2d(h, self.dw_weight(mid, cfg.kernel), None, cfg.stride, cfg.kernel // 2, 1, mid)
+        h = act(_bn(h, self.bn2, mid, batch_stats))
+        if cfg.se_chs:
+            rd = cfg.se_chs
+            s = h.mean((2, 3), keepdim=True)
+            s = act(F.conv2d(s, self.se_reduce.weight[:rd, :mid], self.se_reduce.bias[:rd]))
+            s = F.conv2d(s, self.se_expand.weight[:mid, :rd], self.se_expand.bias[:mid])
+            h = h * self.gate(s)
+        h = _bn(F.conv2d(h, self.conv_pwl.weight[:cfg.out_chs, :mid]), self.bn3, cfg.out_chs, batch_stats)
+        return h + x if cfg.has_residual else h
+
+    def standalone_state(self, cfg: BlockConfig) -> dict[str, torch.Tensor]:
+        """This block's weights for ``cfg`` under timm's block parameter names."""
+        mid = cfg.mid_chs
+        sd: dict[str, torch.Tensor] = {"conv_dw.weight": self.dw_weight(mid, cfg.kernel)}
+        if cfg.se_chs:
+            rd = cfg.se_chs
+            sd |= {"se.conv_reduce.weight": self.se_reduce.weight[:rd, :mid],
+                   "se.conv_reduce.bias": self.se_reduce.bias[:rd],
+                   "se.conv_expand.weight": self.se_expand.weight[:mid, :rd],
+                   "se.conv_expand.bias": self.se_expand.bias[:mid]}
+        pwl = self.conv_pwl.weight[:cfg.out_chs, :mid]
+        if cfg.separable:  # timm DepthwiseSeparableConv: conv_dw, bn1, se, conv_pw, bn2
+            sd["conv_pw.weight"] = pwl
+            sd |= {f"bn1.{k}": v for k, v in _bn_state(self.bn2, mid).items()}
+            sd |= {f"bn2.{k}": v for k, v in _bn_state(self.bn3, cfg.out_chs).items()}
+        else:  # timm InvertedResidual: conv_pw, bn1, conv_dw, bn2, se, conv_pwl, bn3
+            sd["conv_pw.weight"] = self.conv_pw.weight[:mid, :cfg.in_chs]
+            sd["conv_pwl.weight"] = pwl
+            sd |= {f"bn1.{k}": v for k, v in _bn_state(self.bn1, mid).items()}
+            sd |= {f"bn2.{k}": v for k, v in _bn_state(self.bn2, mid).items()}
+            sd |= {f"bn3.{k}": v for k, v in _bn_state(self.bn3, cfg.out_chs).items()}
+        return sd
+
+
+class SuperNet(nn.Module):
+    """The weight-shared super-net of a search space.
+
+    ``eval_batch_stats``: in eval mode, normalise with the batch's statistics instead of the
+    running ones. Running statistics are shared by every sampled path and fit none of them
+    well, so scoring an architecture with batch statistics is the usual one-shot NAS choice.
+    """
+
+    def __init__(self, space: SearchSpace, eval_batch_stats: bool = True):
+        super().__init__()
+        from timm.models._efficientnet_builder import efficientnet_init_weights
+
+        self.space = space
+        self.eval_batch_stats = eval_batch_stats
+        self.conv_stem = nn.Conv2d(space.in_chans, space.stem_channels, space.stem_kernel,
+                                   space.stem_stride, space.stem_kernel // 2, bias=False)
+        self.bn1 = nn.BatchNorm2d(space.stem_channels)
+        self.blocks = nn.ModuleList(SuperBlock(space, slot) for slot in space.blocks)
+        self.conv_head = nn.Conv2d(max(space.last_channels), space.head_channels, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(space.head_channels)
+        self.classifier = nn.Linear(space.head_channels, space.num_classes)
+        self.act = ACT_FN[space.act]
+        efficientnet_init_weights(self)
+
+    def forward(self, x: torch.Tensor, choice_idx: Sequence[int]) -> torch.Tensor:
+        """Logits of the architecture given by one choice index per decision."""
+        configs = self.space.resolve(choice_idx)
+        batch_stats = not self.training and self.eval_batch_stats
+        x = self.act(_bn(self.conv_stem(x), self.bn1, self.bn1.num_features, batch_stats))
+        for block, cfg in zip(self.blocks, configs):
+            x = block(x, cfg, batch_stats)
+        last = configs[-1].out_chs
+        x = F.conv2d(x, self.conv_head.weight[:, :last])
+        x = self.act(_bn(x, self.bn2, self.bn2.num_features, batch_stats))
+        return self.classifier(x.mean((2, 3)))
+
+    @torch.no_grad()
+    def standalone_state_dict(self, choice_idx: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Weights of one architecture, named as in :class:`~fpnas.space.builder.StandaloneNet`."""
+        sd = {"conv_stem.weight": self.conv_stem.weight}
+        sd |= {f"bn1.{k}": v for k, v in _bn_state(self.bn1, self.bn1.num_features).items()}
+        position = [0] * len(self.space.group_channels)
+        configs = self.space.resolve(choice_idx)
+        for slot, block, cfg in zip(self.space.blocks, self.blocks, configs):
+            if cfg.skip:
+                continue
+            prefix = f"blocks.{slot.group - 1}.{position[slot.group - 1]}."
+            position[slot.group - 1] += 1
+            sd |= {prefix + k: v for k, v in block.standalone_state(cfg).items()}
+        sd["conv_head.weight"] = self.conv_head.weight[:, :configs[-1].out_chs]
+        sd |= {f"bn2.{k}": v for k, v in _bn_state(self.bn2, self.bn2.num_features).items()}
+        sd |= {"classifier.weight": self.classifier.weight, "classifier.bias": self.classifier.bias}
+        return {k: v.detach().clone().contiguous() for k, v in sd.items()}

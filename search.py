@@ -1,0 +1,16 @@
+"""FP-NAS search entry point: ``python search.py [hydra overrides]`` (see README)."""
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="search")
+def main(cfg: DictConfig) -> float:
+    from fpnas.cli import run_reporting_user_errors
+    from fpnas.run_search import run_search
+
+    summary = run_reporting_user_errors(run_search, cfg)
+    return summary["val_acc"]  # the value a Hydra sweeper would optimise
+
+
+if __name__ == "__main__":
+    main()

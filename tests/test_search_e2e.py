@@ -1,0 +1,88 @@
+"""End to end: compose the Hydra config, search, check the outputs, rebuild from arch.yaml."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from fpnas.arch import load_architecture
+from fpnas.run_search import run_search
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORT = ["trainer.max_epochs=2", "+trainer.limit_train_batches=6", "+trainer.limit_val_batches=4",
+         "search.warmup_epochs=0", "distribution.switch_epoch=1", "trainer.enable_progress_bar=false"]
+
+
+def _cfg(tmp_path, overrides):
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        return compose("search", overrides=[f"paths.output_dir={tmp_path}", *overrides])
+
+
+def test_search_writes_every_output_and_the_architecture_rebuilds(tmp_path):
+    summary = run_search(_cfg(tmp_path, SHORT))
+    for name in ("arch.yaml", "search_summary.json", "checkpoints/last.ckpt", "csv/metrics.csv"):
+        assert (tmp_path / name).is_file(), name
+    written = json.loads((tmp_path / "search_summary.json").read_text())
+    assert written == summary
+    required = {"target_mflops", "arch_mflops", "arch_params_m", "val_acc", "total_arch_samples", "steps",
+                "epochs", "entropy_initial", "entropy_final", "k_initial", "k_final", "wall_time_s"}
+    assert required <= set(written)
+    assert written["steps"] == 12 and written["epochs"] == 2 and written["phase_final"] == "joint"
+    assert written["k_initial"] == 4 and written["entropy_initial"] == pytest.approx(17.2766, abs=1e-3)
+    assert written["total_arch_samples"] >= 2 * written["steps"]
+    arch = load_architecture(tmp_path / "arch.yaml")
+    macs, params = arch.complexity()
+    assert macs / 1e6 == pytest.approx(written["arch_mflops"], rel=1e-9)
+    model = arch.build()
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for metric in ("search/entropy", "search/K", "search/samples_total", "search/flops_expected",
+                   "search/flops_argmax", "search/cost_penalty", "val/acc", "prob/g3.channels/40"):
+        assert metric in header, metric
+
+
+def test_resume_after_the_switch_continues_the_same_counters(tmp_path):
+    run_search(_cfg(tmp_path, SHORT))
+    summary = run_search(_cfg(tmp_path, [*SHORT, "trainer.max_epochs=3", "ckpt_path=last"]))
+    assert summary["epochs"] == 3 and summary["steps"] == 18 and summary["phase_final"] == "joint"
+
+
+def _cli(tmp_path, *overrides):
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR",)}
+    return subprocess.run([sys.executable, str(ROOT / "search.py"), f"hydra.run.dir={tmp_path}", *overrides],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+def test_cli_search_on_the_digits_data(tmp_path):
+    proc = _cli(tmp_path, "data=digits", "space=micro", "cost.target_mflops=0.08", *SHORT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "search_summary.json").read_text())
+    assert summary["space"] == "micro" and summary["arch_mflops"] > 0
+    assert not (tmp_path / "outputs").exists()  # nothing written outside the run directory
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["cost.target_mflops=0.01"], "cost.target_mflops=0.01 is outside what space 'tiny' can reach (min 0.2047, max 2.063"),
+    (["sampler.lam=0"], "sampler.lam must be > 0"),
+    (["sampler=fixed", "sampler.k=0"], "sampler.k must be an integer >= 1"),
+    (["sampler.k_min=0"], "sampler.k_min must be an integer >= 1"),
+    (["distribution.schedule=sometimes"], "distribution.schedule must be one of"),
+])
+def test_bad_input_fails_fast_with_one_line(tmp_path, overrides, message):
+    proc = _cli(tmp_path, *overrides)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "checkpoints").exists()  # failed before training
+
+
+def test_unknown_space_lists_the_options(tmp_path):
+    proc = _cli(tmp_path, "space=nope")
+    assert proc.returncode != 0
+    assert "Could not find 'space/nope'" in proc.stderr and "tiny" in proc.stderr

@@ -1,0 +1,80 @@
+"""The search LightningModule on real (tiny) data: alpha learns, the FLOPs hinge bites, FD->JD."""
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from fpnas.data import DigitsDataModule
+from fpnas.sampling import AdaptiveK
+from fpnas.search_module import SearchModule
+from fpnas.space.complexity import ComplexityTables
+from fpnas.space.spec import SearchSpace
+
+# One decision: the width of a single block, 1 channel (a crippling bottleneck) or 16.
+WIDTH_SPACE = dict(
+    name="width", input_size=8, in_chans=1, num_classes=10,
+    stem={"channels": 8, "kernel": 3, "stride": 1},
+    groups=[{"channels": [1, 16], "repeat": 1, "stride": 2, "expansion": [1], "kernel": [3],
+             "act": ["relu"], "se": [0]}],
+    head={"channels": 32})
+
+
+def _search(space, target_mflops, beta, epochs=6, **kwargs):
+    pl.seed_everything(0)
+    module = SearchModule(space, AdaptiveK(0.25, 2), target_mflops=target_mflops, beta=beta,
+                          alpha_lr=0.1, omega_lr=0.05, warmup_epochs=1, seed=0, **kwargs)
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         limit_val_batches=0)
+    trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
+    return module
+
+
+def test_alpha_converges_to_the_choice_that_clearly_helps():
+    space = SearchSpace(WIDTH_SPACE)
+    module = _search(space, target_mflops=1.0, beta=0.0)
+    p_wide = float(module.distribution.marginal([0])[1])
+    assert p_wide > 0.9
+    assert module.space.choices_of(module.argmax_architecture().tolist()) == {"g1.channels": 16}
+    # every step drew K = max(2, floor(0.25 * H)) = 2 samples
+    assert int(module.samples_total) == 2 * int(module.steps_done) == 2 * 6 * (719 // 32)
+
+
+def test_a_tight_flops_target_with_large_beta_makes_the_cheap_choice_win():
+    space = SearchSpace(WIDTH_SPACE)
+    macs, _ = ComplexityTables(space).lookup(torch.tensor([[0], [1]]))
+    assert macs.tolist() == [6720.0, 16320.0]  # hand-computed: stem 4608, dw 1152, pw, head, fc
+    module = _search(space, target_mflops=0.010, beta=5.0)
+    assert float(module.distribution.marginal([0])[0]) > 0.9
+
+
+def test_coarse_to_fine_switches_once_and_keeps_the_distribution():
+    space = SearchSpace.load("micro")
+    module = _search(space, target_mflops=0.08, beta=1.0, epochs=3, schedule="coarse_to_fine", switch_epoch=2)
+    assert module.phase == "joint"
+    assert int(module.distribution.mask.sum()) == sum(
+        torch.tensor([space.sizes[d] for d in u]).prod().item() for u in space.units("joint"))
+    # alpha moved away from uniform, and the entropy went down from H0
+    assert float(module.distribution.entropy()) < float(module.entropy_initial)
+    assert int(module.k_initial) == int(0.25 * float(module.entropy_initial))
+
+
+@pytest.mark.parametrize("weight_importance", [True, False])
+def test_omega_gradient_matches_the_importance_weighted_sum(weight_importance):
+    """The one-pass online-softmax accumulation equals sum_k w_k grad CE_k computed naively."""
+    space = SearchSpace.load("micro")
+    torch.manual_seed(0)
+    module = SearchModule(space, AdaptiveK(), target_mflops=0.1, weight_importance=weight_importance)
+    module.manual_backward = lambda loss: loss.backward()  # no trainer attached
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    rows = module.distribution.sample(5, torch.Generator().manual_seed(1)).tolist()
+    module.supernet.eval()  # fixed BN statistics: every forward is the same function
+    module._omega_backward(x, y, rows)
+    got = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in module.supernet.parameters()]
+    module.supernet.zero_grad(set_to_none=True)
+    losses = [torch.nn.functional.cross_entropy(module.supernet(x, r), y) for r in rows]
+    ll = torch.stack([-l.detach() * 16 for l in losses])
+    w = torch.softmax(ll, 0) if weight_importance else torch.full((5,), 0.2)
+    sum(wk * l for wk, l in zip(w, losses)).backward()
+    want = [p.grad if p.grad is not None else torch.zeros_like(p) for p in module.supernet.parameters()]
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(got, want))
+    assert sum(float(g.abs().sum()) for g in got) > 0

@@ -1,0 +1,15 @@
+"""Retrain a searched architecture from scratch: ``python train.py arch=<run dir>/arch.yaml``."""
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from fpnas.cli import run_reporting_user_errors
+    from fpnas.run_train import run_train
+
+    return run_reporting_user_errors(run_train, cfg)["test_acc"]
+
+
+if __name__ == "__main__":
+    main()
