@@ -86,3 +86,19 @@ def test_unknown_space_lists_the_options(tmp_path):
     proc = _cli(tmp_path, "space=nope")
     assert proc.returncode != 0
     assert "Could not find 'space/nope'" in proc.stderr and "tiny" in proc.stderr
+
+
+def test_unknown_data_lists_the_options(tmp_path):
+    proc = _cli(tmp_path, "data=imagenet9")
+    assert proc.returncode != 0
+    assert "Could not find 'data/imagenet9'" in proc.stderr and "mnist5k" in proc.stderr
+
+
+def test_switch_epoch_beyond_the_run_warns(tmp_path):
+    from fpnas.run_search import validate
+
+    with pytest.warns(UserWarning, match="never reaches the joint distribution"):
+        validate(_cfg(tmp_path, ["distribution.switch_epoch=50"]))
+    space, sampler, (lo, hi) = validate(_cfg(tmp_path, []))
+    assert space.name == "tiny" and sampler(17.3) == 4
+    assert (round(lo, 4), round(hi, 4)) == (0.2047, 2.0632)
