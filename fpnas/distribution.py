@@ -34,6 +34,7 @@ class ArchDistribution(torch.nn.Module):
         if covered != list(range(len(self.sizes))):
             raise ValueError("units must partition the decisions")
         self.unit_sizes = [math.prod(self.sizes[d] for d in u) for u in self.units]
+        self.unit_of = {d: u for u, unit in enumerate(self.units) for d in unit}
         n_units, width = len(self.units), max(self.unit_sizes, default=1)
         max_arity = max((len(u) for u in self.units), default=1)
         # decode: flat index within a unit -> choice index of each of its decisions (row-major)
@@ -121,8 +122,7 @@ class ArchDistribution(torch.nn.Module):
         factors = []  # (tensor, decisions it spans)
         by_unit: dict[int, list[int]] = {}
         for d in decisions:
-            u = next(i for i, unit in enumerate(self.units) if d in unit)
-            by_unit.setdefault(u, []).append(d)
+            by_unit.setdefault(self.unit_of[d], []).append(d)
         for u, ds in by_unit.items():
             unit = self.units[u]
             p = probs[u, : self.unit_sizes[u]].reshape([self.sizes[d] for d in unit])

@@ -37,7 +37,6 @@ class StepStats:
     macs: torch.Tensor  # [K] MACs of the sampled architectures
     costs: torch.Tensor  # [K] hinge costs
     train_loss: float
-    alpha_updated: bool
 
 
 class SearchModule(pl.LightningModule):
@@ -202,12 +201,11 @@ class SearchModule(pl.LightningModule):
 
         self.steps_done += 1
         self.samples_total += k
-        self.last_step = StepStats(k, entropy, macs, costs, train_loss, not warm)
+        self.last_step = StepStats(k, entropy, macs, costs, train_loss)
         self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
 
     def on_train_epoch_end(self) -> None:
-        for scheduler in [self.lr_schedulers()] if self.lr_schedulers() is not None else []:
-            scheduler.step()
+        self.lr_schedulers().step()  # cosine schedule of omega, per epoch
 
     # ------------------------------------------------------------------ argmax architecture
     def argmax_architecture(self) -> torch.Tensor:
