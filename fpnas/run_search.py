@@ -23,25 +23,19 @@ def build_space(cfg: DictConfig):
     return SearchSpace(spec, name=spec.get("name"))
 
 
-def _data_class(cfg: DictConfig):
-    from hydra.utils import get_class
-
-    target = cfg.data.get("_target_")
-    if not target:
-        raise ConfigError("data config needs a _target_ (a LightningDataModule class)")
-    return get_class(target)
-
-
 def validate(cfg: DictConfig):
-    """Everything that can be wrong with the config, checked before any data is loaded."""
+    """Everything that can be wrong with the config, checked before any data is loaded.
+
+    Returns the space (with the data's classes and input channels), the sampler, the data
+    module (constructed, not set up) and the space's exact (min, max) MFLOPs.
+    """
     from hydra.utils import instantiate
 
     from fpnas.space.complexity import ComplexityTables
 
     space = build_space(cfg)
-    data_cls = _data_class(cfg)
-    space = space.with_num_classes(getattr(data_cls, "num_classes", space.num_classes),
-                                   getattr(data_cls, "in_chans", space.in_chans))
+    datamodule = instantiate(cfg.data)  # cheap by contract: data modules load nothing before setup()
+    space = space.with_num_classes(datamodule.num_classes, datamodule.in_chans)
     sampler = instantiate(cfg.sampler)
     target, beta = float(cfg.cost.target_mflops), float(cfg.cost.beta)
     if not target > 0:
@@ -60,7 +54,7 @@ def validate(cfg: DictConfig):
     if max_epochs is not None and cfg.search.warmup_epochs >= max_epochs:
         warnings.warn(f"search.warmup_epochs={cfg.search.warmup_epochs} >= trainer.max_epochs={max_epochs}: "
                       "α never moves; the result is the uniform distribution's mode")
-    return space, sampler, (lo, hi)
+    return space, sampler, datamodule, (lo, hi)
 
 
 def build_module(cfg: DictConfig, space, sampler):
@@ -99,10 +93,9 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
 
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
-    space, sampler, (lo, hi) = validate(cfg)
+    space, sampler, datamodule, (lo, hi) = validate(cfg)
     ckpt_path = resolve_ckpt_path(cfg, output_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
     module = build_module(cfg, space, sampler)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]

@@ -17,7 +17,7 @@ log = logging.getLogger("fpnas")
 
 def run_train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
-    from hydra.utils import get_class, instantiate
+    from hydra.utils import instantiate
 
     from fpnas.train_module import TrainModule
 
@@ -25,16 +25,16 @@ def run_train(cfg: DictConfig) -> dict:
     if not cfg.get("arch"):
         raise ConfigError("no architecture given: pass arch=<path to arch.yaml written by search.py>")
     arch = load_architecture(cfg.arch)
-    data_cls = get_class(cfg.data._target_)
     space = arch.space
-    if getattr(data_cls, "in_chans", space.in_chans) != space.in_chans:
-        raise ConfigError(f"architecture {cfg.arch} takes {space.in_chans}-channel input but data "
-                          f"{data_cls.__name__} has {data_cls.in_chans} channels")
-    if getattr(data_cls, "num_classes", space.num_classes) != space.num_classes:
-        raise ConfigError(f"architecture {cfg.arch} has {space.num_classes} classes but data "
-                          f"{data_cls.__name__} has {data_cls.num_classes}")
     with open_dict(cfg):
         cfg.data.image_size = space.input_size  # train at the architecture's input size
+    datamodule = instantiate(cfg.data)  # cheap: nothing is loaded before setup()
+    if datamodule.in_chans != space.in_chans:
+        raise ConfigError(f"architecture {cfg.arch} takes {space.in_chans}-channel input but data "
+                          f"{type(datamodule).__name__} has {datamodule.in_chans} channels")
+    if datamodule.num_classes != space.num_classes:
+        raise ConfigError(f"architecture {cfg.arch} has {space.num_classes} classes but data "
+                          f"{type(datamodule).__name__} has {datamodule.num_classes}")
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     model = arch.build(drop_rate=cfg.model.drop_rate)
@@ -42,7 +42,6 @@ def run_train(cfg: DictConfig) -> dict:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-    datamodule = instantiate(cfg.data)
     macs, params = arch.complexity()
     log.info("training %s: %.4g MFLOPs, %.4g M params", cfg.arch, macs / 1e6, params / 1e6)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

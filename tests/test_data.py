@@ -28,8 +28,8 @@ def digits():
 
 
 def test_registry():
-    assert DATAMODULES == {"mnist5k": Mnist5kDataModule, "digits": DigitsDataModule}
-    for cls in DATAMODULES.values():
+    assert DATAMODULES["mnist5k"] is Mnist5kDataModule and DATAMODULES["digits"] is DigitsDataModule
+    for cls in (Mnist5kDataModule, DigitsDataModule):
         assert issubclass(cls, SearchDataModule)
         assert cls.num_classes == 10 and cls.in_chans == 1
 

@@ -99,6 +99,7 @@ def test_switch_epoch_beyond_the_run_warns(tmp_path):
 
     with pytest.warns(UserWarning, match="never reaches the joint distribution"):
         validate(_cfg(tmp_path, ["distribution.switch_epoch=50"]))
-    space, sampler, (lo, hi) = validate(_cfg(tmp_path, []))
+    space, sampler, datamodule, (lo, hi) = validate(_cfg(tmp_path, []))
+    assert datamodule.num_classes == 10 and not datamodule.datasets  # built, nothing loaded yet
     assert space.name == "tiny" and sampler(17.3) == 4
     assert (round(lo, 4), round(hi, 4)) == (0.2047, 2.0632)

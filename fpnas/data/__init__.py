@@ -1,9 +1,46 @@
-"""Data modules for FP-NAS: in-memory ω (weights) / α (architecture) / test splits."""
+"""Data modules for FP-NAS: ω (weights) / α (architecture) / test splits.
+
+* ``mnist5k``, ``digits``: small bundled sets held in memory (:class:`SearchDataModule`).
+* ``imagefolder``: ImageNet-layout folders, optionally the ImageNet-100 class-subset protocol.
+* ``cifar10``, ``cifar100``, ``mnist``, ``fashion_mnist``: torchvision data sets.
+
+The last two kinds halve the official train split into ω/α and hold out the official
+test split (:class:`HalvedTrainDataModule`).
+"""
 
 from fpnas.data.base import SearchDataModule
 from fpnas.data.digits import DigitsDataModule
+from fpnas.data.imagefolder import ImageFolderDataModule
 from fpnas.data.mnist5k import Mnist5kDataModule
+from fpnas.data.split import HalvedTrainDataModule
+from fpnas.data.torchvision_sets import (
+    CIFAR10DataModule,
+    CIFAR100DataModule,
+    FashionMNISTDataModule,
+    MNISTDataModule,
+    TorchvisionDataModule,
+)
 
-DATAMODULES = {"mnist5k": Mnist5kDataModule, "digits": DigitsDataModule}
+DATAMODULES = {
+    "mnist5k": Mnist5kDataModule,
+    "digits": DigitsDataModule,
+    "imagefolder": ImageFolderDataModule,
+    "cifar10": CIFAR10DataModule,
+    "cifar100": CIFAR100DataModule,
+    "mnist": MNISTDataModule,
+    "fashion_mnist": FashionMNISTDataModule,
+}
 
-__all__ = ["SearchDataModule", "Mnist5kDataModule", "DigitsDataModule", "DATAMODULES"]
+__all__ = [
+    "SearchDataModule",
+    "Mnist5kDataModule",
+    "DigitsDataModule",
+    "HalvedTrainDataModule",
+    "ImageFolderDataModule",
+    "TorchvisionDataModule",
+    "CIFAR10DataModule",
+    "CIFAR100DataModule",
+    "MNISTDataModule",
+    "FashionMNISTDataModule",
+    "DATAMODULES",
+]

@@ -31,7 +31,7 @@ def timm_block_string(space: SearchSpace, cfg: BlockConfig) -> str:
         s = f"ds_r1_k{cfg.kernel}_s{cfg.stride}_c{cfg.out_chs}"
     else:
         s = f"ir_r1_k{cfg.kernel}_s{cfg.stride}_e{cfg.expansion!r}_c{cfg.out_chs}"
-    if cfg.se_chs:
+    if cfg.se_chs and not cfg.splits:
         # timm divides the ratio by the expansion (SE width relative to the block input);
         # pre-multiply for FBNet-style SE relative to the expanded width.
         ratio = space.se_ratio if space.se_relative_to == "input" else space.se_ratio * cfg.expansion
@@ -71,10 +71,31 @@ class StandaloneNet(nn.Module):
             round_chs_fn=_keep_width, act_layer=act_layer, norm_layer=nn.BatchNorm2d,
             se_layer=partial(SqueezeExcite, gate_layer=space.se_gate), drop_path_rate=drop_path_rate)
         self.blocks = nn.Sequential(*builder(space.stem_channels, decode_arch_def(timm_arch_def(space, choice_idx))))
+        self._insert_split_attention(space, choice_idx)
         self.conv_head = create_conv2d(builder.in_chs, space.head_channels, 1)
         self.bn2 = norm_act(space.head_channels, inplace=True)
         self.global_pool, self.classifier = create_classifier(space.head_channels, space.num_classes)
         efficientnet_init_weights(self)
+
+    def _insert_split_attention(self, space: SearchSpace, choice_idx) -> None:
+        """timm has no split-attention MBConv: timm's builder lays out every block (widths,
+        strides, drop-path schedule) and blocks with splits replace their placeholder."""
+        from timm.layers import get_act_layer
+
+        from fpnas.space.split_attention import SplitAttnMBConv
+
+        position = [0] * len(space.group_channels)
+        for slot, cfg in zip(space.blocks, space.resolve(choice_idx)):
+            if cfg.skip:
+                continue
+            stage, i = slot.group - 1, position[slot.group - 1]
+            position[stage] += 1
+            if cfg.splits:
+                placeholder = self.blocks[stage][i]
+                drop = getattr(placeholder.drop_path, "drop_prob", 0.0)
+                self.blocks[stage][i] = SplitAttnMBConv(
+                    cfg.in_chs, cfg.out_chs, cfg.mid_chs, cfg.kernel, cfg.stride, get_act_layer(TIMM_ACT_LAYER[cfg.act]), cfg.splits,
+                    cfg.attn_chs, cfg.separable, drop)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))

@@ -25,11 +25,16 @@ def block_complexity(cfg: BlockConfig) -> tuple[int, int]:
     if not cfg.separable:  # 1x1 expansion conv + BN
         macs += cfg.in_chs * mid * h_in * h_in
         params += cfg.in_chs * mid + 2 * mid
-    macs += mid * cfg.kernel * cfg.kernel * h_out * h_out  # depthwise conv + BN
-    params += mid * cfg.kernel * cfg.kernel + 2 * mid
+    r = max(1, cfg.splits)  # depthwise convs (+ BN) on the shared expanded tensor, one per split
+    macs += r * mid * cfg.kernel * cfg.kernel * h_out * h_out
+    params += r * (mid * cfg.kernel * cfg.kernel + 2 * mid)
     if cfg.se_chs:  # two 1x1 convs with bias on the pooled vector
         macs += 2 * mid * cfg.se_chs
         params += 2 * mid * cfg.se_chs + cfg.se_chs + mid
+    if cfg.splits:  # split attention: FC (bias) + BN + ReLU, then FC (bias) to r x mid logits
+        a = cfg.attn_chs
+        macs += mid * a + a * r * mid
+        params += mid * a + a + 2 * a + a * r * mid + r * mid
     macs += mid * cfg.out_chs * h_out * h_out  # 1x1 projection + BN
     params += mid * cfg.out_chs + 2 * cfg.out_chs
     return macs, params

@@ -19,7 +19,7 @@ from fpnas.errors import ConfigError
 ACTIVATIONS = ("relu", "swish", "hswish")
 SE_GATES = ("sigmoid", "hard_sigmoid")
 SE_RELATIVE = ("expanded", "input")
-BLOCK_VARIABLES = ("kernel", "expansion", "act", "se")  # searched per block
+BLOCK_VARIABLES = ("kernel", "expansion", "act", "se", "splits")  # searched per block
 SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
 
 
@@ -40,7 +40,7 @@ class Decision:
     """One search variable: ``name`` like ``g2.b1.kernel`` or ``g3.channels``."""
 
     name: str
-    kind: str  # channels | kernel | expansion | act | se
+    kind: str  # channels | kernel | expansion | act | se | splits
     choices: tuple
     group: int  # 1-based group index
     block: int | None  # global block index; None for group-level decisions
@@ -65,6 +65,7 @@ class BlockSlot:
     expansion: tuple
     act: tuple
     se: tuple
+    splits: tuple  # split-attention splits r (0 = none; 1 = SE-like gate; >= 2 = softmax over splits)
     in_decision: str | None  # decision setting the input width (None if fixed)
     out_decision: str | None
     var_decisions: Mapping[str, str | None] = field(default_factory=dict)  # variable -> decision
@@ -87,6 +88,8 @@ class BlockConfig:
     se_chs: int  # 0 = no SE
     stride: int
     in_size: int
+    splits: int = 0  # split-attention splits (FP-NAS Fig. 2); 0 = none
+    attn_chs: int = 0  # reduced width of the split-attention FCs
 
     @property
     def skip(self) -> bool:
@@ -147,6 +150,12 @@ def _activation(v) -> str:
 def _se(v) -> int:
     if v not in (0, 1) or isinstance(v, float) and not v.is_integer():
         raise ValueError(f"{v!r} is not 0 (no SE) or 1 (SE)")
+    return int(v)
+
+
+def _splits(v) -> int:
+    if isinstance(v, bool) or int(v) != float(v) or int(v) < 0:
+        raise ValueError(f"{v!r} is not a number of splits (0 = none, 1 = SE-like, 2, 4, ...)")
     return int(v)
 
 
@@ -223,6 +232,9 @@ class SearchSpace:
             expansions = _as_choices(group["expansion"], f"{gw}: expansion", _expansion)
             acts = _as_choices(group.get("act", self.act), f"{gw}: act", _activation)
             ses = _as_choices(group.get("se", 0), f"{gw}: se", _se)
+            splits = _as_choices(group.get("splits", 0), f"{gw}: splits", _splits)
+            if 1 in ses and max(splits) > 0:
+                raise ConfigError(f"{gw}: give either 'se' or 'splits' (split attention with 1 split is SE)")
             if kernels == (0,):
                 raise ConfigError(f"{gw}: kernel choices are only 0 (skip); add a real kernel size")
             ch_decision = None
@@ -240,7 +252,7 @@ class SearchSpace:
                 # is not such a place, so 0 is dropped there (FBNetV2 convention).
                 residual_always = b_stride == 1 and (pos > 0 or (len(in_ch) == 1 and in_ch == channels))
                 b_kernels = kernels if residual_always else tuple(k for k in kernels if k != 0)
-                choices = {"kernel": b_kernels, "expansion": expansions, "act": acts, "se": ses}
+                choices = {"kernel": b_kernels, "expansion": expansions, "act": acts, "se": ses, "splits": splits}
                 var_decisions = {}
                 for var in BLOCK_VARIABLES:
                     if len(choices[var]) > 1:
@@ -252,7 +264,7 @@ class SearchSpace:
                 self.blocks.append(BlockSlot(
                     index=index, group=gi, position=pos, stride=b_stride, in_size=size,
                     in_channels=in_ch, out_channels=channels, kernel=b_kernels,
-                    expansion=expansions, act=acts, se=ses, in_decision=in_dec,
+                    expansion=expansions, act=acts, se=ses, splits=splits, in_decision=in_dec,
                     out_decision=ch_decision, var_decisions=var_decisions))
                 size = conv_out_size(size, 3, b_stride)
             prev_channels, prev_decision = channels, ch_decision
@@ -335,10 +347,11 @@ class SearchSpace:
         return in_chs if expansion == 1 else make_divisible(in_chs * expansion, self.width_divisor)
 
     def block_config(self, slot: BlockSlot, in_chs: int, out_chs: int, kernel: int,
-                     expansion: float, act: str, se: int) -> BlockConfig:
+                     expansion: float, act: str, se: int, splits: int = 0) -> BlockConfig:
         mid = self.mid_channels(in_chs, expansion)
-        se_chs = self.se_channels(in_chs, mid, expansion) if se else 0
-        return BlockConfig(in_chs, out_chs, mid, kernel, expansion, act, se_chs, slot.stride, slot.in_size)
+        reduced = self.se_channels(in_chs, mid, expansion)
+        return BlockConfig(in_chs, out_chs, mid, kernel, expansion, act, reduced if se else 0, slot.stride,
+                           slot.in_size, splits, reduced if splits else 0)
 
     def _value(self, choice_idx: Sequence[int], decision: str | None, fixed: tuple):
         if decision is None:
@@ -355,7 +368,8 @@ class SearchSpace:
             v(choice_idx, vd["kernel"], slot.kernel),
             v(choice_idx, vd["expansion"], slot.expansion),
             v(choice_idx, vd["act"], slot.act),
-            v(choice_idx, vd["se"], slot.se))
+            v(choice_idx, vd["se"], slot.se),
+            v(choice_idx, vd["splits"], slot.splits))
 
     def resolve(self, choice_idx: Sequence[int]) -> list[BlockConfig]:
         """Per-block configurations of the architecture given by one choice index per decision."""

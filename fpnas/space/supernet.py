@@ -52,14 +52,47 @@ class SuperBlock(nn.Module):
                      for c in slot.in_channels for e in slot.expansion)
             self.se_reduce = nn.Conv2d(dw, rd, 1)
             self.se_expand = nn.Conv2d(rd, dw, 1)
+        self.max_splits = max(slot.splits)
+        if self.max_splits:  # split i >= 1 has its own depthwise conv + BN, shared by every r > i
+            self.conv_dw_splits = nn.ModuleList(nn.Conv2d(dw, dw, k, padding=k // 2, groups=dw, bias=False)
+                                                for _ in range(self.max_splits - 1))
+            self.bn_dw_splits = nn.ModuleList(nn.BatchNorm2d(dw) for _ in range(self.max_splits - 1))
+            attn = max(space.se_channels(c, space.mid_channels(c, e), e)
+                       for c in slot.in_channels for e in slot.expansion)
+            self.attn_fc1 = nn.Conv2d(dw, attn, 1)
+            self.attn_bn = nn.BatchNorm2d(attn)
+            self.attn_fc2 = nn.Conv2d(attn, self.max_splits * dw, 1)  # rows: split-major, [split, channel]
         self.conv_pwl = nn.Conv2d(dw, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
         self.gate = GATE_FN[space.se_gate]
 
-    def dw_weight(self, c: int, k: int) -> torch.Tensor:
-        w = self.conv_dw.weight[:c]
+    def dw_weight(self, c: int, k: int, split: int = 0) -> torch.Tensor:
+        conv = self.conv_dw if split == 0 else self.conv_dw_splits[split - 1]
+        w = conv.weight[:c]
         off = (self.kmax - k) // 2
         return w[:, :, off:off + k, off:off + k] if off else w
+
+    def dw_bn(self, split: int) -> nn.BatchNorm2d:
+        return self.bn2 if split == 0 else self.bn_dw_splits[split - 1]
+
+    def attn_fc2_slices(self, r: int, c: int, a: int) -> tuple[torch.Tensor, torch.Tensor]:
+        dw = self.conv_dw.weight.shape[0]
+        w = self.attn_fc2.weight.view(self.max_splits, dw, -1)[:r, :c, :a].reshape(r * c, a, 1, 1)
+        b = self.attn_fc2.bias.view(self.max_splits, dw)[:r, :c].reshape(r * c)
+        return w, b
+
+    def split_attention(self, h: torch.Tensor, cfg: BlockConfig, act, batch_stats: bool) -> torch.Tensor:
+        """r depthwise convs on the shared tensor, weighted by attention over the splits."""
+        r, mid, a = cfg.splits, cfg.mid_chs, cfg.attn_chs
+        outs = [act(_bn(F.conv2d(h, self.dw_weight(mid, cfg.kernel, i), None, cfg.stride, cfg.kernel // 2,
+                                 1, mid), self.dw_bn(i), mid, batch_stats)) for i in range(r)]
+        total = outs[0] if r == 1 else torch.stack(outs).sum(0)
+        g = F.conv2d(total.mean((2, 3), keepdim=True), self.attn_fc1.weight[:a, :mid], self.attn_fc1.bias[:a])
+        g = F.conv2d(F.relu(_bn(g, self.attn_bn, a, batch_stats)), *self.attn_fc2_slices(r, mid, a))
+        if r == 1:
+            return outs[0] * torch.sigmoid(g)
+        weights = torch.softmax(g.view(g.shape[0], r, mid, 1, 1), dim=1)
+        return sum(weights[:, i] * out for i, out in enumerate(outs))
 
     def forward(self, x: torch.Tensor, cfg: BlockConfig, batch_stats: bool) -> torch.Tensor:
         if cfg.skip:
@@ -68,8 +101,11 @@ class SuperBlock(nn.Module):
         h = x
         if not cfg.separable:
             h = act(_bn(F.conv2d(h, self.conv_pw.weight[:mid, :cfg.in_chs]), self.bn1, mid, batch_stats))
-        h = F.conv2d(h, self.dw_weight(mid, cfg.kernel), None, cfg.stride, cfg.kernel // 2, 1, mid)
-        h = act(_bn(h, self.bn2, mid, batch_stats))
+        if cfg.splits:
+            h = self.split_attention(h, cfg, act, batch_stats)
+        else:
+            h = F.conv2d(h, self.dw_weight(mid, cfg.kernel), None, cfg.stride, cfg.kernel // 2, 1, mid)
+            h = act(_bn(h, self.bn2, mid, batch_stats))
         if cfg.se_chs:
             rd = cfg.se_chs
             s = h.mean((2, 3), keepdim=True)
@@ -82,6 +118,8 @@ class SuperBlock(nn.Module):
     def standalone_state(self, cfg: BlockConfig) -> dict[str, torch.Tensor]:
         """This block's weights for ``cfg`` under timm's block parameter names."""
         mid = cfg.mid_chs
+        if cfg.splits:
+            return self._split_attention_state(cfg)
         sd: dict[str, torch.Tensor] = {"conv_dw.weight": self.dw_weight(mid, cfg.kernel)}
         if cfg.se_chs:
             rd = cfg.se_chs
@@ -100,6 +138,25 @@ class SuperBlock(nn.Module):
             sd |= {f"bn1.{k}": v for k, v in _bn_state(self.bn1, mid).items()}
             sd |= {f"bn2.{k}": v for k, v in _bn_state(self.bn2, mid).items()}
             sd |= {f"bn3.{k}": v for k, v in _bn_state(self.bn3, cfg.out_chs).items()}
+        return sd
+
+
+    def _split_attention_state(self, cfg: BlockConfig) -> dict[str, torch.Tensor]:
+        """Weights for :class:`~fpnas.space.split_attention.SplitAttnMBConv`."""
+        mid, a, r = cfg.mid_chs, cfg.attn_chs, cfg.splits
+        sd: dict[str, torch.Tensor] = {}
+        if not cfg.separable:
+            sd["conv_pw.weight"] = self.conv_pw.weight[:mid, :cfg.in_chs]
+            sd |= {f"bn1.{k}": v for k, v in _bn_state(self.bn1, mid).items()}
+        for i in range(r):
+            sd[f"conv_dw.{i}.weight"] = self.dw_weight(mid, cfg.kernel, i)
+            sd |= {f"bn2.{i}.{k}": v for k, v in _bn_state(self.dw_bn(i), mid).items()}
+        w2, b2 = self.attn_fc2_slices(r, mid, a)
+        sd |= {"attn.fc1.weight": self.attn_fc1.weight[:a, :mid], "attn.fc1.bias": self.attn_fc1.bias[:a],
+               "attn.fc2.weight": w2, "attn.fc2.bias": b2}
+        sd |= {f"attn.bn1.{k}": v for k, v in _bn_state(self.attn_bn, a).items()}
+        sd["conv_pwl.weight"] = self.conv_pwl.weight[:cfg.out_chs, :mid]
+        sd |= {f"bn3.{k}": v for k, v in _bn_state(self.bn3, cfg.out_chs).items()}
         return sd
 
 
