@@ -2,6 +2,8 @@
 import hydra
 from omegaconf import DictConfig
 
+from fpnas.launch import adopt_job_argv_if_ddp_child
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: DictConfig) -> float:
@@ -13,4 +15,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    adopt_job_argv_if_ddp_child()  # a DDP child of a sweep job runs that job only
     main()

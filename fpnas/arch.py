@@ -16,6 +16,8 @@ def describe_block(cfg: BlockConfig) -> str:
     """One readable line per block, e.g. ``ir k5 e3 16->24 s2 swish se4``."""
     if cfg.skip:
         return f"skip ({cfg.in_chs}->{cfg.out_chs})"
+    if cfg.conv:
+        return f"conv k{cfg.kernel} {cfg.in_chs}->{cfg.out_chs} s{cfg.stride} {cfg.act}"
     kind = "ds" if cfg.separable else f"ir e{cfg.expansion:g}"
     se = f" se{cfg.se_chs}" if cfg.se_chs else ""
     return f"{kind} k{cfg.kernel} {cfg.in_chs}->{cfg.out_chs} s{cfg.stride} {cfg.act}{se}"
@@ -28,6 +30,7 @@ class Architecture:
     space: SearchSpace
     indices: list[int]
     meta: dict[str, Any] = field(default_factory=dict)
+    inline_space: bool = False  # the file holds the space itself (reference architectures)
 
     @property
     def choices(self) -> dict[str, Any]:
@@ -41,7 +44,7 @@ class Architecture:
         blocks = {f"g{s.group}.b{s.position}": describe_block(c)
                   for s, c in zip(self.space.blocks, self.space.resolve(self.indices))}
         return {
-            "space": self.space.name,
+            "space": self.space_entry(),
             "input_size": self.space.input_size,
             "in_chans": self.space.in_chans,
             "num_classes": self.space.num_classes,
@@ -51,6 +54,22 @@ class Architecture:
             "blocks": blocks,  # informational, ignored on load
             **({"meta": self.meta} if self.meta else {}),
         }
+
+    def space_entry(self):
+        """The ``space`` entry of the file: a shipped space's name, else the space spec inline."""
+        if not self.inline_space and self.space.name in SearchSpace.available():
+            return self.space.name
+        spec = dict(self.space.spec)
+        spec["name"] = self.space.name
+        return spec
+
+    def with_data(self, num_classes: int, in_chans: int, input_size: int | None = None) -> "Architecture":
+        """The same architecture for other data: classifier size, input channels and input size."""
+        spec = dict(self.space.spec, num_classes=int(num_classes), in_chans=int(in_chans))
+        if input_size is not None:
+            spec["input_size"] = int(input_size)
+        return Architecture(SearchSpace(spec, name=self.space.name), list(self.indices), dict(self.meta),
+                            self.inline_space or input_size is not None)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -77,12 +96,25 @@ def load_architecture(path: str | Path, space: SearchSpace | None = None) -> Arc
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"architecture file {path} is not valid YAML: {exc}") from None
+    return architecture_from_dict(data, space, where=path)
+
+
+def architecture_from_dict(data, space: SearchSpace | None = None, where: str | Path = "<dict>") -> Architecture:
+    """An architecture from the mapping an ``arch.yaml`` holds (e.g. kept in a checkpoint)."""
+    path = where
     if not isinstance(data, dict) or "choices" not in data or "space" not in data:
         raise ConfigError(f"architecture file {path} needs the keys 'space' and 'choices'")
     if not isinstance(data["choices"], dict):
         raise ConfigError(f"architecture file {path}: 'choices' must map decision names to values")
+    inline = isinstance(data["space"], dict)
     if space is None:
-        space = SearchSpace.load(data["space"])
+        if inline:
+            try:
+                space = SearchSpace(data["space"], name=data["space"].get("name") or Path(str(path)).stem)
+            except ConfigError as exc:
+                raise ConfigError(f"architecture file {path}: inline space: {exc}") from None
+        else:
+            space = SearchSpace.load(data["space"])
     space = space.with_num_classes(data.get("num_classes", space.num_classes), data.get("in_chans", space.in_chans))
     if data.get("input_size", space.input_size) != space.input_size:
         raise ConfigError(f"architecture file {path}: input_size {data['input_size']} differs from "
@@ -91,7 +123,18 @@ def load_architecture(path: str | Path, space: SearchSpace | None = None) -> Arc
         indices = space.indices_of(data["choices"])
     except ConfigError as exc:
         raise ConfigError(f"architecture file {path}: {exc}") from None
-    return Architecture(space, indices, data.get("meta") or {})
+    blocks = data.get("blocks")
+    if blocks is not None:  # informational, but a different block list means another space
+        if not isinstance(blocks, dict):
+            raise ConfigError(f"architecture file {path}: 'blocks' must map block names to descriptions")
+        expected = [f"g{s.group}.b{s.position}" for s in space.blocks]
+        extra = [b for b in blocks if b not in expected]
+        missing = [b for b in expected if b not in blocks]
+        if extra or missing:
+            raise ConfigError(f"architecture file {path}: {len(blocks)} blocks but space '{space.name}' has "
+                              f"{len(expected)}" + (f"; block(s) not in the space: {extra[:5]}" if extra else "")
+                              + (f"; missing block(s): {missing[:5]}" if missing else ""))
+    return Architecture(space, indices, data.get("meta") or {}, inline)
 
 
 def architecture_from_indices(space: SearchSpace, indices: Sequence[int], **meta) -> Architecture:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from fpnas.arch import architecture_from_indices
 
@@ -73,4 +73,23 @@ class ArchitectureExporter(pl.Callback):
         self.export(pl_module)
 
 
-__all__ = ["SearchStatsLogger", "ArchitectureExporter"]
+class CheckpointOnInterrupt(pl.Callback):
+    """Ctrl-C or SIGTERM (cluster preemption) saves ``last.ckpt`` before the process exits.
+
+    Lightning stops after the current batch on SIGTERM; this writes the state at that point
+    where ``ModelCheckpoint`` would only have the last epoch's.
+    """
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.path)
+            rank_zero_info(f"[fpnas] interrupted at step {int(pl_module.steps_done)}: saved {self.path}; "
+                           "resume with ckpt_path=last (same hydra.run.dir)")
+
+
+__all__ = ["SearchStatsLogger", "ArchitectureExporter", "CheckpointOnInterrupt"]

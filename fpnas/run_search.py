@@ -11,7 +11,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fpnas.distributed import AllReduceStats
 from fpnas.errors import ConfigError
+from fpnas.launch import export_job_argv_for_ddp_children, restored_launcher_environment
 
 log = logging.getLogger("fpnas")
 
@@ -68,12 +70,17 @@ def build_module(cfg: DictConfig, space, sampler):
         importance_temperature=cfg.search.importance_temperature,
         omega_lr=o.omega.lr, omega_momentum=o.omega.momentum, omega_nesterov=o.omega.nesterov,
         omega_weight_decay=o.omega.weight_decay, alpha_lr=o.alpha.lr, alpha_betas=tuple(o.alpha.betas),
-        seed=cfg.seed, eval_batch_stats=cfg.search.eval_batch_stats)
+        seed=cfg.seed, eval_batch_stats=cfg.search.eval_batch_stats, sync_bn=cfg.search.sync_bn)
 
 
 def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path``: a file, or ``last``; with ``auto_resume`` an existing last.ckpt is used."""
     ckpt = cfg.get("ckpt_path")
+    last = output_dir / "checkpoints" / "last.ckpt"
     if ckpt is None:
+        if cfg.get("auto_resume") and last.exists():
+            log.info("auto_resume: continuing from %s", last)
+            return str(last)
         return None
     if ckpt == "last":
         path = output_dir / "checkpoints" / "last.ckpt"
@@ -102,11 +109,15 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log.info("%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s", space.describe(),
              cfg.cost.target_mflops, lo, hi, sampler)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    export_job_argv_for_ddp_children()
+    fit_start = time.time()
+    with restored_launcher_environment():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_time = time.time() - fit_start
 
-    val_acc = trainer.callback_metrics.get("val/acc")
-    if val_acc is None:
-        val_acc = trainer.validate(module, datamodule=datamodule, verbose=False)[0]["val/acc"]
+    # the last validation of the fit scored the final argmax architecture; NaN when validation is off
+    # (no trainer.validate here: under DDP it would start a second set of processes)
+    val_acc = trainer.callback_metrics.get("val/acc", float("nan"))
     idx = module.argmax_architecture()
     mflops, params_m = module.architecture_mflops(idx)
     summary = {
@@ -125,6 +136,10 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         "phase_final": module.phase,
         "expected_mflops_final": module.expected_mflops(),
         "wall_time_s": round(time.time() - start, 2),
+        "fit_time_s": round(fit_time, 2),
+        "processes": int(trainer.world_size),
+        "grad_allreduces": AllReduceStats.calls,
+        "grad_allreduce_mb": round(AllReduceStats.bytes / 2**20, 3),
         "arch_file": str(output_dir / "arch.yaml"),
         "checkpoint": str(output_dir / "checkpoints" / "last.ckpt"),
     }

@@ -1,4 +1,4 @@
-"""The body of ``train.py``: build the plain model of an architecture file, train, test, report."""
+"""The body of ``train.py``: build the plain model of an architecture, train, test, report."""
 from __future__ import annotations
 
 import json
@@ -7,52 +7,115 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fpnas.arch import load_architecture
 from fpnas.errors import ConfigError
 
 log = logging.getLogger("fpnas")
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsproptf", "rmsprop", "adamw", "adam", "lamb", "lars")
+
+
+def _check(cfg: DictConfig) -> None:
+    """Early checks, with messages that say what to change."""
+    r = cfg.recipe
+    if str(r.opt).lower() not in OPTIMIZERS:
+        raise ConfigError(f"recipe.opt={r.opt!r}: use one of {list(OPTIMIZERS)}")
+    if not r.lr > 0:
+        raise ConfigError(f"recipe.lr must be > 0, got {r.lr}")
+    if not 0 <= r.label_smoothing < 1:
+        raise ConfigError(f"recipe.label_smoothing must be in [0, 1), got {r.label_smoothing}")
+    if not 0 <= r.ema_decay < 1:
+        raise ConfigError(f"recipe.ema_decay must be in [0, 1) (0 = no EMA), got {r.ema_decay}")
+    d = cfg.distill
+    if d.teacher and not 0 <= d.weight <= 1:
+        raise ConfigError(f"distill.weight must be in [0, 1], got {d.weight}")
+    if d.teacher and not d.temperature > 0:
+        raise ConfigError(f"distill.temperature must be > 0, got {d.temperature}")
 
 
 def run_train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from fpnas.reference import resolve_architecture
     from fpnas.train_module import TrainModule
 
     start = time.time()
     if not cfg.get("arch"):
-        raise ConfigError("no architecture given: pass arch=<path to arch.yaml written by search.py>")
-    arch = load_architecture(cfg.arch)
-    space = arch.space
+        raise ConfigError("no architecture given: pass arch=<path to arch.yaml written by search.py> or a "
+                          "registered name (e.g. arch=mobilenetv2_100)")
+    _check(cfg)
+    arch, is_reference = resolve_architecture(cfg.arch)
+    input_size = cfg.get("input_size") or arch.space.input_size
     with open_dict(cfg):
-        cfg.data.image_size = space.input_size  # train at the architecture's input size
+        cfg.data.image_size = input_size  # train at the architecture's (or the requested) input size
     datamodule = instantiate(cfg.data)  # cheap: nothing is loaded before setup()
-    if datamodule.in_chans != space.in_chans:
-        raise ConfigError(f"architecture {cfg.arch} takes {space.in_chans}-channel input but data "
-                          f"{type(datamodule).__name__} has {datamodule.in_chans} channels")
-    if datamodule.num_classes != space.num_classes:
-        raise ConfigError(f"architecture {cfg.arch} has {space.num_classes} classes but data "
-                          f"{type(datamodule).__name__} has {datamodule.num_classes}")
+    adapt = cfg.model.adapt_to_data
+    adapt = is_reference if adapt == "auto" else bool(adapt)
+    data_name = type(datamodule).__name__
+    sp = arch.space
+    if (adapt and (datamodule.in_chans, datamodule.num_classes) != (sp.in_chans, sp.num_classes)) \
+            or input_size != sp.input_size:
+        arch = arch.with_data(datamodule.num_classes if adapt else sp.num_classes,
+                              datamodule.in_chans if adapt else sp.in_chans,
+                              input_size if input_size != sp.input_size else None)
+    if datamodule.in_chans != arch.space.in_chans:
+        raise ConfigError(f"architecture {cfg.arch} takes {arch.space.in_chans}-channel input but data "
+                          f"{data_name} has {datamodule.in_chans} channels (model.adapt_to_data=true adapts the stem)")
+    if datamodule.num_classes != arch.space.num_classes:
+        raise ConfigError(f"architecture {cfg.arch} has {arch.space.num_classes} classes but data "
+                          f"{data_name} has {datamodule.num_classes} (model.adapt_to_data=true adapts the classifier)")
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    model = arch.build(drop_rate=cfg.model.drop_rate)
-    module = TrainModule(model, space.num_classes, **cfg.optim)
+    model = arch.build(drop_rate=cfg.model.drop_rate, drop_path_rate=cfg.model.drop_path_rate)
+    copied = None
+    if cfg.init.get("from_search"):
+        from fpnas.distill import warm_start_from_search
+
+        copied = warm_start_from_search(model, arch, cfg.init.from_search)
+        log.info("warm start: %d tensors from the super-net of %s", copied, cfg.init.from_search)
+    teacher = None
+    if cfg.distill.get("teacher"):
+        from fpnas.distill import load_teacher
+
+        teacher = load_teacher(cfg.distill.teacher, datamodule.num_classes, datamodule.in_chans,
+                               cfg.distill.get("teacher_checkpoint"), cfg.distill.get("teacher_ema", True))
+    recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
+    module = TrainModule(model, arch.space.num_classes, arch=arch.to_dict(), teacher=teacher,
+                         distill_weight=cfg.distill.weight, distill_temperature=cfg.distill.temperature, **recipe)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     macs, params = arch.complexity()
-    log.info("training %s: %.4g MFLOPs, %.4g M params", cfg.arch, macs / 1e6, params / 1e6)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    test_acc = trainer.test(module, datamodule=datamodule, verbose=False)[0]["test/acc"]
-    summary = {"arch": str(cfg.arch), "test_acc": float(test_acc), "mflops": macs / 1e6,
-               "params_m": params / 1e6, "epochs": int(trainer.current_epoch),
-               "wall_time_s": round(time.time() - start, 2)}
+    if trainer.is_global_zero:
+        arch.save(output_dir / "arch.yaml")
+    log.info("training %s (%s): %.4g MFLOPs, %.4g M params at %d px", cfg.arch, arch.space.name, macs / 1e6,
+             params / 1e6, arch.space.input_size)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":
+        ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint ({ckpt_path})")
+    fit_start = time.time()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    train_time = time.time() - fit_start
+    metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    summary = {"arch": str(cfg.arch), "space": arch.space.name, "input_size": arch.space.input_size,
+               "num_classes": arch.space.num_classes,
+               "test_acc": float(metrics["test/acc"]),
+               "test_acc_ema": float(metrics.get("test/acc_ema", metrics["test/acc"])),
+               **({"test_acc5": float(metrics["test/acc5"])} if "test/acc5" in metrics else {}),
+               **({"test_acc5_ema": float(metrics["test/acc5_ema"])} if "test/acc5_ema" in metrics else {}),
+               "mflops": macs / 1e6, "params_m": params / 1e6, "epochs": int(trainer.current_epoch),
+               "steps": int(trainer.global_step), "ema": cfg.recipe.ema_decay > 0,
+               "distill_teacher": str(cfg.distill.teacher) if cfg.distill.get("teacher") else None,
+               "init_from_search": str(cfg.init.from_search) if copied else None,
+               "train_time_s": round(train_time, 2), "wall_time_s": round(time.time() - start, 2)}
     if trainer.is_global_zero:
         (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        log.info("test acc %.4f (%.4g MFLOPs) in %.1f s -> %s", summary["test_acc"], summary["mflops"],
-                 summary["wall_time_s"], output_dir)
+        log.info("test acc %.4f (EMA %.4f), %.4g MFLOPs, in %.1f s -> %s", summary["test_acc"],
+                 summary["test_acc_ema"], summary["mflops"], summary["wall_time_s"], output_dir)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return summary

@@ -19,6 +19,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics.classification import MulticlassAccuracy
 
 from fpnas.cost import arch_importance, hinge_cost
+from fpnas.distributed import all_reduce_sum, average_gradients, is_distributed
 from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError
 from fpnas.space.complexity import ComplexityTables
@@ -61,6 +62,7 @@ class SearchModule(pl.LightningModule):
         alpha_betas: tuple[float, float] = (0.9, 0.999),
         seed: int = 0,
         eval_batch_stats: bool = True,
+        sync_bn: bool | str = "auto",
     ):
         super().__init__()
         if schedule not in SCHEDULES:
@@ -117,6 +119,11 @@ class SearchModule(pl.LightningModule):
                        f"({int(self.distribution.mask.sum())} logits, entropy {float(self.distribution.entropy()):.3f} nats)")
 
     def on_train_epoch_start(self) -> None:
+        # cosine schedule of omega, per epoch; stepped here, to the epoch about to run, so that a
+        # checkpoint written before or after an epoch's end resumes with the same learning rate
+        scheduler = self.lr_schedulers()
+        while scheduler.last_epoch < self.current_epoch:
+            scheduler.step()
         h = self.hparams
         if h.schedule == "coarse_to_fine" and self.phase == "factorized" and self.current_epoch >= h.switch_epoch:
             self.switch_to_joint()
@@ -144,17 +151,31 @@ class SearchModule(pl.LightningModule):
         return self.distribution.sample(k, generator)
 
     # ------------------------------------------------------------------ the step
+    def on_fit_start(self) -> None:
+        # batch statistics over all processes, so that W processes with batches of B / W compute
+        # what one process computes with batches of B; "auto": only when there are several
+        # (one process then keeps the fused kernel, equal up to float rounding)
+        mode = self.hparams.sync_bn
+        self.supernet.sync_bn = mode is True or (mode == "auto" and is_distributed())
+
     def _omega_backward(self, x: torch.Tensor, y: torch.Tensor, rows: list[list[int]]) -> float:
-        """Accumulate sum_k w_k grad(CE_k) with w = softmax(l / T) in one pass (online softmax)."""
+        """Accumulate sum_k w_k grad(CE_k) with w = softmax(l / T) in one pass (online softmax).
+
+        l_k is the log-likelihood of the whole (global) batch: each process all-reduces its
+        part, a scalar, before weighting; the gradients are averaged once, after all K samples.
+        """
         importance, temp = self.hparams.weight_importance, self.hparams.importance_temperature
         run_max, denom, loss_sum = -math.inf, 0.0, 0.0
         for row in rows:
-            ce = F.cross_entropy(self.supernet(x, row), y)
+            per_image = F.cross_entropy(self.supernet(x, row), y, reduction="none")
+            ce = per_image.mean()
             loss_sum += float(ce.detach())
             if not importance:
                 self.manual_backward(ce / len(rows))
                 continue
-            score = -float(ce.detach()) * y.numel() / temp  # summed log-likelihood / T
+            # float64 sum: the weights exp(l_k - max) magnify absolute errors of l_k
+            log_lik = all_reduce_sum(-per_image.detach().sum(dtype=torch.float64))
+            score = float(log_lik) / temp  # summed log-likelihood of the global batch / T
             if score > run_max:
                 if denom > 0:  # a new maximum: rescale what was accumulated so far
                     scale = math.exp(run_max - score)
@@ -169,6 +190,7 @@ class SearchModule(pl.LightningModule):
         if importance:
             grads = [p.grad for p in self.supernet.parameters() if p.grad is not None]
             torch._foreach_div_(grads, denom)
+        average_gradients(self.supernet.parameters())
         return loss_sum / len(rows)
 
     def training_step(self, batch, batch_idx):
@@ -191,9 +213,10 @@ class SearchModule(pl.LightningModule):
         costs = hinge_cost(macs, self.target_macs)
         if not warm:
             with torch.no_grad():
-                val_ll = torch.stack([-F.cross_entropy(self.supernet(xv, row), yv, reduction="sum")
-                                      for row in rows])
-            m = arch_importance(val_ll.double(), costs, self.hparams.beta, self.hparams.importance_temperature)
+                val_ll = all_reduce_sum(torch.stack([  # v_k of the global batch
+                    -F.cross_entropy(self.supernet(xv, row), yv, reduction="none").sum(dtype=torch.float64)
+                    for row in rows]))
+            m = arch_importance(val_ll, costs, self.hparams.beta, self.hparams.importance_temperature)
             alpha = self.distribution.alpha
             alpha.grad = self.distribution.grad_weighted_nll(archs.to(alpha.device), m.to(alpha.device))
             opt_alpha.step()
@@ -204,8 +227,6 @@ class SearchModule(pl.LightningModule):
         self.last_step = StepStats(k, entropy, macs, costs, train_loss)
         self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
 
-    def on_train_epoch_end(self) -> None:
-        self.lr_schedulers().step()  # cosine schedule of omega, per epoch
 
     # ------------------------------------------------------------------ argmax architecture
     def argmax_architecture(self) -> torch.Tensor:

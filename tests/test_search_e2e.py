@@ -103,3 +103,46 @@ def test_switch_epoch_beyond_the_run_warns(tmp_path):
     assert datamodule.num_classes == 10 and not datamodule.datasets  # built, nothing loaded yet
     assert space.name == "tiny" and sampler(17.3) == 4
     assert (round(lo, 4), round(hi, 4)) == (0.2047, 2.0632)
+
+
+def test_resumed_search_ends_exactly_like_an_uninterrupted_one(tmp_path):
+    """Stopped after the FD -> JD switch and resumed: the same alpha, bit for bit, and the same arch."""
+    three = ["trainer.max_epochs=3", "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
+             "search.warmup_epochs=0", "distribution.switch_epoch=1", "trainer.enable_progress_bar=false",
+             "data=digits", "space=micro", "cost.target_mflops=0.08"]
+    run_search(_cfg(tmp_path / "straight", three))
+    # interrupted after 2 of 3 epochs (max_steps counts both optimizers' steps: 2 per search step);
+    # the run still plans 3 epochs, so its cosine schedule is the uninterrupted run's
+    run_search(_cfg(tmp_path / "resumed", [*three, "+trainer.max_steps=16"]))
+    before = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert before["fpnas"]["phase"] == "joint"  # stopped after the switch
+    summary = run_search(_cfg(tmp_path / "resumed", [*three, "ckpt_path=last"]))
+    assert summary["phase_final"] == "joint" and summary["steps"] == 12
+    straight = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert torch.equal(straight["distribution.alpha"], resumed["distribution.alpha"])
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert load_architecture(tmp_path / "straight" / "arch.yaml").indices == \
+        load_architecture(tmp_path / "resumed" / "arch.yaml").indices
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes(tmp_path):
+    import signal
+    import time
+
+    args = [sys.executable, str(ROOT / "search.py"), f"hydra.run.dir={tmp_path}", "data=digits", "space=micro",
+            "cost.target_mflops=0.08", "trainer.max_epochs=500", "trainer.enable_progress_bar=false"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "csv" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) > 3):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    steps = int(ckpt["state_dict"]["steps_done"])
+    assert f"interrupted at step {steps}" in (tmp_path / "search.log").read_text()
+    summary = run_search(_cfg(tmp_path, ["ckpt_path=last", f"trainer.max_epochs={ckpt['epoch'] + 1}",
+                                         "data=digits", "space=micro", "cost.target_mflops=0.08",
+                                         "trainer.enable_progress_bar=false"]))
+    assert summary["steps"] > steps

@@ -40,3 +40,130 @@ def test_train_rejects_a_missing_or_mismatched_architecture(tmp_path):
     path.write_text(path.read_text().replace("in_chans: 1", "in_chans: 3"))
     with pytest.raises(ConfigError, match="3-channel input"):
         run_train(_cfg(tmp_path, [f"arch={path}", "data=digits"]))
+
+
+# ----------------------------------------------------------------------------- recipe, resume, references
+import torch  # noqa: E402
+
+from fpnas.arch import load_architecture  # noqa: E402
+from fpnas.distill import distillation_loss, load_teacher, warm_start_from_search  # noqa: E402
+
+
+def _micro_arch(tmp_path):
+    space = SearchSpace.load("micro")
+    arch = architecture_from_indices(space, [1] * space.num_decisions)
+    return arch, arch.save(tmp_path / "arch.yaml")
+
+
+def test_recipe_reports_raw_and_ema_accuracy_and_resumes(tmp_path):
+    _, path = _micro_arch(tmp_path)
+    first = run_train(_cfg(tmp_path, [f"arch={path}", "data=digits", "trainer.max_epochs=2",
+                                      "recipe.opt=adamw", "recipe.lr=0.01", "recipe.ema_decay=0.9"]))
+    for key in ("test_acc", "test_acc_ema", "test_acc5", "test_acc5_ema", "mflops", "params_m", "epochs",
+                "wall_time_s"):
+        assert key in first
+    assert first["test_acc"] != first["test_acc_ema"] or first["test_acc5"] != first["test_acc5_ema"]
+    assert first["test_acc5"] >= first["test_acc"] > 0.2
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert any(k.startswith("ema.module.") for k in ckpt["state_dict"]) and ckpt["hyper_parameters"]["arch"]
+    lrs = [float(r.split(",")[-1]) for r in (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[1:]
+           if r.split(",")[-1]]
+    assert lrs  # the learning rate is logged every step
+    resumed = run_train(_cfg(tmp_path, [f"arch={path}", "data=digits", "trainer.max_epochs=3", "recipe.opt=adamw",
+                                        "recipe.lr=0.01", "recipe.ema_decay=0.9", "ckpt_path=last"]))
+    assert resumed["epochs"] == 3 and resumed["steps"] == first["steps"] * 3 // 2
+
+
+def test_a_registered_reference_trains_on_other_data(tmp_path):
+    summary = run_train(_cfg(tmp_path, ["arch=mobilenetv2_100", "data=digits", "input_size=16",
+                                        "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]))
+    arch = load_architecture(tmp_path / "arch.yaml")  # the adapted architecture is written to the run
+    assert (arch.space.name, arch.space.input_size, arch.space.num_classes, arch.space.in_chans) == \
+           ("mobilenetv2_100", 16, 10, 1)
+    assert summary["params_m"] == arch.complexity()[1] / 1e6 and 2.2 < summary["params_m"] < 2.3
+
+
+def test_distillation_term_depends_on_the_teacher():
+    torch.manual_seed(0)
+    student = torch.nn.Linear(6, 4)
+    x, y = torch.randn(8, 6), torch.randint(0, 4, (8,))
+    grads = []
+    for teacher_logits, w in [(torch.randn(8, 4), 0.7), (torch.randn(8, 4), 0.7), (torch.randn(8, 4), 0.0)]:
+        student.zero_grad()
+        logits = student(x)
+        loss, kd = distillation_loss(logits, teacher_logits, torch.nn.functional.cross_entropy(logits, y), w, 2.0)
+        loss.backward()
+        grads.append(student.weight.grad.clone())
+        # (1 - w) CE + w T^2 KL(teacher || student)
+        p_t = torch.softmax(teacher_logits / 2, 1)
+        kl = (p_t * (p_t.log() - torch.log_softmax(logits.detach() / 2, 1))).sum(1).mean() * 4
+        assert torch.isclose(kd.detach(), kl, atol=1e-6)
+    assert not torch.allclose(grads[0], grads[1])  # another teacher, other gradients
+    ce_only = torch.autograd.grad(torch.nn.functional.cross_entropy(student(x), y), student.weight)[0]
+    assert torch.allclose(grads[2], ce_only, atol=1e-7)  # w = 0 is plain cross-entropy
+
+
+def test_distillation_from_a_trained_checkpoint(tmp_path):
+    _, path = _micro_arch(tmp_path)
+    run_train(_cfg(tmp_path / "teacher", [f"arch={path}", "data=digits", "trainer.max_epochs=2"]))
+    teacher_ckpt = tmp_path / "teacher" / "checkpoints" / "last.ckpt"
+    teacher = load_teacher(str(teacher_ckpt), 10, 1)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    summary = run_train(_cfg(tmp_path / "student", [f"arch={path}", "data=digits", "trainer.max_epochs=2",
+                                                    f"distill.teacher={teacher_ckpt}", "distill.weight=0.5",
+                                                    "distill.temperature=2"]))
+    assert summary["distill_teacher"] == str(teacher_ckpt) and summary["test_acc"] > 0.1  # chance: 0.1
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "student" / "csv" / "metrics.csv")))
+    kd = [float(r["train/kd_step"]) for r in rows if r.get("train/kd_step")]
+    loss = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert kd and all(v >= 0 for v in kd) and len(loss) == 2 and loss[1] < loss[0]  # it trains
+    with pytest.raises(ConfigError, match="neither a checkpoint file nor a timm model"):
+        load_teacher("no_such_model_xyz", 10, 1)
+    with pytest.raises(ConfigError, match="teacher_checkpoint"):
+        load_teacher("timm:resnet18", 10, 1)
+
+
+def test_warm_start_copies_the_supernet_path(tmp_path):
+    from fpnas.space.supernet import SuperNet
+
+    space = SearchSpace.load("micro").with_num_classes(10, 1)
+    torch.manual_seed(3)
+    net = SuperNet(space, eval_batch_stats=False)
+    ckpt = tmp_path / "search.ckpt"
+    torch.save({"fpnas": {"space": dict(space.spec, name="micro")},
+                "state_dict": {f"supernet.{k}": v for k, v in net.state_dict().items()}}, ckpt)
+    arch = architecture_from_indices(space, [1] * space.num_decisions)
+    model = arch.build()
+    assert warm_start_from_search(model, arch, str(ckpt)) > 10
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x, arch.indices), model.eval()(x), atol=1e-5)
+    other = architecture_from_indices(SearchSpace.load("tiny"), [0] * SearchSpace.load("tiny").num_decisions)
+    with pytest.raises(ConfigError, match="not the architecture's space"):
+        warm_start_from_search(other.build(), other, str(ckpt))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("g1.channels:", "g7.channels:"), r"unknown decision\(s\) \['g7.channels'\]"),
+    (lambda t: t.replace("g1.b0.kernel: 5", "g1.b0.kernel: 7"), r"g1.b0.kernel=7 is not a choice"),
+    (lambda t: t.replace("  g2.b1:", "  g2.b5: x\n  g2.b1:"), r"block\(s\) not in the space: \['g2.b5'\]"),
+    (lambda t: "\n".join(l for l in t.splitlines() if not l.startswith("  g2.b1:")), r"missing block\(s\): \['g2.b1'\]"),
+])
+def test_architecture_not_matching_its_space_names_the_entry(tmp_path, edit, message):
+    from fpnas.reference import resolve_architecture
+
+    space = SearchSpace.load("tiny")
+    text = architecture_from_indices(space, [1] * space.num_decisions).save(tmp_path / "a.yaml").read_text()
+    (tmp_path / "bad.yaml").write_text(edit(text))
+    with pytest.raises(ConfigError, match=message):
+        resolve_architecture(tmp_path / "bad.yaml")
+
+
+def test_imagenet_preset_composes():
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose("train", overrides=["+train_experiment=imagenet", "arch=efficientnet_b0", "paths.output_dir=x"])
+    assert cfg.recipe.opt == "rmsproptf" and cfg.recipe.ema_decay == 0.9999 and cfg.recipe.label_smoothing == 0.1
+    assert cfg.data._target_.endswith("ImageFolderDataModule") and cfg.data.auto_augment == "rand-m9-mstd0.5"
+    assert cfg.model.drop_path_rate == 0.2

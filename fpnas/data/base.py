@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from fpnas.data.sharding import shard_sampler
+
 SPLITS = ("omega", "alpha", "test")
+SPLIT_STREAMS = {"omega": 0, "alpha": 1, "test": 2}  # separate shuffling streams
 
 
 def _check_int(name: str, value, minimum: int, hint: str) -> int:
@@ -206,10 +209,11 @@ class SearchDataModule(pl.LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         if not self.datasets:
             self.setup()
+        dataset = self.datasets[split]
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=shard_sampler(self, dataset, shuffle, drop_last, stream=SPLIT_STREAMS[split]),
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

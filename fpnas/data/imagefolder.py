@@ -92,6 +92,8 @@ class ImageFolderDataModule(HalvedTrainDataModule):
         crop_pct: center-crop fraction of the evaluation transform.
         scale: area range of the training random-resized crop.
         color_jitter: training color-jitter strength (0 = off).
+        auto_augment: timm auto-augment policy for training images, e.g. ``rand-m9-mstd0.5``
+            (RandAugment) or ``original`` (AutoAugment); ``None`` = off.
 
     ``num_classes``, ``classes`` and ``in_chans`` are known right after construction
     (only the class directories are listed); images are listed in :meth:`setup`.
@@ -118,6 +120,7 @@ class ImageFolderDataModule(HalvedTrainDataModule):
         crop_pct: float = 0.875,
         scale: Sequence[float] = (0.08, 1.0),
         color_jitter: float = 0.0,
+        auto_augment: Optional[str] = None,
     ) -> None:
         if image_size is None:
             raise ConfigError("image_size is required for image folders (they have no native size); "
@@ -140,6 +143,11 @@ class ImageFolderDataModule(HalvedTrainDataModule):
         if isinstance(color_jitter, bool) or not isinstance(color_jitter, (int, float)) or color_jitter < 0:
             raise ConfigError(f"color_jitter must be a number >= 0, got {color_jitter!r}")
         self.color_jitter = float(color_jitter)
+        if auto_augment is not None and not (isinstance(auto_augment, str) and
+                                             auto_augment.split("-")[0] in ("rand", "original", "v0", "augmix", "3a", "originalr", "v0r")):
+            raise ConfigError(f"auto_augment={auto_augment!r}: use a timm policy like 'rand-m9-mstd0.5' "
+                              "(RandAugment) or 'original' (AutoAugment), or null")
+        self.auto_augment = auto_augment
         self.classes_file = None if classes_file is None else Path(classes_file)
 
         self.root = Path(os.path.expanduser(str(root)))
@@ -187,7 +195,7 @@ class ImageFolderDataModule(HalvedTrainDataModule):
 
         return create_transform(
             self.image_size, is_training=True, scale=self.scale, hflip=0.5,
-            color_jitter=self.color_jitter or None, mean=self.mean, std=self.std,
+            color_jitter=self.color_jitter or None, auto_augment=self.auto_augment, mean=self.mean, std=self.std,
         )
 
     def eval_transform(self):

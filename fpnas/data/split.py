@@ -19,9 +19,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fpnas.data.sharding import shard_sampler
+
 from fpnas.errors import ConfigError
 
 SPLITS = ("omega", "alpha", "test")
+SPLIT_STREAMS = {"omega": 0, "alpha": 1, "test": 2}  # separate shuffling streams
 
 
 def check_int(name: str, value: Any, minimum: int, hint: str) -> int:
@@ -179,10 +182,11 @@ class HalvedTrainDataModule(pl.LightningDataModule):
     def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         if not self.datasets:
             self.setup()
+        dataset = self.datasets[split]
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=shard_sampler(self, dataset, shuffle, drop_last, stream=SPLIT_STREAMS[split]),
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

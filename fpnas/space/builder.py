@@ -16,8 +16,8 @@ from torch import nn
 
 from fpnas.space.spec import BlockConfig, SearchSpace
 
-TIMM_ACT = {"relu": "re", "swish": "sw", "hswish": "hs"}
-TIMM_ACT_LAYER = {"relu": "relu", "swish": "swish", "hswish": "hard_swish"}
+TIMM_ACT = {"relu": "re", "swish": "sw", "hswish": "hs", "relu6": "r6"}
+TIMM_ACT_LAYER = {"relu": "relu", "swish": "swish", "hswish": "hard_swish", "relu6": "relu6"}
 
 
 def _keep_width(channels, *args, **kwargs):
@@ -27,6 +27,9 @@ def _keep_width(channels, *args, **kwargs):
 
 def timm_block_string(space: SearchSpace, cfg: BlockConfig) -> str:
     """timm's block notation for one resolved block (e.g. ``ir_r1_k5_s2_e3.0_c24_se0.75_nsw``)."""
+    if cfg.conv:  # timm ConvBnAct; its residual needs the explicit 'skip' option
+        return (f"cn_r1_k{cfg.kernel}_s{cfg.stride}_c{cfg.out_chs}" + ("_skip" if cfg.has_residual else "")
+                + f"_n{TIMM_ACT[cfg.act]}")
     if cfg.separable:
         s = f"ds_r1_k{cfg.kernel}_s{cfg.stride}_c{cfg.out_chs}"
     else:
@@ -48,6 +51,10 @@ def timm_arch_def(space: SearchSpace, choice_idx: Sequence[int]) -> list[list[st
     return stages
 
 
+def _divisible_se(value: float, divisor: int, fn) -> int:
+    return fn(int(value + 1e-6), divisor)
+
+
 class StandaloneNet(nn.Module):
     """A plain network for one architecture of a space."""
 
@@ -55,11 +62,16 @@ class StandaloneNet(nn.Module):
                  drop_path_rate: float = 0.0):
         super().__init__()
         from timm.layers import create_classifier, create_conv2d, get_act_layer, get_norm_act_layer
+
+        from fpnas.space.spec import divisible_by
         from timm.models._efficientnet_blocks import SqueezeExcite
         from timm.models._efficientnet_builder import (EfficientNetBuilder, decode_arch_def,
                                                        efficientnet_init_weights)
 
         act_layer = get_act_layer(TIMM_ACT_LAYER[space.act])
+        se_round = {}
+        if space.se_divisor > 1:  # mobile-vision's SE width: get_divisible_by(int(width), divisor)
+            se_round = {"rd_round_fn": partial(_divisible_se, divisor=space.se_divisor, fn=divisible_by)}
         norm_act = get_norm_act_layer(nn.BatchNorm2d, act_layer)
         self.num_classes = space.num_classes
         self.drop_rate = drop_rate
@@ -69,12 +81,20 @@ class StandaloneNet(nn.Module):
         builder = EfficientNetBuilder(
             output_stride=1 << 20,  # never dilate; timm assumes a stride-2 stem when counting
             round_chs_fn=_keep_width, act_layer=act_layer, norm_layer=nn.BatchNorm2d,
-            se_layer=partial(SqueezeExcite, gate_layer=space.se_gate), drop_path_rate=drop_path_rate)
+            se_layer=partial(SqueezeExcite, gate_layer=space.se_gate, **se_round), drop_path_rate=drop_path_rate)
         self.blocks = nn.Sequential(*builder(space.stem_channels, decode_arch_def(timm_arch_def(space, choice_idx))))
         self._insert_split_attention(space, choice_idx)
         self.conv_head = create_conv2d(builder.in_chs, space.head_channels, 1)
         self.bn2 = norm_act(space.head_channels, inplace=True)
+        features = space.head_channels
+        self.head_fc = None
+        if space.head_pool_channels:  # linear + act after pooling (MobileNetV3 / FBNet IRPool head)
+            self.head_fc = nn.Conv2d(space.head_channels, space.head_pool_channels, 1, bias=space.head_pool_bias)
+            self.head_act = act_layer(inplace=True)
+            features = space.head_pool_channels
         self.global_pool, self.classifier = create_classifier(space.head_channels, space.num_classes)
+        if self.head_fc is not None:
+            self.classifier = nn.Linear(features, space.num_classes)
         efficientnet_init_weights(self)
 
     def _insert_split_attention(self, space: SearchSpace, choice_idx) -> None:
@@ -102,6 +122,8 @@ class StandaloneNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.global_pool(self.forward_features(x))
+        if self.head_fc is not None:
+            x = self.head_act(self.head_fc(x[:, :, None, None])).flatten(1)
         if self.drop_rate > 0:
             x = nn.functional.dropout(x, self.drop_rate, self.training)
         return self.classifier(x)

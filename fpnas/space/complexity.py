@@ -20,6 +20,9 @@ def block_complexity(cfg: BlockConfig) -> tuple[int, int]:
     if cfg.skip:
         return 0, 0
     h_in, h_out = cfg.in_size, cfg.out_size
+    if cfg.conv:  # kxk conv + BN (timm ConvBnAct)
+        k2 = cfg.kernel * cfg.kernel
+        return cfg.in_chs * cfg.out_chs * k2 * h_out * h_out, cfg.in_chs * cfg.out_chs * k2 + 2 * cfg.out_chs
     macs = params = 0
     mid = cfg.mid_chs
     if not cfg.separable:  # 1x1 expansion conv + BN
@@ -48,9 +51,15 @@ def stem_complexity(space: SearchSpace) -> tuple[int, int]:
 
 
 def head_complexity(space: SearchSpace, last_chs: int) -> tuple[int, int]:
-    """1x1 head conv + BN, global pool, linear classifier."""
+    """1x1 head conv + BN, global pool, [linear after pooling,] linear classifier."""
     h, hc, nc = space.final_size, space.head_channels, space.num_classes
-    return last_chs * hc * h * h + hc * nc, last_chs * hc + 2 * hc + hc * nc + nc
+    macs, params = last_chs * hc * h * h, last_chs * hc + 2 * hc
+    pc = space.head_pool_channels
+    if pc:
+        macs += hc * pc
+        params += hc * pc + (pc if space.head_pool_bias else 0)
+        hc = pc
+    return macs + hc * nc, params + hc * nc + nc
 
 
 def architecture_complexity(space: SearchSpace, choice_idx) -> tuple[int, int]:

@@ -16,7 +16,8 @@ import yaml
 
 from fpnas.errors import ConfigError
 
-ACTIVATIONS = ("relu", "swish", "hswish")
+ACTIVATIONS = ("relu", "swish", "hswish", "relu6")
+BLOCK_OPS = ("mbconv", "conv")  # MBConv (timm ir/ds) or a plain conv + BN + act (timm cn)
 SE_GATES = ("sigmoid", "hard_sigmoid")
 SE_RELATIVE = ("expanded", "input")
 BLOCK_VARIABLES = ("kernel", "expansion", "act", "se", "splits")  # searched per block
@@ -26,6 +27,15 @@ SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
 def conv_out_size(size: int, kernel: int, stride: int) -> int:
     """Output side of a conv with symmetric padding ``kernel // 2`` (timm's default padding)."""
     return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def divisible_by(value: float, divisor: int) -> int:
+    """mobile-vision's ``get_divisible_by``: nearest multiple (half away from zero), no 90% floor."""
+    ret = int(value)
+    if divisor > 0 and value % divisor != 0:
+        q = value / divisor
+        ret = int((int(math.floor(q + 0.5)) or 1) * divisor)
+    return ret
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -69,6 +79,7 @@ class BlockSlot:
     in_decision: str | None  # decision setting the input width (None if fixed)
     out_decision: str | None
     var_decisions: Mapping[str, str | None] = field(default_factory=dict)  # variable -> decision
+    op: str = "mbconv"  # mbconv | conv
 
     @property
     def out_size(self) -> int:
@@ -90,15 +101,20 @@ class BlockConfig:
     in_size: int
     splits: int = 0  # split-attention splits (FP-NAS Fig. 2); 0 = none
     attn_chs: int = 0  # reduced width of the split-attention FCs
+    op: str = "mbconv"  # mbconv | conv (plain kxk conv + BN + act, timm 'cn')
 
     @property
     def skip(self) -> bool:
         return self.kernel == 0
 
     @property
+    def conv(self) -> bool:
+        return self.op == "conv"
+
+    @property
     def separable(self) -> bool:
         """Expansion 1: a depthwise-separable block without the 1x1 expansion conv (timm 'ds')."""
-        return self.expansion == 1
+        return self.expansion == 1 and not self.conv
 
     @property
     def has_residual(self) -> bool:
@@ -167,7 +183,7 @@ class SearchSpace:
         self.name = str(name or spec.get("name") or "custom")
         where = f"space '{self.name}'"
         known = {"name", "input_size", "in_chans", "num_classes", "act", "se_ratio", "se_relative_to",
-                 "se_gate", "width_divisor", "stem", "groups", "head", "description"}
+                 "se_gate", "se_divisor", "width_divisor", "stem", "groups", "head", "description"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
@@ -188,6 +204,9 @@ class SearchSpace:
         if self.se_gate not in SE_GATES:
             raise ConfigError(f"{where}: se_gate must be one of {list(SE_GATES)}")
         self.width_divisor = 8  # fixed by timm's InvertedResidual (make_divisible default)
+        # SE width rounding: 1 = round() as timm's SqueezeExcite; d > 1 = mobile-vision's
+        # get_divisible_by(int(width), d) (FBNetV2's SE: make_divisible(expanded x 0.25, 8))
+        self.se_divisor = _as_choices(spec.get("se_divisor", 1), f"{where}: se_divisor", _positive_int)[0]
 
         stem = dict(spec["stem"] or {})
         for key in stem:
@@ -199,9 +218,16 @@ class SearchSpace:
         self.stem_kernel = _as_choices(stem.get("kernel", 3), f"{where}: stem.kernel", _positive_int)[0]
         self.stem_stride = _as_choices(stem.get("stride", 2), f"{where}: stem.stride", _positive_int)[0]
         head = dict(spec["head"] or {})
-        if set(head) - {"channels"} or "channels" not in head:
-            raise ConfigError(f"{where}: head: expected exactly the key 'channels'")
+        if set(head) - {"channels", "pool_channels", "pool_bias"} or "channels" not in head:
+            raise ConfigError(f"{where}: head: expected the key 'channels' (and optionally 'pool_channels', "
+                              f"'pool_bias'), got {sorted(head)}")
         self.head_channels = _as_choices(head["channels"], f"{where}: head.channels", _positive_int)[0]
+        # optional linear layer (+ act) after global pooling, before the classifier: MobileNetV3's
+        # conv_head / mobile-vision's IRPoolBlock pwl; 0 = none
+        self.head_pool_channels = int(head.get("pool_channels", 0) or 0)
+        if self.head_pool_channels < 0:
+            raise ConfigError(f"{where}: head.pool_channels must be >= 0")
+        self.head_pool_bias = bool(head.get("pool_bias", True))
 
         groups = spec["groups"]
         if not isinstance(groups, (list, tuple)) or not groups:
@@ -216,10 +242,17 @@ class SearchSpace:
         for gi, group in enumerate(groups, start=1):
             gw = f"{where}: group {gi}"
             group = dict(group or {})
-            allowed = {"channels", "repeat", "stride", *BLOCK_VARIABLES}
+            allowed = {"channels", "repeat", "stride", "op", *BLOCK_VARIABLES}
             bad = sorted(set(group) - allowed)
             if bad:
                 raise ConfigError(f"{gw}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
+            op = group.get("op", "mbconv")
+            if op not in BLOCK_OPS:
+                raise ConfigError(f"{gw}: op must be one of {list(BLOCK_OPS)}, got {op!r}")
+            if op == "conv":
+                if any(k in group for k in ("expansion", "se", "splits")):
+                    raise ConfigError(f"{gw}: op 'conv' takes no expansion, se or splits")
+                group["expansion"] = 1
             for key in ("channels", "kernel", "expansion"):
                 if key not in group:
                     raise ConfigError(f"{gw}: missing required key '{key}'")
@@ -265,7 +298,7 @@ class SearchSpace:
                     index=index, group=gi, position=pos, stride=b_stride, in_size=size,
                     in_channels=in_ch, out_channels=channels, kernel=b_kernels,
                     expansion=expansions, act=acts, se=ses, splits=splits, in_decision=in_dec,
-                    out_decision=ch_decision, var_decisions=var_decisions))
+                    out_decision=ch_decision, var_decisions=var_decisions, op=op))
                 size = conv_out_size(size, 3, b_stride)
             prev_channels, prev_decision = channels, ch_decision
         if size < 1:
@@ -341,6 +374,8 @@ class SearchSpace:
     def se_channels(self, in_chs: int, mid_chs: int, expansion: float) -> int:
         """SE reduced width, computed exactly as timm's builder does for the block args we emit."""
         ratio = self.se_ratio if self.se_relative_to == "input" else self.se_ratio * expansion
+        if self.se_divisor > 1:  # the builder's rd_round_fn: divisible_by(int(v + 1e-6), d)
+            return divisible_by(int(mid_chs * (ratio / expansion) + 1e-6), self.se_divisor)
         return int(round(mid_chs * (ratio / expansion)))
 
     def mid_channels(self, in_chs: int, expansion: float) -> int:
@@ -350,6 +385,8 @@ class SearchSpace:
                      expansion: float, act: str, se: int, splits: int = 0) -> BlockConfig:
         mid = self.mid_channels(in_chs, expansion)
         reduced = self.se_channels(in_chs, mid, expansion)
+        if slot.op == "conv":
+            return BlockConfig(in_chs, out_chs, out_chs, kernel, 1, act, 0, slot.stride, slot.in_size, op="conv")
         return BlockConfig(in_chs, out_chs, mid, kernel, expansion, act, reduced if se else 0, slot.stride,
                            slot.in_size, splits, reduced if splits else 0)
 

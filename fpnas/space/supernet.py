@@ -15,18 +15,24 @@ from torch import nn
 
 from fpnas.space.spec import BlockConfig, BlockSlot, SearchSpace
 
-ACT_FN = {"relu": F.relu, "swish": F.silu, "hswish": F.hardswish}
+ACT_FN = {"relu": F.relu, "swish": F.silu, "hswish": F.hardswish, "relu6": F.relu6}
 GATE_FN = {"sigmoid": torch.sigmoid, "hard_sigmoid": F.hardsigmoid}
 
 
-def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int, batch_stats: bool) -> torch.Tensor:
-    """BatchNorm on the first ``c`` channels; updates only their running statistics."""
-    track = bn.training
-    return F.batch_norm(
-        x,
-        bn.running_mean[:c] if track or not batch_stats else None,
-        bn.running_var[:c] if track or not batch_stats else None,
-        bn.weight[:c], bn.bias[:c], track or batch_stats, bn.momentum, bn.eps)
+def _bn(x: torch.Tensor, bn: nn.BatchNorm2d, c: int, mode: str) -> torch.Tensor:
+    """BatchNorm on the first ``c`` channels; updates only their running statistics.
+
+    ``mode``: ``"module"`` (the module's train/eval behaviour), ``"batch"`` (batch statistics
+    in eval mode, no update) or ``"sync"`` (training with statistics over all processes).
+    """
+    w, b = bn.weight[:c], bn.bias[:c]
+    if mode == "sync":
+        from fpnas.distributed import synced_batch_norm
+
+        return synced_batch_norm(x, bn.running_mean[:c], bn.running_var[:c], w, b, bn.momentum, bn.eps)
+    if mode == "batch":
+        return F.batch_norm(x, None, None, w, b, True, bn.momentum, bn.eps)
+    return F.batch_norm(x, bn.running_mean[:c], bn.running_var[:c], w, b, bn.training, bn.momentum, bn.eps)
 
 
 def _bn_state(bn: nn.BatchNorm2d, c: int) -> dict[str, torch.Tensor]:
@@ -39,6 +45,12 @@ class SuperBlock(nn.Module):
 
     def __init__(self, space: SearchSpace, slot: BlockSlot):
         super().__init__()
+        self.op = slot.op
+        if slot.op == "conv":  # timm ConvBnAct: kxk conv (centre slices for smaller k) + BN + act
+            self.kmax = k = max(slot.kernel)
+            self.conv = nn.Conv2d(max(slot.in_channels), max(slot.out_channels), k, padding=k // 2, bias=False)
+            self.bn1 = nn.BatchNorm2d(max(slot.out_channels))
+            return
         mids = [space.mid_channels(c, e) for c in slot.in_channels for e in slot.expansion]
         dw = max(mids)
         cin, cout, k = max(slot.in_channels), max(slot.out_channels), max(slot.kernel)
@@ -66,6 +78,11 @@ class SuperBlock(nn.Module):
         self.bn3 = nn.BatchNorm2d(cout)
         self.gate = GATE_FN[space.se_gate]
 
+    def conv_weight(self, cfg: BlockConfig) -> torch.Tensor:
+        w = self.conv.weight[:cfg.out_chs, :cfg.in_chs]
+        off = (self.kmax - cfg.kernel) // 2
+        return w[:, :, off:off + cfg.kernel, off:off + cfg.kernel] if off else w
+
     def dw_weight(self, c: int, k: int, split: int = 0) -> torch.Tensor:
         conv = self.conv_dw if split == 0 else self.conv_dw_splits[split - 1]
         w = conv.weight[:c]
@@ -81,43 +98,49 @@ class SuperBlock(nn.Module):
         b = self.attn_fc2.bias.view(self.max_splits, dw)[:r, :c].reshape(r * c)
         return w, b
 
-    def split_attention(self, h: torch.Tensor, cfg: BlockConfig, act, batch_stats: bool) -> torch.Tensor:
+    def split_attention(self, h: torch.Tensor, cfg: BlockConfig, act, bn_mode: str) -> torch.Tensor:
         """r depthwise convs on the shared tensor, weighted by attention over the splits."""
         r, mid, a = cfg.splits, cfg.mid_chs, cfg.attn_chs
         outs = [act(_bn(F.conv2d(h, self.dw_weight(mid, cfg.kernel, i), None, cfg.stride, cfg.kernel // 2,
-                                 1, mid), self.dw_bn(i), mid, batch_stats)) for i in range(r)]
+                                 1, mid), self.dw_bn(i), mid, bn_mode)) for i in range(r)]
         total = outs[0] if r == 1 else torch.stack(outs).sum(0)
         g = F.conv2d(total.mean((2, 3), keepdim=True), self.attn_fc1.weight[:a, :mid], self.attn_fc1.bias[:a])
-        g = F.conv2d(F.relu(_bn(g, self.attn_bn, a, batch_stats)), *self.attn_fc2_slices(r, mid, a))
+        g = F.conv2d(F.relu(_bn(g, self.attn_bn, a, bn_mode)), *self.attn_fc2_slices(r, mid, a))
         if r == 1:
             return outs[0] * torch.sigmoid(g)
         weights = torch.softmax(g.view(g.shape[0], r, mid, 1, 1), dim=1)
         return sum(weights[:, i] * out for i, out in enumerate(outs))
 
-    def forward(self, x: torch.Tensor, cfg: BlockConfig, batch_stats: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cfg: BlockConfig, bn_mode: str) -> torch.Tensor:
         if cfg.skip:
             return x
+        if cfg.conv:
+            h = F.conv2d(x, self.conv_weight(cfg), None, cfg.stride, cfg.kernel // 2)
+            h = ACT_FN[cfg.act](_bn(h, self.bn1, cfg.out_chs, bn_mode))
+            return h + x if cfg.has_residual else h
         act, mid = ACT_FN[cfg.act], cfg.mid_chs
         h = x
         if not cfg.separable:
-            h = act(_bn(F.conv2d(h, self.conv_pw.weight[:mid, :cfg.in_chs]), self.bn1, mid, batch_stats))
+            h = act(_bn(F.conv2d(h, self.conv_pw.weight[:mid, :cfg.in_chs]), self.bn1, mid, bn_mode))
         if cfg.splits:
-            h = self.split_attention(h, cfg, act, batch_stats)
+            h = self.split_attention(h, cfg, act, bn_mode)
         else:
             h = F.conv2d(h, self.dw_weight(mid, cfg.kernel), None, cfg.stride, cfg.kernel // 2, 1, mid)
-            h = act(_bn(h, self.bn2, mid, batch_stats))
+            h = act(_bn(h, self.bn2, mid, bn_mode))
         if cfg.se_chs:
             rd = cfg.se_chs
             s = h.mean((2, 3), keepdim=True)
             s = act(F.conv2d(s, self.se_reduce.weight[:rd, :mid], self.se_reduce.bias[:rd]))
             s = F.conv2d(s, self.se_expand.weight[:mid, :rd], self.se_expand.bias[:mid])
             h = h * self.gate(s)
-        h = _bn(F.conv2d(h, self.conv_pwl.weight[:cfg.out_chs, :mid]), self.bn3, cfg.out_chs, batch_stats)
+        h = _bn(F.conv2d(h, self.conv_pwl.weight[:cfg.out_chs, :mid]), self.bn3, cfg.out_chs, bn_mode)
         return h + x if cfg.has_residual else h
 
     def standalone_state(self, cfg: BlockConfig) -> dict[str, torch.Tensor]:
         """This block's weights for ``cfg`` under timm's block parameter names."""
         mid = cfg.mid_chs
+        if cfg.conv:
+            return {"conv.weight": self.conv_weight(cfg)} | {f"bn1.{k}": v for k, v in _bn_state(self.bn1, cfg.out_chs).items()}
         if cfg.splits:
             return self._split_attention_state(cfg)
         sd: dict[str, torch.Tensor] = {"conv_dw.weight": self.dw_weight(mid, cfg.kernel)}
@@ -174,27 +197,38 @@ class SuperNet(nn.Module):
 
         self.space = space
         self.eval_batch_stats = eval_batch_stats
+        self.sync_bn = False  # set by the search when several processes train together
         self.conv_stem = nn.Conv2d(space.in_chans, space.stem_channels, space.stem_kernel,
                                    space.stem_stride, space.stem_kernel // 2, bias=False)
         self.bn1 = nn.BatchNorm2d(space.stem_channels)
         self.blocks = nn.ModuleList(SuperBlock(space, slot) for slot in space.blocks)
         self.conv_head = nn.Conv2d(max(space.last_channels), space.head_channels, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(space.head_channels)
-        self.classifier = nn.Linear(space.head_channels, space.num_classes)
+        features = space.head_channels
+        if space.head_pool_channels:  # linear + act after pooling
+            self.head_fc = nn.Conv2d(space.head_channels, space.head_pool_channels, 1, bias=space.head_pool_bias)
+            features = space.head_pool_channels
+        self.classifier = nn.Linear(features, space.num_classes)
         self.act = ACT_FN[space.act]
         efficientnet_init_weights(self)
 
     def forward(self, x: torch.Tensor, choice_idx: Sequence[int]) -> torch.Tensor:
         """Logits of the architecture given by one choice index per decision."""
         configs = self.space.resolve(choice_idx)
-        batch_stats = not self.training and self.eval_batch_stats
-        x = self.act(_bn(self.conv_stem(x), self.bn1, self.bn1.num_features, batch_stats))
+        if self.training:
+            bn_mode = "sync" if self.sync_bn else "module"
+        else:
+            bn_mode = "batch" if self.eval_batch_stats else "module"
+        x = self.act(_bn(self.conv_stem(x), self.bn1, self.bn1.num_features, bn_mode))
         for block, cfg in zip(self.blocks, configs):
-            x = block(x, cfg, batch_stats)
+            x = block(x, cfg, bn_mode)
         last = configs[-1].out_chs
         x = F.conv2d(x, self.conv_head.weight[:, :last])
-        x = self.act(_bn(x, self.bn2, self.bn2.num_features, batch_stats))
-        return self.classifier(x.mean((2, 3)))
+        x = self.act(_bn(x, self.bn2, self.bn2.num_features, bn_mode))
+        x = x.mean((2, 3))
+        if self.space.head_pool_channels:
+            x = self.act(self.head_fc(x[:, :, None, None])).flatten(1)
+        return self.classifier(x)
 
     @torch.no_grad()
     def standalone_state_dict(self, choice_idx: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -211,5 +245,7 @@ class SuperNet(nn.Module):
             sd |= {prefix + k: v for k, v in block.standalone_state(cfg).items()}
         sd["conv_head.weight"] = self.conv_head.weight[:, :configs[-1].out_chs]
         sd |= {f"bn2.{k}": v for k, v in _bn_state(self.bn2, self.bn2.num_features).items()}
+        if self.space.head_pool_channels:
+            sd |= {f"head_fc.{k}": v for k, v in self.head_fc.state_dict().items()}
         sd |= {"classifier.weight": self.classifier.weight, "classifier.bias": self.classifier.bias}
         return {k: v.detach().clone().contiguous() for k, v in sd.items()}

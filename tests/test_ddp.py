@@ -1,0 +1,105 @@
+"""Multi-process search (CPU, gloo) is the same search as one process; sweeps launch DDP jobs cleanly.
+
+Every run here is a subprocess of search.py: Lightning's DDP launcher re-executes the entry
+point for rank 1, which must never be the pytest process itself.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORT = ["data=digits", "space=micro", "cost.target_mflops=0.08", "trainer.max_epochs=2",
+         "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "search.warmup_epochs=0",
+         "distribution.switch_epoch=1", "trainer.enable_progress_bar=false", "search.sync_bn=true"]
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if k not in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK",
+                          "GROUP_RANK", "HYDRA_FULL_ERROR", "PL_GLOBAL_SEED")}
+
+
+def _run(args, cwd, timeout=300):
+    proc = subprocess.run(args, capture_output=True, text=True, env=CLEAN_ENV, cwd=cwd, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _state(run_dir):
+    return torch.load(Path(run_dir) / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")["state_dict"]
+
+
+def _assert_same_search(a, b):
+    assert torch.equal(a["samples_total"], b["samples_total"]) and torch.equal(a["steps_done"], b["steps_done"])
+    # alpha to 1e-6 (relative above 1: joint logits are sums of log-probabilities of size ~3.5,
+    # whose float32 spacing is 2.4e-7), and so the probabilities to 1e-6
+    alpha_a, alpha_b = a["distribution.alpha"], b["distribution.alpha"]
+    assert torch.allclose(alpha_a, alpha_b, rtol=1e-6, atol=1e-6)
+    assert (torch.softmax(alpha_a, 1) - torch.softmax(alpha_b, 1)).abs().max() <= 1e-6
+    weights = [k for k in a if k.startswith("supernet.") and "running_" not in k and "num_batches" not in k]
+    assert max(float((a[k] - b[k]).abs().max()) for k in weights) <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def single_process_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one")
+    _run([sys.executable, str(ROOT / "search.py"), *SHORT, "data.batch_size=32", f"hydra.run.dir={out}"], out)
+    return out
+
+
+def test_two_processes_give_the_same_alpha_and_weights_as_one(single_process_run, tmp_path):
+    _run([sys.executable, str(ROOT / "search.py"), *SHORT, "trainer=ddp_cpu", "data.batch_size=16",
+          f"hydra.run.dir={tmp_path}"], tmp_path)
+    one, two = _state(single_process_run), _state(tmp_path)
+    assert int(two["steps_done"]) == 4  # 2 epochs x 2 steps, through the FD -> JD switch
+    _assert_same_search(one, two)
+    summary = json.loads((tmp_path / "search_summary.json").read_text())
+    assert summary["phase_final"] == "joint"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_nodes_on_loopback_gives_the_same_alpha(single_process_run, tmp_path):
+    port = _free_port()
+    procs = []
+    for node in (0, 1):
+        args = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+                f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}",
+                str(ROOT / "search.py"), *SHORT, "trainer=ddp_cpu", "trainer.devices=1", "trainer.num_nodes=2",
+                "data.batch_size=16", f"hydra.run.dir={tmp_path}"]
+        procs.append(subprocess.Popen(args, env=CLEAN_ENV, cwd=tmp_path, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    _assert_same_search(_state(single_process_run), _state(tmp_path))
+
+
+def test_sweep_of_ddp_jobs_runs_each_job_once(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    _run([sys.executable, str(ROOT / "search.py"), "-m", *SHORT, "trainer=ddp_cpu", "data.batch_size=16",
+          "cost.target_mflops=0.05,0.1", f"hydra.sweep.dir={sweep_dir}"], tmp_path, timeout=600)
+    jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]  # no duplicated sweep, no stray directories
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+    targets = [json.loads((sweep_dir / j / "search_summary.json").read_text())["target_mflops"] for j in jobs]
+    assert targets == [0.05, 0.1]
+    rows = (sweep_dir / "sweep_summary.csv").read_text().splitlines()
+    assert rows[0].startswith("target_mflops,arch_mflops,arch_params_m,val_acc,total_arch_samples,wall_time_s,run_dir")
+    assert len(rows) == 3 and (sweep_dir / "pareto.png").stat().st_size > 1000
+
+
+def test_ddp_benchmark_quick_counts_one_gradient_allreduce_per_step():
+    _run([sys.executable, str(ROOT / "benchmarks" / "ddp_step.py"), "--quick"], ROOT)
+    rows = json.loads((ROOT / "benchmarks" / "results" / "ddp_step_quick.json").read_text())
+    one, two = rows
+    assert (one["processes"], two["processes"]) == (1, 2) and one["steps"] == two["steps"] == 11
+    assert one["grad_allreduces_per_step"] == 0 and two["grad_allreduces_per_step"] == 1
+    assert two["grad_allreduce_mb_per_step"] > 0 and two["step_ms"] > 0

@@ -1,0 +1,102 @@
+"""Reference architectures: exact timm parameter counts, MACs, FBNetV2-F1's published numbers, equality."""
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fpnas.errors import ConfigError
+from fpnas.reference import available_references, load_reference, resolve_architecture
+from fpnas.space.spec import SearchSpace, divisible_by
+from fpnas.space.supernet import SuperNet
+
+
+def _measure(model, size, in_chans=3):
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, in_chans, size, size))
+    return counter.get_total_flops() // 2, sum(p.numel() for p in model.parameters())
+
+
+def test_registered_references():
+    assert {"mobilenetv2_100", "efficientnet_b0", "fbnetv2_f1"} <= set(available_references())
+    for name in available_references():
+        arch = load_reference(name)
+        assert arch.space.num_decisions == 0 and arch.indices == []
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_100", "efficientnet_b0"])
+def test_reference_matches_timm_parameter_for_parameter(name):
+    import timm
+
+    arch = load_reference(name)
+    macs, params = arch.complexity()
+    with torch.device("meta"):
+        ours, theirs = arch.build().eval(), timm.create_model(name, pretrained=False, num_classes=1000).eval()
+        timm_macs, timm_params = _measure(theirs, 224)
+        our_macs, our_params = _measure(ours, 224)
+    assert params == our_params == timm_params  # 3,504,872 / 5,288,548
+    assert abs(macs / timm_macs - 1) <= 0.01 and macs == our_macs
+    # same tensors under the same names (timm's EfficientNet layout)
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
+           {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+
+
+def test_fbnetv2_f1_matches_the_model_zoo_figures():
+    arch = load_reference("fbnetv2_f1")
+    macs, params = arch.complexity()
+    with torch.device("meta"):
+        assert _measure(arch.build().eval(), 128) == (macs, params)
+    # mobile-vision: "nparams: 5.999408, nflops 56.41056" at 128 px
+    assert abs(macs / 56.41056e6 - 1) <= 0.02, macs
+    assert abs(params / 5.999408e6 - 1) <= 0.02, params
+    cfgs = arch.space.resolve([])
+    assert [c.se_chs for c in cfgs if c.se_chs] == [32, 40, 72, 88, 40, 96, 208, 248]
+    assert [c.op for c in cfgs].count("conv") == 2 and {c.act for c in cfgs} == {"relu", "hswish"}
+
+
+def test_divisible_by_is_mobile_visions_rounding():
+    assert [divisible_by(v, 8) for v in (10, 12, 20, 28, 3, 130.96)] == [8, 16, 24, 32, 8, 128]
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_100", "fbnetv2_f1"])
+def test_supernet_equals_standalone_for_new_vocabulary(name):
+    arch = load_reference(name).with_data(10, 3, 64)
+    space = arch.space
+    torch.manual_seed(0)
+    net = SuperNet(space, eval_batch_stats=False)
+    model = arch.build()
+    model.load_state_dict(net.standalone_state_dict([]), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x, []), model.eval()(x), atol=1e-5)
+
+
+def test_searchable_conv_op_relu6_and_pool_head():
+    spec = {"input_size": 16, "in_chans": 1, "act": "relu6", "se_divisor": 8, "se_gate": "hard_sigmoid",
+            "stem": {"channels": 8},
+            "groups": [{"channels": [8, 16], "kernel": [1, 3], "op": "conv", "act": ["relu", "relu6"]},
+                       {"channels": [16, 24], "kernel": [0, 3, 5], "expansion": [1, 3], "repeat": 2,
+                        "stride": 2, "se": [0, 1], "act": ["relu6", "hswish"]}],
+            "head": {"channels": 32, "pool_channels": 24, "pool_bias": False}}
+    space = SearchSpace(spec, name="vocab")
+    torch.manual_seed(1)
+    net = SuperNet(space, eval_batch_stats=False)
+    from fpnas.space.builder import build_model
+    from fpnas.space.complexity import ComplexityTables
+    from tests.conftest import random_indices
+
+    tables = ComplexityTables(space)
+    x = torch.randn(3, 1, 16, 16)
+    for row in random_indices(space, 8, seed=2).tolist():
+        model = build_model(space, row)
+        model.load_state_dict(net.standalone_state_dict(row), strict=True)
+        with torch.no_grad():
+            assert torch.allclose(net.eval()(x, row), model.eval()(x), atol=1e-5)
+        macs, params = tables.lookup(torch.tensor([row]))
+        assert (int(macs), int(params)) == _measure(model.eval(), 16, 1)
+
+
+def test_bad_references_and_names():
+    with pytest.raises(ConfigError, match="neither an existing architecture file nor a registered"):
+        resolve_architecture("mobilenetv9")
+    with pytest.raises(ConfigError, match="op must be one of"):
+        SearchSpace({"input_size": 8, "stem": {"channels": 4},
+                     "groups": [{"channels": 4, "kernel": 3, "expansion": 1, "op": "pool"}], "head": {"channels": 8}})
