@@ -31,6 +31,10 @@ class AllReduceStats:
     calls = 0
     bytes = 0
 
+    @classmethod
+    def reset(cls) -> None:
+        cls.calls = cls.bytes = 0
+
 
 def average_gradients(params) -> None:
     """All-reduce (mean) every existing gradient in one flat buffer: one collective per step.

@@ -110,6 +110,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     log.info("%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s", space.describe(),
              cfg.cost.target_mflops, lo, hi, sampler)
     export_job_argv_for_ddp_children()
+    AllReduceStats.reset()  # per job: a sweep runs several in one process
     fit_start = time.time()
     with restored_launcher_environment():
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -14,22 +14,13 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from fpnas.data.sharding import shard_sampler
+from fpnas.data.sharding import ThreeSplitDataModule
 
 SPLITS = ("omega", "alpha", "test")
-SPLIT_STREAMS = {"omega": 0, "alpha": 1, "test": 2}  # separate shuffling streams
-
-
-def _check_int(name: str, value, minimum: int, hint: str) -> int:
-    """Return ``value`` as int, raising a ValueError naming ``name`` if it is invalid."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}; {hint}")
-    return int(value)
 
 
 def stratified_split(
@@ -70,7 +61,7 @@ def stratified_split(
     return {k: torch.sort(torch.cat(v)).values for k, v in parts.items()}
 
 
-class SearchDataModule(pl.LightningDataModule):
+class SearchDataModule(ThreeSplitDataModule):
     """In-memory ω / α / test splits for differentiable architecture search.
 
     Args:
@@ -107,20 +98,7 @@ class SearchDataModule(pl.LightningDataModule):
         test_fraction: float = 0.2,
         normalize: bool = True,
     ) -> None:
-        super().__init__()
-        self.batch_size = _check_int("batch_size", batch_size, 1, "set data.batch_size to a positive integer")
-        self.val_batch_size = (
-            self.batch_size
-            if val_batch_size is None
-            else _check_int("val_batch_size", val_batch_size, 1, "set data.val_batch_size to a positive integer or null")
-        )
-        self.num_workers = _check_int("num_workers", num_workers, 0, "set data.num_workers to 0 or more")
-        self.image_size = (
-            None
-            if image_size is None
-            else _check_int("image_size", image_size, 1, "set data.image_size to a positive integer or null")
-        )
-        self.split_seed = _check_int("split_seed", split_seed, 0, "set data.split_seed to a non-negative integer")
+        super().__init__(batch_size, val_batch_size, num_workers, image_size, split_seed)
         if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0.0 < float(test_fraction) < 1.0:
             raise ValueError(
                 f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}; "
@@ -204,35 +182,6 @@ class SearchDataModule(pl.LightningDataModule):
         for k, idx in indices.items():
             idx = idx[torch.randperm(idx.numel(), generator=order)]
             self.datasets[k] = TensorDataset(x[idx].contiguous(), y[idx].contiguous())
-
-    # --------------------------------------------------------------- loaders
-    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        if not self.datasets:
-            self.setup()
-        dataset = self.datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=shard_sampler(self, dataset, shuffle, drop_last, stream=SPLIT_STREAMS[split]),
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> Dict[str, DataLoader]:
-        """``{"train": ω loader, "val": α loader}``; Lightning zips them (max_size_cycle)."""
-        return {
-            "train": self._loader("omega", self.batch_size, shuffle=True, drop_last=True),
-            "val": self._loader("alpha", self.batch_size, shuffle=True, drop_last=True),
-        }
-
-    def val_dataloader(self) -> DataLoader:
-        """α split in fixed order, to score the current most likely architecture."""
-        return self._loader("alpha", self.val_batch_size, shuffle=False, drop_last=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Held-out test split in fixed order."""
-        return self._loader("test", self.val_batch_size, shuffle=False, drop_last=False)
 
     # ------------------------------------------------------------ reporting
     def split_sizes(self) -> Dict[str, int]:

@@ -9,8 +9,23 @@ keeps these samplers.
 from __future__ import annotations
 
 import os
+from typing import Any, Dict, Optional
 
-from torch.utils.data import Dataset, DistributedSampler
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from fpnas.errors import ConfigError
+
+SPLIT_STREAMS = {"omega": 0, "alpha": 1, "test": 2}  # separate shuffling streams
+
+
+def check_int(name: str, value: Any, minimum: int, hint: str) -> int:
+    """Return ``value`` as int, raising :class:`ConfigError` naming ``name`` if it is invalid."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; {hint}")
+    return int(value)
 
 
 def process_rank_and_count(datamodule) -> tuple[int, int]:
@@ -25,3 +40,52 @@ def shard_sampler(datamodule, dataset: Dataset, shuffle: bool, drop_last: bool, 
     rank, world = process_rank_and_count(datamodule)
     seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) + 7919 * stream
     return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+
+
+class ThreeSplitDataModule(pl.LightningDataModule):
+    """The loaders every search data module shares: ω / α for training, α and test for scoring.
+
+    Subclasses fill ``self.datasets`` (``omega``, ``alpha``, ``test``) in ``setup()``.
+    """
+
+    def __init__(self, batch_size: int = 64, val_batch_size: Optional[int] = None, num_workers: int = 0,
+                 image_size: Optional[int] = None, split_seed: int = 0) -> None:
+        super().__init__()
+        self.batch_size = check_int("batch_size", batch_size, 1, "set data.batch_size to a positive integer")
+        self.val_batch_size = self.batch_size if val_batch_size is None else check_int(
+            "val_batch_size", val_batch_size, 1, "set data.val_batch_size to a positive integer or null")
+        self.num_workers = check_int("num_workers", num_workers, 0, "set data.num_workers to 0 or more")
+        self.image_size = None if image_size is None else check_int(
+            "image_size", image_size, 1, "set data.image_size to a positive integer or null")
+        self.split_seed = check_int("split_seed", split_seed, 0, "set data.split_seed to a non-negative integer")
+        self.datasets: Dict[str, Dataset] = {}
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        if not self.datasets:
+            self.setup()
+        dataset = self.datasets[split]
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=shard_sampler(self, dataset, shuffle, drop_last, stream=SPLIT_STREAMS[split]),
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> Dict[str, DataLoader]:
+        """``{"train": ω loader, "val": α loader}``, both shuffled with ``drop_last``; Lightning
+        zips them (max_size_cycle)."""
+        return {
+            "train": self._loader("omega", self.batch_size, shuffle=True, drop_last=True),
+            "val": self._loader("alpha", self.batch_size, shuffle=True, drop_last=True),
+        }
+
+    def val_dataloader(self) -> DataLoader:
+        """α split in a fixed order, to score the current most likely architecture."""
+        return self._loader("alpha", self.val_batch_size, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Held-out test split (official test / ``val/`` where there is one) in a fixed order."""
+        return self._loader("test", self.val_batch_size, shuffle=False, drop_last=False)

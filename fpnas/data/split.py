@@ -12,26 +12,15 @@ return ``(PIL image, int label)``), :meth:`train_transform` and :meth:`eval_tran
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
-import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from fpnas.data.sharding import shard_sampler
-
+from fpnas.data.sharding import ThreeSplitDataModule
 from fpnas.errors import ConfigError
 
 SPLITS = ("omega", "alpha", "test")
-SPLIT_STREAMS = {"omega": 0, "alpha": 1, "test": 2}  # separate shuffling streams
-
-
-def check_int(name: str, value: Any, minimum: int, hint: str) -> int:
-    """Return ``value`` as int, raising :class:`ConfigError` naming ``name`` if it is invalid."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; {hint}")
-    return int(value)
 
 
 def check_stats(name: str, value: Optional[Sequence[float]], channels: int) -> Optional[Tuple[float, ...]]:
@@ -79,7 +68,7 @@ class TransformSubset(Dataset):
         return img, int(label)
 
 
-class HalvedTrainDataModule(pl.LightningDataModule):
+class HalvedTrainDataModule(ThreeSplitDataModule):
     """ω / α halves of an official train split, official test split held out.
 
     Args:
@@ -109,20 +98,7 @@ class HalvedTrainDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         alpha_augment: bool = False,
     ) -> None:
-        super().__init__()
-        self.batch_size = check_int("batch_size", batch_size, 1, "set data.batch_size to a positive integer")
-        self.val_batch_size = (
-            self.batch_size
-            if val_batch_size is None
-            else check_int("val_batch_size", val_batch_size, 1, "set data.val_batch_size to a positive integer or null")
-        )
-        self.num_workers = check_int("num_workers", num_workers, 0, "set data.num_workers to 0 or more")
-        self.image_size = (
-            None
-            if image_size is None
-            else check_int("image_size", image_size, 1, "set data.image_size to a positive integer or null")
-        )
-        self.split_seed = check_int("split_seed", split_seed, 0, "set data.split_seed to a non-negative integer")
+        super().__init__(batch_size, val_batch_size, num_workers, image_size, split_seed)
         self.alpha_augment = bool(alpha_augment)
         self.split_indices: Dict[str, torch.Tensor] = {}
         self.datasets: Dict[str, TransformSubset] = {}
@@ -177,36 +153,6 @@ class HalvedTrainDataModule(pl.LightningDataModule):
             "test": torch.arange(n_test),
         }
         self.num_samples = n_train + n_test
-
-    # ----------------------------------------------------------------- loaders
-    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        if not self.datasets:
-            self.setup()
-        dataset = self.datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=shard_sampler(self, dataset, shuffle, drop_last, stream=SPLIT_STREAMS[split]),
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def train_dataloader(self) -> Dict[str, DataLoader]:
-        """``{"train": ω loader, "val": α loader}``, both shuffled with ``drop_last``."""
-        return {
-            "train": self._loader("omega", self.batch_size, shuffle=True, drop_last=True),
-            "val": self._loader("alpha", self.batch_size, shuffle=True, drop_last=True),
-        }
-
-    def val_dataloader(self) -> DataLoader:
-        """α split in a fixed order, to score the current most likely architecture."""
-        return self._loader("alpha", self.val_batch_size, shuffle=False, drop_last=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Official test split (ImageNet ``val/``) in a fixed order."""
-        return self._loader("test", self.val_batch_size, shuffle=False, drop_last=False)
 
     # --------------------------------------------------------------- reporting
     def split_sizes(self) -> Dict[str, int]:
