@@ -37,7 +37,6 @@ class StepStats:
     entropy: float
     macs: torch.Tensor  # [K] MACs of the sampled architectures
     costs: torch.Tensor  # [K] hinge costs
-    train_loss: float
 
 
 class SearchModule(pl.LightningModule):
@@ -224,7 +223,7 @@ class SearchModule(pl.LightningModule):
 
         self.steps_done += 1
         self.samples_total += k
-        self.last_step = StepStats(k, entropy, macs, costs, train_loss)
+        self.last_step = StepStats(k, entropy, macs, costs)
         self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
 
 
