@@ -27,6 +27,10 @@ def _keep_width(channels, *args, **kwargs):
 
 def timm_block_string(space: SearchSpace, cfg: BlockConfig) -> str:
     """timm's block notation for one resolved block (e.g. ``ir_r1_k5_s2_e3.0_c24_se0.75_nsw``)."""
+    if cfg.skip:  # projection skip: mobile-vision's Identity = 1x1 conv + BN + ReLU (timm ConvBnAct)
+        if cfg.identity:
+            raise ValueError("an identity skip has no block string")
+        return f"cn_r1_k1_s{cfg.stride}_c{cfg.out_chs}_nre"
     if cfg.conv:  # timm ConvBnAct; its residual needs the explicit 'skip' option
         return (f"cn_r1_k{cfg.kernel}_s{cfg.stride}_c{cfg.out_chs}" + ("_skip" if cfg.has_residual else "")
                 + f"_n{TIMM_ACT[cfg.act]}")
@@ -42,13 +46,31 @@ def timm_block_string(space: SearchSpace, cfg: BlockConfig) -> str:
     return s + f"_n{TIMM_ACT[cfg.act]}"
 
 
+def block_positions(space: SearchSpace, configs: Sequence[BlockConfig]) -> list[tuple[int, int] | None]:
+    """(stage, index) of each block in the standalone ``blocks.<stage>.<i>``; None for identity skips.
+
+    A stage is a group with at least one block left: timm's builder cannot build an empty stage
+    (possible when every block of a stride-1 group is skipped)."""
+    positions: list[tuple[int, int] | None] = []
+    stage, i, group = -1, 0, None
+    for slot, cfg in zip(space.blocks, configs):
+        if cfg.identity:
+            positions.append(None)
+            continue
+        if slot.group != group:
+            stage, i, group = stage + 1, 0, slot.group
+        positions.append((stage, i))
+        i += 1
+    return positions
+
+
 def timm_arch_def(space: SearchSpace, choice_idx: Sequence[int]) -> list[list[str]]:
-    """Block strings per group (stage), skipped blocks left out."""
-    stages: list[list[str]] = [[] for _ in space.group_channels]
+    """Block strings per stage (non-empty group), identity skips left out."""
+    stages: dict[int, list[str]] = {}
     for slot, cfg in zip(space.blocks, space.resolve(choice_idx)):
-        if not cfg.skip:
-            stages[slot.group - 1].append(timm_block_string(space, cfg))
-    return stages
+        if not cfg.identity:
+            stages.setdefault(slot.group, []).append(timm_block_string(space, cfg))
+    return list(stages.values())
 
 
 def _divisible_se(value: float, divisor: int, fn) -> int:
@@ -104,13 +126,10 @@ class StandaloneNet(nn.Module):
 
         from fpnas.space.split_attention import SplitAttnMBConv
 
-        position = [0] * len(space.group_channels)
-        for slot, cfg in zip(space.blocks, space.resolve(choice_idx)):
-            if cfg.skip:
-                continue
-            stage, i = slot.group - 1, position[slot.group - 1]
-            position[stage] += 1
-            if cfg.splits:
+        configs = space.resolve(choice_idx)
+        for pos, cfg in zip(block_positions(space, configs), configs):
+            if cfg.splits and not cfg.skip:
+                stage, i = pos
                 placeholder = self.blocks[stage][i]
                 drop = getattr(placeholder.drop_path, "drop_prob", 0.0)
                 self.blocks[stage][i] = SplitAttnMBConv(

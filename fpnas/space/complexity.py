@@ -16,10 +16,12 @@ from fpnas.space.spec import BlockConfig, SearchSpace, conv_out_size
 
 
 def block_complexity(cfg: BlockConfig) -> tuple[int, int]:
-    """(MACs, params) of one block for one image; a skipped block costs nothing."""
-    if cfg.skip:
-        return 0, 0
+    """(MACs, params) of one block for one image; an identity skip costs nothing."""
     h_in, h_out = cfg.in_size, cfg.out_size
+    if cfg.skip:  # projection skip: 1x1 conv (no bias) + BN (mobile-vision's Identity)
+        if cfg.identity:
+            return 0, 0
+        return cfg.in_chs * cfg.out_chs * h_out * h_out, cfg.in_chs * cfg.out_chs + 2 * cfg.out_chs
     if cfg.conv:  # kxk conv + BN (timm ConvBnAct)
         k2 = cfg.kernel * cfg.kernel
         return cfg.in_chs * cfg.out_chs * k2 * h_out * h_out, cfg.in_chs * cfg.out_chs * k2 + 2 * cfg.out_chs
@@ -84,31 +86,30 @@ class _Term:
 class ComplexityTables:
     """Per-block tables of MACs/params indexed by choice indices.
 
-    Each block's cost depends only on its own variables and on at most two group-width
-    decisions, so a table per block is small (<= a few thousand entries) and exact.
+    Each block's cost depends only on its own variables and on at most two width decisions
+    (its input's and its own), so a table per block is small (<= a few thousand entries) and
+    exact. Blocks with the same choices at the same position in the network (the repeats of a
+    group) share one table.
     """
 
     def __init__(self, space: SearchSpace):
         self.space = space
         dindex = space.decision_index
-        sizes = space.sizes
         stem_m, stem_p = stem_complexity(space)
         self.constant_macs, self.constant_params = float(stem_m), float(stem_p)
         self.terms: list[_Term] = []
+        cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         for slot in space.blocks:
             names = [slot.in_decision, slot.out_decision,  # the nonlinearity costs no MACs/params
                      *(n for var, n in slot.var_decisions.items() if var != "act")]
             decs = list(dict.fromkeys(dindex[n] for n in names if n is not None))
-            shape = [sizes[d] for d in decs]
-            macs = torch.zeros(shape, dtype=torch.float64)
-            params = torch.zeros(shape, dtype=torch.float64)
-            for combo in itertools.product(*[range(s) for s in shape]):
-                idx = [0] * space.num_decisions
-                for d, c in zip(decs, combo):
-                    idx[d] = c
-                cfg = space.resolve_block(slot, idx)
-                macs[combo], params[combo] = block_complexity(cfg)
-            self.terms.append(_Term(decs, macs, params))
+            # everything the table depends on (the decisions' names aside)
+            key = (slot.op, slot.stride, slot.in_size, slot.in_channels, slot.out_channels,
+                   slot.in_decision is not None and slot.in_decision == slot.out_decision,
+                   slot.kernel, slot.expansion, slot.se, slot.splits)
+            if key not in cache:
+                cache[key] = self._block_table(space, slot, decs)
+            self.terms.append(_Term(decs, *cache[key]))
         last = space.last_channel_decision
         decs = [dindex[last]] if last is not None else []
         widths = space.decisions[decs[0]].choices if decs else space.last_channels
@@ -121,6 +122,21 @@ class ComplexityTables:
             self.constant_params += float(hp[0])
         self._flat = [(t.decisions, torch.tensor(self._strides(t.macs.shape)), t.macs.flatten(),
                        t.params.flatten()) for t in self.terms]
+
+    @staticmethod
+    def _block_table(space: SearchSpace, slot, decs: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """MACs and params of one block over every combination of its decisions' choices."""
+        shape = [space.sizes[d] for d in decs]
+        macs, params = [], []
+        idx = [0] * space.num_decisions
+        for combo in itertools.product(*[range(s) for s in shape]):
+            for d, c in zip(decs, combo):
+                idx[d] = c
+            m, p = block_complexity(space.resolve_block(slot, idx))
+            macs.append(m)
+            params.append(p)
+        return (torch.tensor(macs, dtype=torch.float64).reshape(shape),
+                torch.tensor(params, dtype=torch.float64).reshape(shape))
 
     @staticmethod
     def _strides(shape) -> list[int]:
@@ -153,14 +169,14 @@ class ComplexityTables:
     def macs_range(self) -> tuple[float, float]:
         """Exact minimum and maximum MACs over the whole space.
 
-        Block terms share only group-width decisions, which form a chain (each term touches the
-        widths of two consecutive groups at most): min/max by dynamic programming over it.
+        Block terms share only width decisions, which form a chain (each term touches two
+        consecutive widths at most, group or block level): min/max by dynamic programming over it.
         """
         return self._extreme(torch.min), self._extreme(torch.max)
 
     def _extreme(self, reduce) -> float:
         space = self.space
-        chain = [space.decision_index[n] for n in space.group_channel_decision if n is not None]
+        chain = [space.decision_index[n] for n in space.width_chain]
         pos = {d: i for i, d in enumerate(chain)}
         # reduce every term to a factor over its (<= 2) chain decisions
         unary = {d: torch.zeros(space.decisions[d].size, dtype=torch.float64) for d in chain}
@@ -182,7 +198,7 @@ class ComplexityTables:
                     t = t.T
                 pair[(a, b)] = pair.get((a, b), 0) + t
         if set(pair) - set(zip(chain, chain[1:])):
-            raise RuntimeError("cost terms couple non-adjacent group widths")
+            raise RuntimeError("cost terms couple non-adjacent widths")
         if not chain:
             return const
         msg = unary[chain[0]].clone()

@@ -28,6 +28,7 @@ def space_statistics(space: SearchSpace, samples: int = 1000, lam: float = 0.25,
     fd_logits, jd_logits = int(fd.mask.sum()), int(jd.mask.sum())
     return {
         "space": space.name, "input_size": space.input_size, "blocks": len(space.blocks),
+        "channels_per": space.channels_per,
         "decisions": space.num_decisions, "log10_architectures": round(space.log10_num_architectures, 2),
         "fd_logits": fd_logits, "jd_logits": jd_logits, "jd_fd_ratio": round(jd_logits / fd_logits, 2),
         "entropy_h0_nats": round(h0, 3), "k0": max(1, math.floor(lam * h0)), "lam": lam,
@@ -88,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if len(names) > 1:
-        print("| space | px | blocks | log10 archs | FD logits | JD logits | JD/FD | H0 nats | K0 | MFLOPs min / median / max (uniform) | params M median |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| space | px | blocks | widths per | log10 archs | FD logits | JD logits | JD/FD | H0 nats | K0 | MFLOPs min / median / max (uniform) | params M median |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for s in rows:
-            print(f"| {s['space']} | {s['input_size']} | {s['blocks']} | {s['log10_architectures']} | {s['fd_logits']} "
+            print(f"| {s['space']} | {s['input_size']} | {s['blocks']} | {s['channels_per']} | {s['log10_architectures']} | {s['fd_logits']} "
                   f"| {s['jd_logits']} | {s['jd_fd_ratio']} | {s['entropy_h0_nats']} | {s['k0']} | "
                   f"{s['mflops_uniform_min']:.1f} / {s['mflops_uniform_median']:.1f} / {s['mflops_uniform_max']:.1f} "
                   f"| {s['params_m_uniform_median']:.2f} |")

@@ -20,6 +20,7 @@ ACTIVATIONS = ("relu", "swish", "hswish", "relu6")
 BLOCK_OPS = ("mbconv", "conv")  # MBConv (timm ir/ds) or a plain conv + BN + act (timm cn)
 SE_GATES = ("sigmoid", "hard_sigmoid")
 SE_RELATIVE = ("expanded", "input")
+CHANNELS_PER = ("group", "block")  # granularity of the width decisions
 BLOCK_VARIABLES = ("kernel", "expansion", "act", "se", "splits")  # searched per block
 SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
 
@@ -47,13 +48,13 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 @dataclass(frozen=True)
 class Decision:
-    """One search variable: ``name`` like ``g2.b1.kernel`` or ``g3.channels``."""
+    """One search variable: ``name`` like ``g2.b1.kernel``, ``g3.channels`` or ``g3.b1.channels``."""
 
     name: str
     kind: str  # channels | kernel | expansion | act | se | splits
     choices: tuple
     group: int  # 1-based group index
-    block: int | None  # global block index; None for group-level decisions
+    block: int | None  # global block index; None for group-level decisions (group widths)
 
     @property
     def size(self) -> int:
@@ -69,7 +70,7 @@ class BlockSlot:
     position: int  # index inside the group
     stride: int
     in_size: int  # input feature-map side
-    in_channels: tuple  # choices of the input width (previous group's or the stem's)
+    in_channels: tuple  # choices of the input width (previous block's, previous group's or the stem's)
     out_channels: tuple
     kernel: tuple
     expansion: tuple
@@ -85,6 +86,17 @@ class BlockSlot:
     def out_size(self) -> int:
         return conv_out_size(self.in_size, 3, self.stride)
 
+    @property
+    def can_project_skip(self) -> bool:
+        """Whether some architecture skips this block with a width change (a 1x1 projection)."""
+        if 0 not in self.kernel:
+            return False
+        if self.stride != 1:
+            return True
+        if self.in_decision is not None and self.in_decision == self.out_decision:
+            return False  # the width is one shared decision: always equal
+        return any(i != o for i in self.in_channels for o in self.out_channels)
+
 
 @dataclass(frozen=True)
 class BlockConfig:
@@ -93,7 +105,7 @@ class BlockConfig:
     in_chs: int
     out_chs: int
     mid_chs: int  # equals in_chs for a depthwise-separable block (expansion 1)
-    kernel: int  # 0 = skip (identity)
+    kernel: int  # 0 = skip (identity, or a 1x1 projection: see projection_skip)
     expansion: float
     act: str
     se_chs: int  # 0 = no SE
@@ -106,6 +118,18 @@ class BlockConfig:
     @property
     def skip(self) -> bool:
         return self.kernel == 0
+
+    @property
+    def projection_skip(self) -> bool:
+        """A skip that cannot be an identity (width change or stride 2): mobile-vision's
+        ``Identity`` op, a 1x1 conv (no bias) + BN + ReLU from in_chs to out_chs at the block's
+        stride. Its cost depends only on the two widths, so block costs stay a chain."""
+        return self.skip and (self.in_chs != self.out_chs or self.stride != 1)
+
+    @property
+    def identity(self) -> bool:
+        """A skip that is a plain identity (no module at all in the standalone model)."""
+        return self.skip and not self.projection_skip
 
     @property
     def conv(self) -> bool:
@@ -183,7 +207,8 @@ class SearchSpace:
         self.name = str(name or spec.get("name") or "custom")
         where = f"space '{self.name}'"
         known = {"name", "input_size", "in_chans", "num_classes", "act", "se_ratio", "se_relative_to",
-                 "se_gate", "se_divisor", "width_divisor", "stem", "groups", "head", "description"}
+                 "se_gate", "se_divisor", "width_divisor", "stem", "groups", "head", "description",
+                 "channels_per"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
@@ -204,6 +229,12 @@ class SearchSpace:
         if self.se_gate not in SE_GATES:
             raise ConfigError(f"{where}: se_gate must be one of {list(SE_GATES)}")
         self.width_divisor = 8  # fixed by timm's InvertedResidual (make_divisible default)
+        # group: one width decision per group (g{g}.channels); block: one per block (g{g}.b{i}.channels)
+        self.channels_per = spec.get("channels_per", "group")
+        if self.channels_per not in CHANNELS_PER:
+            raise ConfigError(f"{where}: channels_per must be one of {list(CHANNELS_PER)}, "
+                              f"got {self.channels_per!r}")
+        per_block = self.channels_per == "block"
         # SE width rounding: 1 = round() as timm's SqueezeExcite; d > 1 = mobile-vision's
         # get_divisible_by(int(width), d) (FBNetV2's SE: make_divisible(expanded x 0.25, 8))
         self.se_divisor = _as_choices(spec.get("se_divisor", 1), f"{where}: se_divisor", _positive_int)[0]
@@ -234,8 +265,8 @@ class SearchSpace:
             raise ConfigError(f"{where}: 'groups' must be a non-empty list of block groups")
         self.decisions: list[Decision] = []
         self.blocks: list[BlockSlot] = []
-        self.group_channels: list[tuple] = []  # channel choices per group
-        self.group_channel_decision: list[str | None] = []
+        self.group_channels: list[tuple] = []  # channel choices per group (of every block in block mode)
+        self.group_channel_decision: list[str | None] = []  # the group's width decision; None in block mode
         prev_channels: tuple = (self.stem_channels,)
         prev_decision: str | None = None
         size = conv_out_size(self.input_size, self.stem_kernel, self.stem_stride)
@@ -271,7 +302,7 @@ class SearchSpace:
             if kernels == (0,):
                 raise ConfigError(f"{gw}: kernel choices are only 0 (skip); add a real kernel size")
             ch_decision = None
-            if len(channels) > 1:
+            if len(channels) > 1 and not per_block:
                 ch_decision = f"g{gi}.channels"
                 self.decisions.append(Decision(ch_decision, "channels", channels, gi, None))
             self.group_channels.append(channels)
@@ -279,12 +310,22 @@ class SearchSpace:
             for pos in range(repeat):
                 index = len(self.blocks)
                 b_stride = stride if pos == 0 else 1
-                in_ch, in_dec = (prev_channels, prev_decision) if pos == 0 else (channels, ch_decision)
-                # Skip (kernel 0) is legal only where the residual is guaranteed: stride 1 and
-                # input width always equal to output width. The first block of a group usually
-                # is not such a place, so 0 is dropped there (FBNetV2 convention).
-                residual_always = b_stride == 1 and (pos > 0 or (len(in_ch) == 1 and in_ch == channels))
-                b_kernels = kernels if residual_always else tuple(k for k in kernels if k != 0)
+                if per_block:
+                    # own width; the input is the previous block's output (a chain of widths)
+                    in_ch, in_dec = prev_channels, prev_decision
+                    if len(channels) > 1:
+                        ch_decision = f"g{gi}.b{pos}.channels"
+                        self.decisions.append(Decision(ch_decision, "channels", channels, gi, index))
+                    # skip is legal on every stride-1 block: a width change makes it a 1x1
+                    # projection (mobile-vision's Identity), see BlockConfig.projection_skip
+                    skip_ok = b_stride == 1
+                else:
+                    in_ch, in_dec = (prev_channels, prev_decision) if pos == 0 else (channels, ch_decision)
+                    # Skip (kernel 0) is legal only where the residual is guaranteed: stride 1 and
+                    # input width always equal to output width. The first block of a group usually
+                    # is not such a place, so 0 is dropped there (FBNetV2 convention).
+                    skip_ok = b_stride == 1 and (pos > 0 or (len(in_ch) == 1 and in_ch == channels))
+                b_kernels = kernels if skip_ok else tuple(k for k in kernels if k != 0)
                 choices = {"kernel": b_kernels, "expansion": expansions, "act": acts, "se": ses, "splits": splits}
                 var_decisions = {}
                 for var in BLOCK_VARIABLES:
@@ -300,12 +341,14 @@ class SearchSpace:
                     expansion=expansions, act=acts, se=ses, splits=splits, in_decision=in_dec,
                     out_decision=ch_decision, var_decisions=var_decisions, op=op))
                 size = conv_out_size(size, 3, b_stride)
-            prev_channels, prev_decision = channels, ch_decision
+                prev_channels, prev_decision = channels, ch_decision
         if size < 1:
             raise ConfigError(f"{where}: input_size {self.input_size} is too small for its strides")
         self.final_size = size
-        self.last_channels = prev_channels
+        self.last_channels = prev_channels  # width choices of the last block
         self.last_channel_decision = prev_decision
+        # the width decisions in network order: each block's cost couples two neighbours at most
+        self.width_chain = list(dict.fromkeys(s.out_decision for s in self.blocks if s.out_decision is not None))
         self.decision_index = {d.name: i for i, d in enumerate(self.decisions)}
         self.spec = spec
 
@@ -354,7 +397,9 @@ class SearchSpace:
         """Groups of decisions sampled together.
 
         ``factorized``: every decision alone. ``joint``: one unit per block, the tuple of its
-        variables; a group's channel decision joins the tuple of the group's first block.
+        variables; with ``channels_per: block`` the tuple includes the block's own width (the
+        paper's 3*2*2*6*10 = 720 logits), with ``group`` a group's width joins the tuple of the
+        group's first block.
         """
         if kind == "factorized":
             return [[i] for i in range(self.num_decisions)]
@@ -363,7 +408,7 @@ class SearchSpace:
         units = []
         for slot in self.blocks:
             names = []
-            if slot.position == 0 and slot.out_decision is not None:
+            if (slot.position == 0 or self.channels_per == "block") and slot.out_decision is not None:
                 names.append(slot.out_decision)
             names += [n for n in slot.var_decisions.values() if n is not None]
             if names:
@@ -443,6 +488,7 @@ class SearchSpace:
         return idx
 
     def describe(self) -> str:
-        return (f"space '{self.name}': {len(self.blocks)} blocks in {len(self.group_channels)} groups, "
+        return (f"space '{self.name}': {len(self.blocks)} blocks in {len(self.group_channels)} groups "
+                f"(channels per {self.channels_per}), "
                 f"{self.num_decisions} decisions, 10^{self.log10_num_architectures:.1f} architectures, "
                 f"input {self.in_chans}x{self.input_size}x{self.input_size}")

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fpnas.space.builder import block_positions
 from fpnas.space.spec import BlockConfig, BlockSlot, SearchSpace
 
 ACT_FN = {"relu": F.relu, "swish": F.silu, "hswish": F.hardswish, "relu6": F.relu6}
@@ -46,6 +47,9 @@ class SuperBlock(nn.Module):
     def __init__(self, space: SearchSpace, slot: BlockSlot):
         super().__init__()
         self.op = slot.op
+        if slot.can_project_skip:  # mobile-vision's Identity with a width change: 1x1 conv + BN + ReLU
+            self.skip_conv = nn.Conv2d(max(slot.in_channels), max(slot.out_channels), 1, bias=False)
+            self.skip_bn = nn.BatchNorm2d(max(slot.out_channels))
         if slot.op == "conv":  # timm ConvBnAct: kxk conv (centre slices for smaller k) + BN + act
             self.kmax = k = max(slot.kernel)
             self.conv = nn.Conv2d(max(slot.in_channels), max(slot.out_channels), k, padding=k // 2, bias=False)
@@ -112,8 +116,11 @@ class SuperBlock(nn.Module):
         return sum(weights[:, i] * out for i, out in enumerate(outs))
 
     def forward(self, x: torch.Tensor, cfg: BlockConfig, bn_mode: str) -> torch.Tensor:
-        if cfg.skip:
+        if cfg.identity:
             return x
+        if cfg.skip:  # projection skip
+            h = F.conv2d(x, self.skip_conv.weight[:cfg.out_chs, :cfg.in_chs], None, cfg.stride)
+            return F.relu(_bn(h, self.skip_bn, cfg.out_chs, bn_mode))
         if cfg.conv:
             h = F.conv2d(x, self.conv_weight(cfg), None, cfg.stride, cfg.kernel // 2)
             h = ACT_FN[cfg.act](_bn(h, self.bn1, cfg.out_chs, bn_mode))
@@ -139,6 +146,9 @@ class SuperBlock(nn.Module):
     def standalone_state(self, cfg: BlockConfig) -> dict[str, torch.Tensor]:
         """This block's weights for ``cfg`` under timm's block parameter names."""
         mid = cfg.mid_chs
+        if cfg.skip:  # projection skip = timm ConvBnAct (cn_r1_k1): conv, bn1
+            return ({"conv.weight": self.skip_conv.weight[:cfg.out_chs, :cfg.in_chs]}
+                    | {f"bn1.{k}": v for k, v in _bn_state(self.skip_bn, cfg.out_chs).items()})
         if cfg.conv:
             return {"conv.weight": self.conv_weight(cfg)} | {f"bn1.{k}": v for k, v in _bn_state(self.bn1, cfg.out_chs).items()}
         if cfg.splits:
@@ -235,14 +245,10 @@ class SuperNet(nn.Module):
         """Weights of one architecture, named as in :class:`~fpnas.space.builder.StandaloneNet`."""
         sd = {"conv_stem.weight": self.conv_stem.weight}
         sd |= {f"bn1.{k}": v for k, v in _bn_state(self.bn1, self.bn1.num_features).items()}
-        position = [0] * len(self.space.group_channels)
         configs = self.space.resolve(choice_idx)
-        for slot, block, cfg in zip(self.space.blocks, self.blocks, configs):
-            if cfg.skip:
-                continue
-            prefix = f"blocks.{slot.group - 1}.{position[slot.group - 1]}."
-            position[slot.group - 1] += 1
-            sd |= {prefix + k: v for k, v in block.standalone_state(cfg).items()}
+        for pos, block, cfg in zip(block_positions(self.space, configs), self.blocks, configs):
+            if pos is not None:
+                sd |= {f"blocks.{pos[0]}.{pos[1]}.{k}": v for k, v in block.standalone_state(cfg).items()}
         sd["conv_head.weight"] = self.conv_head.weight[:, :configs[-1].out_chs]
         sd |= {f"bn2.{k}": v for k, v in _bn_state(self.bn2, self.bn2.num_features).items()}
         if self.space.head_pool_channels:
