@@ -91,11 +91,16 @@ def load_architecture(path: str | Path, space: SearchSpace | None = None) -> Arc
     """Read an ``arch.yaml``; every decision is checked against the space it names."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"architecture file {path} does not exist")
+        raise ConfigError(f"architecture file {path} does not exist; give the arch.yaml of a search run "
+                          "(outputs/search/<date>/<time>/arch.yaml) or a reference name (e.g. arch=mobilenetv2_100)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"architecture file {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"architecture file {path} is not valid YAML ({where}{problem}); "
+                          "fix it, or use the arch.yaml that search.py wrote") from None
     return architecture_from_dict(data, space, where=path)
 
 
@@ -114,7 +119,10 @@ def architecture_from_dict(data, space: SearchSpace | None = None, where: str | 
             except ConfigError as exc:
                 raise ConfigError(f"architecture file {path}: inline space: {exc}") from None
         else:
-            space = SearchSpace.load(data["space"])
+            try:
+                space = SearchSpace.load(data["space"])
+            except ConfigError as exc:
+                raise ConfigError(f"architecture file {path}: space: {exc}") from None
     space = space.with_num_classes(data.get("num_classes", space.num_classes), data.get("in_chans", space.in_chans))
     if data.get("input_size", space.input_size) != space.input_size:
         raise ConfigError(f"architecture file {path}: input_size {data['input_size']} differs from "

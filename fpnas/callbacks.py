@@ -1,12 +1,26 @@
-"""Lightning callbacks of the search: metric logging and architecture export."""
+"""Lightning callbacks of the search: metric logging, pictures and architecture export."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from fpnas.arch import architecture_from_indices
+from fpnas.errors import ConfigError
+
+
+def step_numbers(pl_module) -> dict[str, float]:
+    """MFLOPs of the most likely architecture and E[MFLOPs] after the current step, computed once
+    per step and shared by the callbacks that need them."""
+    step = int(pl_module.steps_done)
+    cached = getattr(pl_module, "_fpnas_step_numbers", None)
+    if cached is None or cached[0] != step:
+        argmax, _ = pl_module.architecture_mflops(pl_module.argmax_architecture())
+        cached = (step, {"argmax": argmax, "expected": pl_module.expected_mflops()})
+        pl_module._fpnas_step_numbers = cached
+    return cached[1]
 
 
 class SearchStatsLogger(pl.Callback):
@@ -27,13 +41,13 @@ class SearchStatsLogger(pl.Callback):
         stats = pl_module.last_step
         if stats is None:
             return
-        argmax_mflops, _ = pl_module.architecture_mflops(pl_module.argmax_architecture())
+        numbers = step_numbers(pl_module)
         log = dict(on_step=True, on_epoch=False, batch_size=1)
         pl_module.log("search/entropy", stats.entropy, prog_bar=True, **log)
         pl_module.log("search/K", float(stats.k), prog_bar=True, **log)
         pl_module.log("search/samples_total", float(pl_module.samples_total), **log)
-        pl_module.log("search/flops_expected", pl_module.expected_mflops(), **log)
-        pl_module.log("search/flops_argmax", argmax_mflops, prog_bar=True, **log)
+        pl_module.log("search/flops_expected", numbers["expected"], **log)
+        pl_module.log("search/flops_argmax", numbers["argmax"], prog_bar=True, **log)
         pl_module.log("search/flops_sampled", float(stats.macs.mean()) / 1e6, **log)
         pl_module.log("search/cost_penalty", float(stats.costs.mean()), **log)
         step = int(pl_module.steps_done)
@@ -44,13 +58,107 @@ class SearchStatsLogger(pl.Callback):
     def log_probabilities(self, trainer, pl_module) -> None:
         """Marginal probability of every choice, written straight to the loggers (many keys,
         on their own cadence, independent of ``log_every_n_steps``)."""
-        dist = pl_module.distribution
+        marginal = pl_module.distribution.marginals()
         metrics = {}
         for d, decision in enumerate(pl_module.space.decisions):
-            for choice, p in zip(decision.choices, dist.marginal([d]).tolist()):
+            for choice, p in zip(decision.choices, marginal([d]).tolist()):
                 metrics[f"prob/{decision.name}/{choice}"] = p
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
+
+
+class SearchPlots(pl.Callback):
+    """Pictures of the search in ``dirpath``, every N epochs and at the end (rank zero).
+
+    ``probabilities.png`` (marginal probability of every choice of every decision),
+    ``entropy_k.png`` (entropy and K per step), ``mflops.png`` (sampled MFLOPs mean and
+    min-max, E[MFLOPs], the most likely architecture's MFLOPs and the target per step). The same
+    figures go to every TensorBoard logger (``add_figure``, tags ``plots/<name>``). The per-step
+    history is a few floats appended per step (drawing happens only at the epoch cadence); it
+    lives in the checkpoint, so a resumed search draws its whole trajectory. Above
+    ``max_points`` steps every other point is dropped and then only every 2nd (4th, ...) step
+    is recorded, so the history stays small in week-long searches.
+    """
+
+    def __init__(self, dirpath: str, every_n_epochs: int = 5, max_points: int = 5000, dpi: int = 110):
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 0:
+            raise ConfigError(f"callbacks.search_plots.every_n_epochs must be an integer >= 0 (0 = only at the "
+                              f"end), got {every_n_epochs!r}")
+        if not isinstance(max_points, int) or max_points < 10:
+            raise ConfigError(f"callbacks.search_plots.max_points must be an integer >= 10, got {max_points!r}")
+        from fpnas.plots import HISTORY_KEYS
+
+        self.dirpath = Path(dirpath)
+        self.every_n_epochs = every_n_epochs
+        self.max_points = max_points
+        self.dpi = dpi
+        self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
+        self.stride = 1  # record every stride-th step
+        self._drawn_at: int | None = None
+
+    # ------------------------------------------------------------------ history
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        stats = pl_module.last_step
+        step = int(pl_module.steps_done)
+        if stats is None or (step - 1) % self.stride:
+            return
+        numbers = step_numbers(pl_module)
+        macs = stats.macs
+        row = (step, int(pl_module.current_epoch), float(stats.entropy), int(stats.k), float(macs.mean()) / 1e6,
+               float(macs.min()) / 1e6, float(macs.max()) / 1e6, numbers["expected"], numbers["argmax"],
+               pl_module.phase == "joint")
+        for key, value in zip(self.history, row):
+            self.history[key].append(value)
+        if len(self.history["step"]) > self.max_points:
+            for key in self.history:
+                self.history[key] = self.history[key][::2]
+            self.stride *= 2
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {k: list(v) for k, v in self.history.items()}, "stride": self.stride}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        history = state_dict.get("history", {})
+        self.history = {k: list(history.get(k, [])) for k in self.history}
+        self.stride = int(state_dict.get("stride", 1))
+
+    # ------------------------------------------------------------------ drawing
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self.draw(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.draw(trainer, pl_module)
+
+    @rank_zero_only
+    def draw(self, trainer, pl_module) -> list[Path]:
+        """Write the PNGs (overwritten each time: the latest state) and log them to TensorBoard."""
+        step = int(trainer.global_step)
+        if self._drawn_at == step:  # the last epoch's end and the train end: draw once
+            return []
+        self._drawn_at = step
+        import matplotlib.pyplot as plt
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        from fpnas.plots import search_figures
+
+        target = getattr(pl_module, "target_macs", None)
+        figs = search_figures(pl_module.space, pl_module.distribution, self.history,
+                              None if target is None else target / 1e6)
+        # TensorBoardLogger's SummaryWriter, or any logger whose writer takes figures the same way
+        boards = [lg.experiment for lg in trainer.loggers
+                  if isinstance(lg, TensorBoardLogger) or callable(getattr(lg.experiment, "add_figure", None))]
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, fig in figs.items():
+            paths.append(self.dirpath / f"{name}.png")
+            fig.savefig(paths[-1], dpi=self.dpi)
+            for writer in boards:
+                writer.add_figure(f"plots/{name}", fig, global_step=step, close=False)
+            plt.close(fig)
+        for writer in boards:
+            writer.flush()
+        return paths
 
 
 class ArchitectureExporter(pl.Callback):
@@ -92,4 +200,4 @@ class CheckpointOnInterrupt(pl.Callback):
                            "resume with ckpt_path=last (same hydra.run.dir)")
 
 
-__all__ = ["SearchStatsLogger", "ArchitectureExporter", "CheckpointOnInterrupt"]
+__all__ = ["SearchStatsLogger", "SearchPlots", "ArchitectureExporter", "CheckpointOnInterrupt", "step_numbers"]

@@ -3,9 +3,24 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
-from fpnas.errors import ConfigError
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from fpnas.errors import ConfigError, NonFiniteLossError
+
+
+def full_error() -> bool:
+    """``HYDRA_FULL_ERROR=1``: show the traceback of user errors too."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def report(message: str) -> None:
+    """Print ``error: <message>`` on one line to stderr and exit with status 2."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    sys.exit(2)
 
 
 def run_reporting_user_errors(fn: Callable, *args):
@@ -15,10 +30,18 @@ def run_reporting_user_errors(fn: Callable, *args):
         return fn(*args)
     except Exception as exc:  # noqa: BLE001 - re-raised unless it is a user error
         user_error = find_user_error(exc)
-        if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if user_error is None or full_error():
             raise
-        print(f"error: {user_error}", file=sys.stderr)
-        sys.exit(2)
+        if isinstance(user_error, NonFiniteLossError) and global_rank() != 0:
+            sys.exit(2)  # every process stops at the same step with the same message: print it once
+        report(str(user_error))
+
+
+def global_rank() -> int:
+    """This process's rank in a multi-process run (Lightning's view; 0 in a single process)."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
 
 
 def find_user_error(exc: BaseException | None) -> ConfigError | None:
@@ -30,3 +53,34 @@ def find_user_error(exc: BaseException | None) -> ConfigError | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def unwritable_reason(directory: str | Path) -> str | None:
+    """Why ``directory`` cannot be created or written (None if it can): checks its nearest existing
+    ancestor, also where ``chmod`` would not stop root (a path below a regular file)."""
+    path = Path(directory).expanduser().absolute()
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable"
+    return None
+
+
+class CheckOutputDir(Callback):
+    """Hydra callback: an output directory that cannot be created stops the run with one line,
+    before Hydra tries to create it (which would end in a traceback)."""
+
+    def _check(self, key: str, directory: str) -> None:
+        reason = unwritable_reason(directory)
+        if reason is not None and not full_error():
+            report(f"{key}={directory} cannot be created: {reason}; choose a writable directory, "
+                   f"e.g. {key}=outputs/my_run")
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check("hydra.sweep.dir", config.hydra.sweep.dir)

@@ -8,7 +8,8 @@ closed-form score-function gradient are a few batched tensor ops per step.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import torch
 
@@ -64,7 +65,8 @@ class ArchDistribution(torch.nn.Module):
 
     def to_joint(self, units: Sequence[Sequence[int]]) -> "ArchDistribution":
         """Exact FD->JD conversion: alpha_JD[(a_1..a_M)] = sum_m log_softmax(alpha_m)[a_m]."""
-        marg = [self.marginal([d]) for d in range(len(self.sizes))]
+        marginal = self.marginals()
+        marg = [marginal([d]) for d in range(len(self.sizes))]
         logits = []
         for unit in units:
             lp = self.alpha.new_zeros(())
@@ -116,9 +118,12 @@ class ArchDistribution(torch.nn.Module):
         """The most likely architecture ([D] choice indices): argmax of every unit."""
         return self.decode(self.masked_logits().argmax(1)[None])[0]
 
-    def marginal(self, decisions: Sequence[int]) -> torch.Tensor:
-        """Joint probabilities of the given distinct decisions, shape [size of each]."""
-        probs = self.unit_probs()
+    def marginal(self, decisions: Sequence[int], probs: torch.Tensor | None = None) -> torch.Tensor:
+        """Joint probabilities of the given distinct decisions, shape [size of each].
+
+        ``probs``: :meth:`unit_probs`, when the caller already has them (see :meth:`marginals`).
+        """
+        probs = self.unit_probs() if probs is None else probs
         factors = []  # (tensor, decisions it spans)
         by_unit: dict[int, list[int]] = {}
         for d in decisions:
@@ -139,6 +144,12 @@ class ArchDistribution(torch.nn.Module):
             out = out.reshape(out.shape + (1,) * p.dim()) * p
             spans += ds
         return out.permute([spans.index(d) for d in decisions]) if decisions else out
+
+    def marginals(self) -> Callable[[Sequence[int]], torch.Tensor]:
+        """:meth:`marginal` at the current α with the softmax done once, for callers that ask
+        for many marginals in a row (expected FLOPs, per-decision probabilities): one softmax
+        instead of one per call keeps these per-step statistics cheap."""
+        return partial(self.marginal, probs=self.unit_probs().detach())
 
     # ------------------------------------------------------------------ gradient
     def grad_weighted_nll(self, choice_idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fpnas.errors import ConfigError
+from fpnas.errors import (
+    ConfigError, check_checkpoint, check_option, check_required, instantiate_checked, instantiate_trainer)
 
 log = logging.getLogger("fpnas")
 
@@ -17,21 +18,32 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsproptf", "rmsprop", "adamw", "a
 
 
 def _check(cfg: DictConfig) -> None:
-    """Early checks, with messages that say what to change."""
+    """Early checks (names, types, ranges), with messages that say what to change."""
+    check_required(cfg)
     r = cfg.recipe
     if str(r.opt).lower() not in OPTIMIZERS:
         raise ConfigError(f"recipe.opt={r.opt!r}: use one of {list(OPTIMIZERS)}")
-    if not r.lr > 0:
-        raise ConfigError(f"recipe.lr must be > 0, got {r.lr}")
-    if not 0 <= r.label_smoothing < 1:
+    check_option("recipe.lr", r.lr, float, 0, exclusive=True, example=0.05)
+    for key, example in (("weight_decay", 4e-5), ("momentum", 0.9), ("warmup_lr", 1e-3), ("min_lr", 0)):
+        check_option(f"recipe.{key}", r.get(key, 0.0), float, 0, example=example)
+    check_option("recipe.warmup_epochs", r.get("warmup_epochs", 0), int, 0, example=1)
+    if not 0 <= check_option("recipe.label_smoothing", r.label_smoothing, float, 0, 1, example=0.1) < 1:
         raise ConfigError(f"recipe.label_smoothing must be in [0, 1), got {r.label_smoothing}")
-    if not 0 <= r.ema_decay < 1:
+    if not 0 <= check_option("recipe.ema_decay", r.ema_decay, float, 0, 1, example=0.99) < 1:
         raise ConfigError(f"recipe.ema_decay must be in [0, 1) (0 = no EMA), got {r.ema_decay}")
+    check_option("trainer.max_epochs", cfg.trainer.get("max_epochs"), int, 1, example=15)
+    check_option("input_size", cfg.get("input_size"), int, 8, example=224, none_ok=True)
+    check_option("seed", cfg.seed, int, 0, example=0)
+    for key in ("drop_rate", "drop_path_rate"):
+        check_option(f"model.{key}", cfg.model[key], float, 0, 0.99, example=0.2)
     d = cfg.distill
-    if d.teacher and not 0 <= d.weight <= 1:
-        raise ConfigError(f"distill.weight must be in [0, 1], got {d.weight}")
-    if d.teacher and not d.temperature > 0:
-        raise ConfigError(f"distill.temperature must be > 0, got {d.temperature}")
+    if d.teacher:
+        check_option("distill.weight", d.weight, float, 0, 1, example=0.5)
+        check_option("distill.temperature", d.temperature, float, 0, exclusive=True, example=1.0)
+    for key in ("init.from_search", "distill.teacher"):  # a damaged file fails here, not inside torch.load
+        value = OmegaConf.select(cfg, key)
+        if value and Path(str(value)).is_file():
+            check_checkpoint(key, value)
 
 
 def run_train(cfg: DictConfig) -> dict:
@@ -50,7 +62,7 @@ def run_train(cfg: DictConfig) -> dict:
     input_size = cfg.get("input_size") or arch.space.input_size
     with open_dict(cfg):
         cfg.data.image_size = input_size  # train at the architecture's (or the requested) input size
-    datamodule = instantiate(cfg.data)  # cheap: nothing is loaded before setup()
+    datamodule = instantiate_checked(cfg.data, "data")  # cheap: nothing is loaded before setup()
     adapt = cfg.model.adapt_to_data
     adapt = is_reference if adapt == "auto" else bool(adapt)
     data_name = type(datamodule).__name__
@@ -86,7 +98,7 @@ def run_train(cfg: DictConfig) -> dict:
                          distill_weight=cfg.distill.weight, distill_temperature=cfg.distill.temperature, **recipe)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     macs, params = arch.complexity()
     if trainer.is_global_zero:
         arch.save(output_dir / "arch.yaml")
@@ -95,8 +107,8 @@ def run_train(cfg: DictConfig) -> dict:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint ({ckpt_path})")
+    if ckpt_path:  # a damaged file or one of another architecture fails here, not inside Lightning
+        check_checkpoint("ckpt_path", ckpt_path, module)
     fit_start = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     train_time = time.time() - fit_start
@@ -116,6 +128,9 @@ def run_train(cfg: DictConfig) -> dict:
         (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         log.info("test acc %.4f (EMA %.4f), %.4g MFLOPs, in %.1f s -> %s", summary["test_acc"],
                  summary["test_acc_ema"], summary["mflops"], summary["wall_time_s"], output_dir)
+        from fpnas.summary import print_train_summary
+
+        print_train_summary(summary, arch, output_dir)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return summary

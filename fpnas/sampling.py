@@ -6,13 +6,19 @@ import math
 from fpnas.errors import ConfigError
 
 
+def _is_count(value) -> bool:
+    """An integer >= 1 (a YAML ``2.0`` counts; a string or ``true`` does not)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and int(value) == value and value >= 1)
+
+
 class AdaptiveK:
     """K = max(K_min, floor(lambda * H)), H the distribution's entropy in nats (FPNAS.md §2)."""
 
     def __init__(self, lam: float = 0.25, k_min: int = 2):
-        if not lam > 0:
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam > 0:
             raise ConfigError(f"sampler.lam must be > 0 (paper: 0.25), got {lam}")
-        if int(k_min) != k_min or k_min < 1:
+        if not _is_count(k_min):
             raise ConfigError(f"sampler.k_min must be an integer >= 1, got {k_min}")
         self.lam, self.k_min = float(lam), int(k_min)
 
@@ -27,7 +33,7 @@ class FixedK:
     """A constant number of samples per step (PARSEC baseline, K = 14)."""
 
     def __init__(self, k: int = 14):
-        if int(k) != k or k < 1:
+        if not _is_count(k):
             raise ConfigError(f"sampler.k must be an integer >= 1, got {k}")
         self.k = int(k)
 

@@ -21,7 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from fpnas.cost import arch_importance, hinge_cost
 from fpnas.distributed import all_reduce_sum, average_gradients
 from fpnas.distribution import ArchDistribution
-from fpnas.errors import ConfigError
+from fpnas.errors import ConfigError, NonFiniteLossError
 from fpnas.space.complexity import ComplexityTables
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
@@ -128,7 +128,21 @@ class SearchModule(pl.LightningModule):
             self.switch_to_joint()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # once per checkpoint (cheap): never overwrite the last good checkpoint with diverged weights;
+        # the same on every rank (weights and α are identical there)
+        alpha = self.distribution.alpha.detach()[self.distribution.mask]
+        tensors = [alpha, *(p.detach() for p in self.supernet.parameters())]
+        if not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
+            raise NonFiniteLossError(f"the search diverged by step {int(self.steps_done)} (epoch "
+                                     f"{self.current_epoch}): a weight or architecture logit is NaN or infinite "
+                                     "(not written to a checkpoint)")
         checkpoint["fpnas"] = {"phase": self.phase, "space": self.space.spec}
+
+    def _check_finite(self, what: str, value: float) -> None:
+        """Stop the search at the first NaN / inf: a diverged search only gets worse."""
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"the search diverged at step {int(self.steps_done) + 1} (epoch "
+                                     f"{self.current_epoch}): {what} is {value}")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         phase = checkpoint.get("fpnas", {}).get("phase")
@@ -175,6 +189,9 @@ class SearchModule(pl.LightningModule):
             # float64 sum: the weights exp(l_k - max) magnify absolute errors of l_k
             log_lik = all_reduce_sum(-per_image.detach().sum(dtype=torch.float64))
             score = float(log_lik) / temp  # summed log-likelihood of the global batch / T
+            # all-reduced, so every rank stops at the same step
+            self._check_finite("the training log-likelihood (ω update)", float(log_lik))
+            self._check_finite("the training log-likelihood / search.importance_temperature", score)
             if score > run_max:
                 if denom > 0:  # a new maximum: rescale what was accumulated so far
                     scale = math.exp(run_max - score)
@@ -215,6 +232,10 @@ class SearchModule(pl.LightningModule):
                 val_ll = all_reduce_sum(torch.stack([  # v_k of the global batch
                     -F.cross_entropy(self.supernet(xv, row), yv, reduction="none").sum(dtype=torch.float64)
                     for row in rows]))
+            total, best = torch.stack([val_ll.sum(), val_ll.max()]).tolist()  # one device sync
+            self._check_finite("the validation log-likelihood (α update)", total)
+            self._check_finite("the validation log-likelihood / search.importance_temperature",
+                               best / self.hparams.importance_temperature)
             m = arch_importance(val_ll, costs, self.hparams.beta, self.hparams.importance_temperature)
             alpha = self.distribution.alpha
             alpha.grad = self.distribution.grad_weighted_nll(archs.to(alpha.device), m.to(alpha.device))
@@ -244,4 +265,4 @@ class SearchModule(pl.LightningModule):
         return float(macs[0]) / 1e6, float(params[0]) / 1e6
 
     def expected_mflops(self) -> float:
-        return float(self.tables.expected_macs(self.distribution.marginal)) / 1e6
+        return float(self.tables.expected_macs(self.distribution.marginals())) / 1e6

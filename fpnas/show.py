@@ -1,0 +1,150 @@
+"""Print an architecture as a table, per block, and optionally draw it.
+
+``python -m fpnas.show <arch.yaml | run dir | reference name> [--png out.png] [--input-size N]``
+Per-block MFLOPs (MACs) and parameters come from the analytic formulas
+(:mod:`fpnas.space.complexity`); stem + blocks + head add up to the architecture's total.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fpnas.errors import ConfigError
+from fpnas.space.complexity import block_complexity, head_complexity, stem_complexity
+from fpnas.space.spec import conv_out_size
+
+
+def _attention(cfg) -> str:
+    if cfg.splits:
+        return f"SA r={cfg.splits}" if cfg.splits > 1 else "SA r=1 (SE)"
+    return f"SE {cfg.se_chs}" if cfg.se_chs else ""
+
+
+def block_rows(arch) -> list[dict]:
+    """Stem, every block and the head of ``arch`` as dicts (sizes, channels, MACs, params)."""
+    space, idx = arch.space, arch.indices
+    size = space.input_size
+    stem_out = conv_out_size(size, space.stem_kernel, space.stem_stride)
+    m, p = stem_complexity(space)
+    rows = [dict(name="stem", kind="stem", op="conv", kernel=space.stem_kernel, expansion=None,
+                 **{"in": space.in_chans}, out=space.stem_channels, stride=space.stem_stride, act=space.act,
+                 attn="", size_in=size, size_out=stem_out, macs=m, params=p, short=f"stem k{space.stem_kernel}")]
+    for slot, cfg in zip(space.blocks, space.resolve(idx)):
+        m, p = block_complexity(cfg)
+        if cfg.skip:  # a skip that changes width or stride is a 1x1 projection (when the space has them)
+            proj = getattr(cfg, "projection_skip", False)
+            kind, op, short = "skip", "skip 1x1" if proj else "skip", "skip 1x1" if proj else "skip"
+        elif cfg.conv:
+            kind, op, short = "block", "conv", f"conv k{cfg.kernel} {cfg.out_chs}"
+        else:
+            kind, op = "block", "ds" if cfg.separable else "ir"
+            short = f"k{cfg.kernel} e{cfg.expansion:.3g} {cfg.out_chs}"
+        rows.append(dict(name=f"g{slot.group}.b{slot.position}", kind=kind, op=op,
+                         kernel=0 if cfg.skip else cfg.kernel,
+                         expansion=None if cfg.skip or cfg.conv else cfg.expansion, **{"in": cfg.in_chs},
+                         out=cfg.out_chs, stride=cfg.stride, act="" if cfg.skip else cfg.act,
+                         attn="" if cfg.skip else _attention(cfg), size_in=cfg.in_size, size_out=cfg.out_size,
+                         macs=m, params=p, short=short))
+    last = space.last_width(idx)
+    m, p = head_complexity(space, last)
+    pool = f"+fc{space.head_pool_channels}" if space.head_pool_channels else ""
+    rows.append(dict(name="head", kind="head", op=f"1x1+pool{pool}+fc", kernel=1,
+                     expansion=None, **{"in": last}, out=space.head_channels, stride=1, act=space.act, attn="",
+                     size_in=space.final_size, size_out=1, macs=m, params=p, short=f"head {space.head_channels}"))
+    return rows
+
+
+def architecture_table(arch, title: str | None = None, rows: list[dict] | None = None):
+    """A ``rich`` table of :func:`block_rows` with a total row."""
+    from rich.table import Table
+
+    rows = rows if rows is not None else block_rows(arch)
+    total_m, total_p = sum(r["macs"] for r in rows), sum(r["params"] for r in rows)
+    table = Table(title=title, show_footer=True, header_style="bold", title_justify="left")
+    table.add_column("block", footer="total")
+    table.add_column("op")
+    table.add_column("kernel", justify="right")
+    table.add_column("exp", justify="right")
+    table.add_column("channels", justify="right")
+    table.add_column("stride", justify="right")
+    table.add_column("act")
+    table.add_column("SE/splits")
+    table.add_column("size", justify="right")
+    table.add_column("MFLOPs", justify="right", footer=f"{total_m / 1e6:.4f}")
+    table.add_column("%", justify="right", footer="100")
+    table.add_column("params", justify="right", footer=f"{total_p:,}")
+    for r in rows:
+        skip = r["kind"] == "skip"
+        table.add_row(r["name"], r["op"], "-" if skip else str(r["kernel"]),
+                      "" if r["expansion"] is None else f"{r['expansion']:.4g}", f"{r['in']}→{r['out']}",
+                      str(r["stride"]), r["act"], r["attn"], f"{r['size_in']}→{r['size_out']}",
+                      f"{r['macs'] / 1e6:.4f}", f"{100 * r['macs'] / total_m:.1f}" if total_m else "0",
+                      f"{r['params']:,}", style="dim" if skip else None)
+    return table
+
+
+def _load(name_or_path: str, input_size: int | None):
+    from fpnas.reference import resolve_architecture
+
+    if Path(name_or_path).is_dir():  # a run directory: its arch.yaml
+        if not (Path(name_or_path) / "arch.yaml").is_file():
+            raise ConfigError(f"{name_or_path} is a directory without an arch.yaml; give an architecture file")
+        name_or_path = str(Path(name_or_path) / "arch.yaml")
+    try:
+        arch, _ = resolve_architecture(name_or_path)
+    except ConfigError:
+        path = Path(name_or_path)
+        if path.is_file() and path.suffix in (".yaml", ".yml") and "entries:" in path.read_text():
+            raise ConfigError(f"{path} lists several architectures (top-k export): show one of them with "
+                              f"python -m fpnas.show {path.parent / 'top_archs' / 'rank_<i>.yaml'}") from None
+        raise
+    if input_size is not None and input_size != arch.space.input_size:
+        if input_size < 1:
+            raise ConfigError(f"--input-size must be >= 1, got {input_size}")
+        arch = arch.with_data(arch.space.num_classes, arch.space.in_chans, input_size)
+    return arch
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    parser = argparse.ArgumentParser(prog="python -m fpnas.show", description=__doc__.splitlines()[0])
+    parser.add_argument("arch", help="arch.yaml written by search.py / train.py (or its run directory), "
+                                     "top_archs/rank_<i>.yaml, or a registered reference name")
+    parser.add_argument("--png", help="also draw the architecture as a block diagram into this PNG file")
+    parser.add_argument("--input-size", type=int, help="evaluate at this input size instead of the file's")
+    args = parser.parse_args(argv)
+    try:
+        arch = _load(args.arch, args.input_size)
+        rows = block_rows(arch)
+    except ConfigError as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line (YAML errors span several)
+        return 2
+    except OSError as exc:  # e.g. a directory or an unreadable file
+        print(f"error: cannot read {args.arch}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # piped output: do not wrap the table at 80 columns
+    macs, params = arch.complexity()
+    sp = arch.space
+    console.print(architecture_table(arch, rows=rows, title=f"{args.arch} — space '{sp.name}', "
+                                                             f"{sp.in_chans}x{sp.input_size}x{sp.input_size} input, "
+                                                             f"{sp.num_classes} classes"))
+    console.print(f"total: {macs / 1e6:.4f} MFLOPs (MACs), {params / 1e6:.4f} M params, "
+                  f"{sum(r['kind'] == 'skip' for r in rows)} of {len(sp.blocks)} blocks skipped")
+    if args.png:
+        from fpnas.plots import architecture_figure, save_figure
+
+        try:
+            path = save_figure(architecture_figure(arch, rows), args.png)
+        except OSError as exc:
+            print(f"error: cannot write {args.png}: {exc}", file=sys.stderr)
+            return 2
+        console.print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
