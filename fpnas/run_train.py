@@ -36,6 +36,7 @@ def _check(cfg: DictConfig) -> None:
     check_option("seed", cfg.seed, int, 0, example=0)
     for key in ("drop_rate", "drop_path_rate"):
         check_option(f"model.{key}", cfg.model[key], float, 0, 0.99, example=0.2)
+    check_option("model.channels_last", cfg.model.get("channels_last", False), bool, example="true")
     d = cfg.distill
     if d.teacher:
         check_option("distill.weight", d.weight, float, 0, 1, example=0.5)
@@ -95,7 +96,8 @@ def run_train(cfg: DictConfig) -> dict:
                                cfg.distill.get("teacher_checkpoint"), cfg.distill.get("teacher_ema", True))
     recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
     module = TrainModule(model, arch.space.num_classes, arch=arch.to_dict(), teacher=teacher,
-                         distill_weight=cfg.distill.weight, distill_temperature=cfg.distill.temperature, **recipe)
+                         distill_weight=cfg.distill.weight, distill_temperature=cfg.distill.temperature,
+                         channels_last=cfg.model.get("channels_last", False), **recipe)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)

@@ -42,9 +42,11 @@ class TrainModule(pl.LightningModule):
                  sched: str = "cosine", warmup_epochs: float = 0, warmup_lr: float = 1e-5, min_lr: float = 0.0,
                  decay_epochs: float = 2.4, decay_rate: float = 0.97, label_smoothing: float = 0.0,
                  ema_decay: float = 0.0, ema_warmup: bool = True, teacher: nn.Module | None = None,
-                 distill_weight: float = 0.5, distill_temperature: float = 1.0):
+                 distill_weight: float = 0.5, distill_temperature: float = 1.0, channels_last: bool = False):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "teacher"])
+        if channels_last:  # before the EMA copy, which then keeps the same memory format
+            model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.ema = None
         if ema_decay > 0:
@@ -62,6 +64,15 @@ class TrainModule(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Images in channels-last memory format when ``channels_last`` (timm's --channels-last)."""
+        if not self.hparams.channels_last:
+            return batch
+        from lightning_utilities import apply_to_collection
+
+        return apply_to_collection(batch, torch.Tensor, lambda t: t.contiguous(memory_format=torch.channels_last)
+                                   if t.dim() == 4 else t)
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:

@@ -83,7 +83,10 @@ def test_readme_sections_and_the_two_setup_commands_at_the_top():
     assert [line[4:] for line in recipes.splitlines() if line.startswith("### ")] == [
         "Sweep", "DDP: GPUs and nodes", "SLURM", "Resume", "Retrain", "Distill", "Custom search space",
         "Custom data set"]
-    assert "\n## Results\n\nFilled in by the benchmarks (see benchmarks/README.md).\n" in README
+    results = README.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    for script in ("fpnas_vs_parsec", "step_overhead", "memory", "throughput", "space_stats", "ddp_step"):
+        assert f"benchmarks/{script}.py" in results  # every benchmark's numbers, with its command
+    assert "benchmarks/run_all.py" in results
     quickstart = README.split("\n## Quickstart\n", 1)[1].split("\n## ", 1)[0]
     assert "\n### Pictures and summaries\n" in quickstart
 

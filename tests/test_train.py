@@ -167,3 +167,25 @@ def test_imagenet_preset_composes():
     assert cfg.recipe.opt == "rmsproptf" and cfg.recipe.ema_decay == 0.9999 and cfg.recipe.label_smoothing == 0.1
     assert cfg.data._target_.endswith("ImageFolderDataModule") and cfg.data.auto_augment == "rand-m9-mstd0.5"
     assert cfg.model.drop_path_rate == 0.2
+
+
+def test_channels_last_keeps_the_model_and_its_outputs():
+    """model.channels_last: weights and batches in channels-last format, the same function."""
+    from fpnas.train_module import TrainModule
+
+    space = SearchSpace.load("micro").with_num_classes(10, in_chans=3)  # 3 channels: not a degenerate layout
+    model = architecture_from_indices(space, [1] * space.num_decisions).build()
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        expected = model.eval()(x)
+    module = TrainModule(model, 10, channels_last=True, ema_decay=0.9)
+    conv = module.model.conv_stem.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert module.ema.module.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+    batch = module.on_after_batch_transfer({"train": [x, torch.zeros(4, dtype=torch.long)]}, 0)
+    xb, yb = batch["train"]
+    assert xb.is_contiguous(memory_format=torch.channels_last) and not xb.is_contiguous() and yb.dim() == 1
+    with torch.no_grad():
+        assert torch.allclose(module.model.eval()(xb), expected, atol=1e-5)
+    plain = TrainModule(architecture_from_indices(space, [1] * space.num_decisions).build(), 10)
+    assert plain.on_after_batch_transfer([x], 0)[0].is_contiguous()
