@@ -175,3 +175,16 @@ def search_steps(device: str, overrides: list[str], steps: int | None, skip: int
                               callbacks=[clock.start_cb, *product, clock.stop_cb])
         trainer.fit(module, datamodule=datamodule)
     return clock.records[skip:], module
+
+
+def plain_step(model, opt, xt, yt, xv) -> None:
+    """One plain training step on the ω batch and one validation forward on the α batch."""
+    import torch.nn.functional as F
+
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(model(xt), yt).backward()
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        model(xv)

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import compose_search, devices, markdown_table, run_python, write_report
+from common import compose_search, plain_step, devices, markdown_table, run_python, write_report
 
 TARGET = 1.15
 CASES = {
@@ -124,7 +124,6 @@ def _idle_module():
 def child(mode: str, device: str, overrides: list[str], steps: int, arch: list[int] | None) -> dict:
     import pytorch_lightning as pl  # noqa: F401 - the same imports in every child
     import torch
-    import torch.nn.functional as F
     from hydra.utils import instantiate
 
     from fpnas.run_search import build_module, validate
@@ -164,13 +163,7 @@ def child(mode: str, device: str, overrides: list[str], steps: int, arch: list[i
                                   weight_decay=o.weight_decay)
             for train, val in train_batches:
                 (xt, yt), (xv, _) = [[t.to(device) for t in part] for part in (train, val)]
-                model.train()
-                opt.zero_grad(set_to_none=True)
-                F.cross_entropy(model(xt), yt).backward()
-                opt.step()
-                model.eval()
-                with torch.no_grad():
-                    model(xv)
+                plain_step(model, opt, xt, yt, xv)
         peak = _peak(device)
     return {"mode": mode, "base_bytes": base, "peak_bytes": peak, "above_base_bytes": peak - base,
             "sampled": sampled, "params": params}

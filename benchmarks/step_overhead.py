@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
-from common import devices, markdown_table, median, search_steps, timer, write_report
+from common import devices, markdown_table, median, plain_step, search_steps, timer, write_report
 
 TARGET = 1.10
 # (label, overrides): the default search, and a larger space where compute dominates
@@ -37,17 +36,6 @@ def plain_model(device: str, module, arch: list[int]):
     opt = torch.optim.SGD(model.parameters(), lr=h.omega_lr, momentum=h.omega_momentum,
                           nesterov=h.omega_nesterov, weight_decay=h.omega_weight_decay)
     return model, opt
-
-
-def plain_step(model, opt, xt, yt, xv) -> None:
-    """One plain training step on the ω batch and one validation forward on the α batch."""
-    model.train()
-    opt.zero_grad(set_to_none=True)
-    F.cross_entropy(model(xt), yt).backward()
-    opt.step()
-    model.eval()
-    with torch.no_grad():
-        model(xv)
 
 
 def batches(device: str, record: dict):
