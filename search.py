@@ -3,6 +3,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fpnas.launch import adopt_job_argv_if_ddp_child
+from fpnas.resume import adopt_run_overrides
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
@@ -16,4 +17,5 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     adopt_job_argv_if_ddp_child()  # a DDP child of a sweep job runs that job only
+    adopt_run_overrides()  # ckpt_path=last in a run directory: the run's own settings first
     main()

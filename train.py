@@ -2,6 +2,8 @@
 import hydra
 from omegaconf import DictConfig
 
+from fpnas.resume import adopt_run_overrides
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
@@ -12,4 +14,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    adopt_run_overrides()  # ckpt_path=last in a run directory: the run's own settings first
     main()

@@ -95,6 +95,9 @@ def load_architecture(path: str | Path, space: SearchSpace | None = None) -> Arc
                           "(outputs/search/<date>/<time>/arch.yaml) or a reference name (e.g. arch=mobilenetv2_100)")
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"architecture file {path} is not a text file (not UTF-8); give the arch.yaml that "
+                          "search.py wrote, or a reference name (e.g. arch=mobilenetv2_100)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -29,7 +29,8 @@ class SearchStatsLogger(pl.Callback):
     ``search/entropy`` (nats), ``search/K``, ``search/samples_total``, ``search/flops_expected``
     (E[MFLOPs] under the distribution), ``search/flops_argmax`` (MFLOPs of the most likely
     architecture), ``search/flops_sampled`` (mean MFLOPs of this step's samples),
-    ``search/cost_penalty`` (mean hinge cost of this step's samples).
+    ``search/cost_penalty`` (mean hinge cost of this step's samples), ``search/beta`` (β of the cost
+    term; it moves with ``cost.beta_lr`` > 0).
     """
 
     def __init__(self, prob_every_n_steps: int = 50):
@@ -50,6 +51,7 @@ class SearchStatsLogger(pl.Callback):
         pl_module.log("search/flops_argmax", numbers["argmax"], prog_bar=True, **log)
         pl_module.log("search/flops_sampled", float(stats.macs.mean()) / 1e6, **log)
         pl_module.log("search/cost_penalty", float(stats.costs.mean()), **log)
+        pl_module.log("search/beta", float(pl_module.beta), **log)
         step = int(pl_module.steps_done)
         if self.prob_every_n_steps and (step - 1) % self.prob_every_n_steps == 0:
             self.log_probabilities(trainer, pl_module)
@@ -64,7 +66,8 @@ class SearchStatsLogger(pl.Callback):
             for choice, p in zip(decision.choices, marginal([d]).tolist()):
                 metrics[f"prob/{decision.name}/{choice}"] = p
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+            # the step self.log uses (training batches), not global_step (2 optimizer steps per batch)
+            logger.log_metrics(metrics, step=trainer.fit_loop.epoch_loop._batches_that_stepped)
 
 
 class SearchPlots(pl.Callback):
@@ -162,16 +165,17 @@ class SearchPlots(pl.Callback):
 
 
 class ArchitectureExporter(pl.Callback):
-    """Writes the current most likely architecture to ``arch.yaml`` after every epoch."""
+    """Writes the architecture the search currently returns (``SearchModule.exported_architecture``:
+    by default the most probable one within the target) to ``arch.yaml`` after every epoch."""
 
     def __init__(self, path: str):
         self.path = Path(path)
 
     @rank_zero_only
     def export(self, pl_module) -> None:
-        idx = pl_module.argmax_architecture()
+        idx = pl_module.exported_architecture()
         arch = architecture_from_indices(pl_module.space, idx.tolist(), epoch=int(pl_module.current_epoch),
-                                         phase=pl_module.phase)
+                                         phase=pl_module.phase, selection=pl_module.selection())
         arch.save(self.path)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
@@ -181,23 +185,4 @@ class ArchitectureExporter(pl.Callback):
         self.export(pl_module)
 
 
-class CheckpointOnInterrupt(pl.Callback):
-    """Ctrl-C or SIGTERM (cluster preemption) saves ``last.ckpt`` before the process exits.
-
-    Lightning stops after the current batch on SIGTERM; this writes the state at that point
-    where ``ModelCheckpoint`` would only have the last epoch's.
-    """
-
-    def __init__(self, path: str):
-        self.path = Path(path)
-
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.state.fn == "fit":
-            trainer.save_checkpoint(self.path)
-            rank_zero_info(f"[fpnas] interrupted at step {int(pl_module.steps_done)}: saved {self.path}; "
-                           "resume with ckpt_path=last (same hydra.run.dir)")
-
-
-__all__ = ["SearchStatsLogger", "SearchPlots", "ArchitectureExporter", "CheckpointOnInterrupt", "step_numbers"]
+__all__ = ["SearchStatsLogger", "SearchPlots", "ArchitectureExporter", "step_numbers"]

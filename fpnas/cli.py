@@ -19,7 +19,11 @@ def full_error() -> bool:
 
 def report(message: str) -> None:
     """Print ``error: <message>`` on one line to stderr and exit with status 2."""
-    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    message = str(message)
+    # raised in a DataLoader worker: the loader re-raises it with the worker's traceback in the message
+    if "Original Traceback" in message and "ConfigError: " in message:
+        message = message.rsplit("ConfigError: ", 1)[1]
+    print("error: " + " ".join(message.split()), file=sys.stderr)
     sys.exit(2)
 
 

@@ -22,3 +22,14 @@ def arch_importance(val_log_lik: torch.Tensor, costs: torch.Tensor, beta: float,
     if total > 0:
         m = m - beta * costs.to(m.dtype) / total.to(m.dtype)
     return m
+
+
+def dual_ascent_beta(beta: torch.Tensor, expected_macs: float, target_macs: float, lr: float) -> torch.Tensor:
+    """One projected dual-ascent step on β for the constraint E[FLOPs] <= TARGET:
+    β <- max(0, β + lr · (E[FLOPs] / TARGET - 1)).
+
+    β is the Lagrange multiplier of the constraint: it grows while the distribution's expected FLOPs
+    exceed the target and shrinks while they are under it, so no β has to be tuned per target; the
+    relative gap keeps ``lr`` independent of the space's scale.
+    """
+    return (beta + lr * (float(expected_macs) / target_macs - 1.0)).clamp_min(0.0)

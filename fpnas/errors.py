@@ -136,6 +136,9 @@ def instantiate_trainer(node, **kwargs):
     from hydra.utils import instantiate
     from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
+    from fpnas.checkpointing import AtomicCheckpointIO
+
+    kwargs.setdefault("plugins", [AtomicCheckpointIO()])  # every checkpoint written atomically
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as exc:

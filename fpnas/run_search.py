@@ -15,7 +15,9 @@ from fpnas.distributed import AllReduceStats
 from fpnas.errors import (
     ConfigError, NonFiniteLossError, check_checkpoint, check_option, check_required, instantiate_checked,
     instantiate_trainer)
+from fpnas.checkpointing import exit_status_of_interrupt
 from fpnas.launch import export_job_argv_for_ddp_children, restored_launcher_environment
+from fpnas.resume import check_run_directory, continue_logs, write_hydra_files
 from fpnas.topk import check_export_config
 
 log = logging.getLogger("fpnas")
@@ -61,6 +63,7 @@ def check_options(cfg: DictConfig) -> None:
     c = cfg
     check_option("cost.target_mflops", c.cost.target_mflops, float, 0, exclusive=True, example=0.6)
     check_option("cost.beta", c.cost.beta, float, 0, example=0.75)
+    check_option("cost.beta_lr", c.cost.get("beta_lr", 0.0), float, 0, example=0.02)
     check_option("trainer.max_epochs", c.trainer.get("max_epochs"), int, 1, example=20)  # -1 (endless) too
     if c.distribution.schedule not in SCHEDULES:
         raise ConfigError(f"distribution.schedule must be one of {list(SCHEDULES)}, got {c.distribution.schedule!r}")
@@ -104,9 +107,12 @@ def validate(cfg: DictConfig):
     if beta < 0:
         raise ConfigError(f"cost.beta must be >= 0, got {beta}")
     lo, hi = (m / 1e6 for m in ComplexityTables(space).macs_range())
-    if beta > 0 and not lo <= target <= hi:
-        raise ConfigError(f"cost.target_mflops={target:g} is outside what space '{space.name}' can reach "
+    if target < lo:
+        raise ConfigError(f"cost.target_mflops={target:g} is below what space '{space.name}' can reach "
                           f"(min {lo:.4g}, max {hi:.4g} MFLOPs); pick a target in that range")
+    if target >= hi:
+        warnings.warn(f"cost.target_mflops={target:g} is at or above the largest architecture of space "
+                      f"'{space.name}' ({hi:.4g} MFLOPs): the cost term never acts and the search is unconstrained")
     max_epochs = cfg.trainer.get("max_epochs")
     schedule, theta = cfg.distribution.schedule, int(cfg.distribution.switch_epoch)
     if schedule == "coarse_to_fine" and max_epochs is not None and theta >= max_epochs:
@@ -129,7 +135,9 @@ def build_module(cfg: DictConfig, space, sampler):
         importance_temperature=cfg.search.importance_temperature,
         omega_lr=o.omega.lr, omega_momentum=o.omega.momentum, omega_nesterov=o.omega.nesterov,
         omega_weight_decay=o.omega.weight_decay, alpha_lr=o.alpha.lr, alpha_betas=tuple(o.alpha.betas),
-        seed=cfg.seed, eval_batch_stats=cfg.search.eval_batch_stats, sync_bn=cfg.search.sync_bn)
+        seed=cfg.seed, eval_batch_stats=cfg.search.eval_batch_stats, sync_bn=cfg.search.sync_bn,
+        beta_lr=cfg.cost.get("beta_lr", 0.0), export_mode=(cfg.get("export") or {}).get("mode", "feasible"),
+        export_max_candidates=(cfg.get("export") or {}).get("max_candidates", 100_000))
 
 
 def resolve_ckpt_path(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -166,10 +174,14 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     module = build_module(cfg, space, sampler)
     if ckpt_path:  # α's shape follows the phase (FD or JD): the checkpoint's phase is restored on load
-        check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.",))
+        check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"))  # β: see on_load_checkpoint
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    if ckpt_path:
+        continue_logs(loggers, ckpt_path)
     trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
+    write_hydra_files(cfg, output_dir)
     log.info("%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s", space.describe(),
              cfg.cost.target_mflops, lo, hi, sampler)
     export_job_argv_for_ddp_children()
@@ -185,18 +197,24 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         raise NonFiniteLossError(f"{exc}; {where}; try a lower optim.omega.lr (now {cfg.optim.omega.lr:g}) or "
                                  f"optim.alpha.lr (now {cfg.optim.alpha.lr:g}) in a new run (a resume keeps the "
                                  "checkpoint's learning rates)") from exc
+    except SystemExit as exc:  # Ctrl-C or SIGTERM stopped the fit after last.ckpt was saved: 130 / 143
+        code = exit_status_of_interrupt(trainer)
+        raise SystemExit(code if code is not None else exc.code) from None
     fit_time = time.time() - fit_start
 
     # the last validation of the fit scored the final argmax architecture; NaN when validation is off
     # (no trainer.validate here: under DDP it would start a second set of processes)
     val_acc = trainer.callback_metrics.get("val/acc", float("nan"))
-    idx = module.argmax_architecture()
+    idx = module.exported_architecture()
     mflops, params_m = module.architecture_mflops(idx)
     summary = {
         "space": space.name,
         "target_mflops": float(cfg.cost.target_mflops),
         "arch_mflops": mflops,
         "arch_params_m": params_m,
+        "export_mode": module.hparams.export_mode,
+        "argmax_mflops": module.architecture_mflops(module.argmax_architecture())[0],
+        "beta_final": float(module.beta),
         "val_acc": float(val_acc),
         "total_arch_samples": int(module.samples_total),
         "steps": int(module.steps_done),
@@ -222,7 +240,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         from fpnas.summary import print_search_summary
         from fpnas.topk import export_from_search
 
-        arch = architecture_from_indices(space, idx.tolist(), phase=module.phase)
+        arch = architecture_from_indices(space, idx.tolist(), phase=module.phase, selection=module.selection())
         arch.save(output_dir / "arch.yaml")
         (output_dir / "search_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         export_from_search(module, output_dir, cfg.get("export"))  # top_archs.yaml when export.top_k > 0

@@ -14,10 +14,11 @@ from fpnas.errors import (
 
 log = logging.getLogger("fpnas")
 
+TRAIN_SPLITS = ("omega", "alpha")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsproptf", "rmsprop", "adamw", "adam", "lamb", "lars")
 
 
-def _check(cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig) -> None:
     """Early checks (names, types, ranges), with messages that say what to change."""
     check_required(cfg)
     r = cfg.recipe
@@ -45,6 +46,58 @@ def _check(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value and Path(str(value)).is_file():
             check_checkpoint(key, value)
+    train_splits(cfg)
+
+
+def train_splits(cfg: DictConfig) -> tuple[str, ...]:
+    """``train_on``: the splits the model is trained on (default ω and α; ω only keeps α a validation split)."""
+    value = cfg.get("train_on", list(TRAIN_SPLITS))
+    splits = [value] if isinstance(value, str) else list(value or [])
+    if not splits or any(s not in TRAIN_SPLITS for s in splits) or len(set(splits)) != len(splits):
+        raise ConfigError(f"train_on={value} is invalid: it must be a non-empty list of {list(TRAIN_SPLITS)}, "
+                          "e.g. train_on=[omega,alpha] (all training images) or train_on=[omega]")
+    return tuple(s for s in TRAIN_SPLITS if s in splits)
+
+
+def build_train_module(cfg: DictConfig, arch, datamodule):
+    """The :class:`~fpnas.train_module.TrainModule` of ``train.py`` for ``arch``: the plain model (with its
+    warm start), the teacher and the recipe of ``cfg`` (shared with ``benchmarks/ground_truth.py``)."""
+    from fpnas.train_module import TrainModule
+
+    model = arch.build(drop_rate=cfg.model.drop_rate, drop_path_rate=cfg.model.drop_path_rate)
+    if cfg.init.get("from_search"):
+        from fpnas.distill import warm_start_from_search
+
+        copied = warm_start_from_search(model, arch, cfg.init.from_search)
+        log.info("warm start: %d tensors from the super-net of %s", copied, cfg.init.from_search)
+    teacher = None
+    if cfg.distill.get("teacher"):
+        from fpnas.distill import load_teacher
+
+        teacher = load_teacher(cfg.distill.teacher, datamodule.num_classes, datamodule.in_chans,
+                               cfg.distill.get("teacher_checkpoint"), cfg.distill.get("teacher_ema", True))
+    recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
+    return TrainModule(model, arch.space.num_classes, arch=arch.to_dict(), teacher=teacher,
+                       distill_weight=cfg.distill.weight, distill_temperature=cfg.distill.temperature,
+                       channels_last=cfg.model.get("channels_last", False), **recipe)
+
+
+def evaluate(trainer, module, datamodule) -> dict[str, float]:
+    """Accuracy on the held-out test split (raw weights and EMA), and on the α split when the model was
+    not trained on it (``alpha_acc``, ``alpha_acc_ema``: a validation split then)."""
+    out = {}
+    splits = [("test", datamodule.test_dataloader)]
+    if "alpha" not in datamodule.train_splits:
+        splits.append(("alpha", datamodule.val_dataloader))  # α in a fixed order
+    for split, loader in splits:
+        module.eval_split = split
+        metrics = trainer.test(module, dataloaders=loader(), verbose=False)[0]
+        for name in ("acc", "acc_ema", "acc5", "acc5_ema"):
+            if f"{split}/{name}" in metrics:
+                out[f"{split}_{name}"] = float(metrics[f"{split}/{name}"])
+        out.setdefault(f"{split}_acc_ema", out[f"{split}_acc"])  # no EMA: the raw weights are the model
+    module.eval_split = "test"
+    return out
 
 
 def run_train(cfg: DictConfig) -> dict:
@@ -52,13 +105,13 @@ def run_train(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from fpnas.reference import resolve_architecture
-    from fpnas.train_module import TrainModule
+    from fpnas.resume import check_run_directory, write_hydra_files
 
     start = time.time()
     if not cfg.get("arch"):
         raise ConfigError("no architecture given: pass arch=<path to arch.yaml written by search.py> or a "
                           "registered name (e.g. arch=mobilenetv2_100)")
-    _check(cfg)
+    check_config(cfg)
     arch, is_reference = resolve_architecture(cfg.arch)
     input_size = cfg.get("input_size") or arch.space.input_size
     with open_dict(cfg):
@@ -80,51 +133,40 @@ def run_train(cfg: DictConfig) -> dict:
         raise ConfigError(f"architecture {cfg.arch} has {arch.space.num_classes} classes but data "
                           f"{data_name} has {datamodule.num_classes} (model.adapt_to_data=true adapts the classifier)")
     output_dir = Path(cfg.paths.output_dir)
+    datamodule.train_splits = train_splits(cfg)
     pl.seed_everything(cfg.seed, workers=True)
-    model = arch.build(drop_rate=cfg.model.drop_rate, drop_path_rate=cfg.model.drop_path_rate)
-    copied = None
-    if cfg.init.get("from_search"):
-        from fpnas.distill import warm_start_from_search
-
-        copied = warm_start_from_search(model, arch, cfg.init.from_search)
-        log.info("warm start: %d tensors from the super-net of %s", copied, cfg.init.from_search)
-    teacher = None
-    if cfg.distill.get("teacher"):
-        from fpnas.distill import load_teacher
-
-        teacher = load_teacher(cfg.distill.teacher, datamodule.num_classes, datamodule.in_chans,
-                               cfg.distill.get("teacher_checkpoint"), cfg.distill.get("teacher_ema", True))
-    recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
-    module = TrainModule(model, arch.space.num_classes, arch=arch.to_dict(), teacher=teacher,
-                         distill_weight=cfg.distill.weight, distill_temperature=cfg.distill.temperature,
-                         channels_last=cfg.model.get("channels_last", False), **recipe)
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-    macs, params = arch.complexity()
-    if trainer.is_global_zero:
-        arch.save(output_dir / "arch.yaml")
-    log.info("training %s (%s): %.4g MFLOPs, %.4g M params at %d px", cfg.arch, arch.space.name, macs / 1e6,
-             params / 1e6, arch.space.input_size)
+    module = build_train_module(cfg, arch, datamodule)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
         ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
     if ckpt_path:  # a damaged file or one of another architecture fails here, not inside Lightning
         check_checkpoint("ckpt_path", ckpt_path, module)
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
+    write_hydra_files(cfg, output_dir)
+    macs, params = arch.complexity()
+    if trainer.is_global_zero:
+        arch.save(output_dir / "arch.yaml")
+    log.info("training %s (%s): %.4g MFLOPs, %.4g M params at %d px", cfg.arch, arch.space.name, macs / 1e6,
+             params / 1e6, arch.space.input_size)
     fit_start = time.time()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit as exc:  # Ctrl-C or SIGTERM stopped the fit after last.ckpt was saved: 130 / 143
+        from fpnas.checkpointing import exit_status_of_interrupt
+
+        code = exit_status_of_interrupt(trainer)
+        raise SystemExit(code if code is not None else exc.code) from None
     train_time = time.time() - fit_start
-    metrics = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    metrics = evaluate(trainer, module, datamodule)
     summary = {"arch": str(cfg.arch), "space": arch.space.name, "input_size": arch.space.input_size,
-               "num_classes": arch.space.num_classes,
-               "test_acc": float(metrics["test/acc"]),
-               "test_acc_ema": float(metrics.get("test/acc_ema", metrics["test/acc"])),
-               **({"test_acc5": float(metrics["test/acc5"])} if "test/acc5" in metrics else {}),
-               **({"test_acc5_ema": float(metrics["test/acc5_ema"])} if "test/acc5_ema" in metrics else {}),
+               "num_classes": arch.space.num_classes, "train_on": list(datamodule.train_splits), **metrics,
                "mflops": macs / 1e6, "params_m": params / 1e6, "epochs": int(trainer.current_epoch),
                "steps": int(trainer.global_step), "ema": cfg.recipe.ema_decay > 0,
                "distill_teacher": str(cfg.distill.teacher) if cfg.distill.get("teacher") else None,
-               "init_from_search": str(cfg.init.from_search) if copied else None,
+               "init_from_search": str(cfg.init.from_search) if cfg.init.get("from_search") else None,
                "train_time_s": round(train_time, 2), "wall_time_s": round(time.time() - start, 2)}
     if trainer.is_global_zero:
         (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

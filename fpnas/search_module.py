@@ -15,10 +15,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
-from fpnas.cost import arch_importance, hinge_cost
+from fpnas.cost import arch_importance, dual_ascent_beta, hinge_cost
 from fpnas.distributed import all_reduce_sum, average_gradients
 from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError, NonFiniteLossError
@@ -27,6 +27,7 @@ from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
 
 SCHEDULES = ("coarse_to_fine", "joint", "factorized")
+EXPORT_MODES = ("feasible", "argmax")  # most probable under the target | argmax of every unit (the paper)
 
 
 @dataclass
@@ -62,6 +63,9 @@ class SearchModule(pl.LightningModule):
         seed: int = 0,
         eval_batch_stats: bool = True,
         sync_bn: bool = False,
+        beta_lr: float = 0.0,
+        export_mode: str = "feasible",
+        export_max_candidates: int = 100_000,
     ):
         super().__init__()
         if schedule not in SCHEDULES:
@@ -74,6 +78,10 @@ class SearchModule(pl.LightningModule):
             raise ConfigError("search.warmup_epochs and distribution.switch_epoch must be >= 0")
         if not importance_temperature > 0:
             raise ConfigError(f"search.importance_temperature must be > 0, got {importance_temperature}")
+        if not beta_lr >= 0:
+            raise ConfigError(f"cost.beta_lr must be >= 0 (0 = fixed β), got {beta_lr}")
+        if export_mode not in EXPORT_MODES:
+            raise ConfigError(f"export.mode must be one of {list(EXPORT_MODES)}, got {export_mode!r}")
         self.save_hyperparameters(ignore=["space", "sampler"])
         self.space = space
         self.sampler = sampler
@@ -87,6 +95,11 @@ class SearchModule(pl.LightningModule):
         self.register_buffer("samples_total", torch.zeros((), dtype=torch.long))
         self.register_buffer("entropy_initial", torch.tensor(float("nan")))
         self.register_buffer("k_initial", torch.zeros((), dtype=torch.long))
+        # β of the cost term: fixed (beta_lr = 0, the paper) or adapted by dual ascent; a buffer, so
+        # that a resumed search continues with the β it had
+        self.register_buffer("beta", torch.tensor(float(beta), dtype=torch.float64))
+        self._export_cache: tuple | None = None  # (step, phase) -> value, see exported_architecture
+        self._expected_cache: tuple | None = None
         self.val_acc = MulticlassAccuracy(num_classes=space.num_classes, average="micro")
         self.last_step: StepStats | None = None
         self.automatic_optimization = False
@@ -145,6 +158,10 @@ class SearchModule(pl.LightningModule):
                                      f"{self.current_epoch}): {what} is {value}")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._export_cache = self._expected_cache = None
+        state = checkpoint.get("state_dict", {})
+        if "beta" not in state:  # written before β was adaptive (a buffer): it had the configured β
+            state["beta"] = self.beta.detach().clone()
         phase = checkpoint.get("fpnas", {}).get("phase")
         if phase is None:
             raise ConfigError("checkpoint was not written by an fpnas search (no 'fpnas' entry)")
@@ -236,7 +253,7 @@ class SearchModule(pl.LightningModule):
             self._check_finite("the validation log-likelihood (α update)", total)
             self._check_finite("the validation log-likelihood / search.importance_temperature",
                                best / self.hparams.importance_temperature)
-            m = arch_importance(val_ll, costs, self.hparams.beta, self.hparams.importance_temperature)
+            m = arch_importance(val_ll, costs, float(self.beta), self.hparams.importance_temperature)
             alpha = self.distribution.alpha
             alpha.grad = self.distribution.grad_weighted_nll(archs.to(alpha.device), m.to(alpha.device))
             opt_alpha.step()
@@ -244,17 +261,59 @@ class SearchModule(pl.LightningModule):
 
         self.steps_done += 1
         self.samples_total += k
+        if not warm and self.hparams.beta_lr > 0:  # after the α step: E[FLOPs] of the new distribution
+            self.beta.copy_(dual_ascent_beta(self.beta, self.expected_mflops() * 1e6, self.target_macs,
+                                             self.hparams.beta_lr))
         self.last_step = StepStats(k, entropy, macs, costs)
         self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
 
 
-    # ------------------------------------------------------------------ argmax architecture
+    # ------------------------------------------------------------------ the result
     def argmax_architecture(self) -> torch.Tensor:
+        """The most likely architecture ([D] choice indices, CPU): the argmax of every unit."""
         return self.distribution.mode().cpu()
+
+    def exported_architecture(self) -> torch.Tensor:
+        """The architecture the search returns ([D] choice indices, CPU): with ``export_mode`` "feasible"
+        the most probable architecture whose MACs are within the target (exact: best-first enumeration,
+        ``fpnas.topk``), with "argmax" the argmax of every unit (may exceed the target). The same on
+        every rank (α is identical there); cached per step."""
+        return self._export()[0].clone()
+
+    def selection(self) -> str:
+        """How :meth:`exported_architecture` was chosen, for arch.yaml and the summary."""
+        return self._export()[1]
+
+    def _export(self) -> tuple[torch.Tensor, str]:
+        key = (int(self.steps_done), self.phase)
+        if self._export_cache is None or self._export_cache[0] != key:
+            self._export_cache = (key, self._select_export())
+        return self._export_cache[1]
+
+    def _select_export(self) -> tuple[torch.Tensor, str]:
+        mode = self.argmax_architecture()
+        if self.hparams.export_mode == "argmax":
+            return mode, "argmax of every unit (export.mode=argmax; not checked against the target)"
+        within = "the most probable architecture within the target (exact)"
+        if float(self.tables.lookup(mode)[0][0]) <= self.target_macs:
+            return mode, within + "; it is the argmax of every unit"
+        from fpnas.topk import top_architectures
+
+        best = top_architectures(self.distribution, self.space, 1, self.target_macs,
+                                 self.hparams.export_max_candidates, distinct_networks=False, tables=self.tables)
+        if best.entries:
+            return (torch.tensor(best.entries[0]["indices"], dtype=torch.long),
+                    within + f"; the argmax of every unit is over the target (candidate {best.enumerated})")
+        # nothing under the target among the most probable candidates: the cheapest architecture
+        # (exists: the target is checked against the space's minimum before the search)
+        rank_zero_warn(f"[fpnas] none of the {best.enumerated} most probable architectures is within the target "
+                       f"{self.target_macs / 1e6:.4g} MFLOPs (export.max_candidates): exporting the cheapest one")
+        return (torch.tensor(self.tables.extreme_architecture("min")[1], dtype=torch.long),
+                f"the cheapest architecture: none of the {best.enumerated} most probable is within the target")
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits = self.supernet(x, self.argmax_architecture().tolist())
+        logits = self.supernet(x, self.exported_architecture().tolist())  # val/acc: the exported architecture
         self.val_acc(logits, y)
         self.log("val/acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
 
@@ -265,4 +324,8 @@ class SearchModule(pl.LightningModule):
         return float(macs[0]) / 1e6, float(params[0]) / 1e6
 
     def expected_mflops(self) -> float:
-        return float(self.tables.expected_macs(self.distribution.marginals())) / 1e6
+        """E[MFLOPs] under the current distribution (exact; computed once per step)."""
+        key = (int(self.steps_done), self.phase)
+        if self._expected_cache is None or self._expected_cache[0] != key:
+            self._expected_cache = (key, float(self.tables.expected_macs(self.distribution.marginals())) / 1e6)
+        return self._expected_cache[1]

@@ -91,6 +91,9 @@ def train_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) -
         top5 = f"{s['test_acc5']:.4f}" + (f" (EMA {s['test_acc5_ema']:.4f})" if "test_acc5_ema" in s and s.get("ema")
                                           else "")
         numbers.append(("test acc top-5", top5))
+    if "alpha_acc" in s:  # trained on ω only: α is a validation split
+        numbers.append(("α-split acc", f"{s['alpha_acc']:.4f}" + (f" (EMA {s['alpha_acc_ema']:.4f})" if s.get("ema")
+                                                                   else "")))
     numbers.append(("training", f"{s['epochs']} epoch{'s' if s['epochs'] != 1 else ''}, {s['steps']:,} steps"))
     if s.get("distill_teacher"):
         numbers.append(("teacher", s["distill_teacher"]))

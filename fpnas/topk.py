@@ -175,6 +175,12 @@ def check_export_config(export) -> None:
         raise ConfigError(f"export.top_k must be an integer >= 0 (0 = off), got {k!r}")
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ConfigError(f"export.max_candidates must be an integer >= 1, got {cap!r}")
+    from fpnas.search_module import EXPORT_MODES
+
+    mode = export.get("mode", "feasible")
+    if mode not in EXPORT_MODES:
+        raise ConfigError(f"export.mode={mode!r} is invalid: it must be one of {list(EXPORT_MODES)} (feasible: the "
+                          "most probable architecture within the target; argmax: the argmax of every unit)")
 
 
 def write_top_architectures(out_dir: str | Path, dist: ArchDistribution, space: SearchSpace, k: int,

@@ -58,6 +58,7 @@ class TrainModule(pl.LightningModule):
 
         self.criterion = LabelSmoothingCrossEntropy(label_smoothing) if label_smoothing > 0 else nn.CrossEntropyLoss()
         ks = [1, 5] if num_classes > 5 else [1]
+        self.eval_split = "test"  # metric prefix of test_step: test, or alpha when α is scored as validation
         self.test_metrics = nn.ModuleDict({
             f"{'acc' if k == 1 else 'acc5'}{sfx}": MulticlassAccuracy(num_classes=num_classes, top_k=k, average="micro")
             for k in ks for sfx in (["", "_ema"] if self.ema is not None else [""])})
@@ -107,7 +108,7 @@ class TrainModule(pl.LightningModule):
             for name, metric in self.test_metrics.items():
                 if name.endswith("_ema") == (sfx == "_ema"):
                     metric(logits, y)
-                    self.log(f"test/{name}", metric, on_step=False, on_epoch=True)
+                    self.log(f"{self.eval_split}/{name}", metric, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
         from timm.optim import create_optimizer_v2

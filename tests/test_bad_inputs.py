@@ -87,6 +87,12 @@ def files(tmp_path_factory):
     (d / "bad_space.yaml").write_text("space: nope\nchoices: {}\n")
     (d / "bad_inline.yaml").write_text("space: {name: x, input_size: 28, stem: {channels: 8}, groups: [], "
                                        "head: {channels: 16}}\nchoices: {}\n")
+    (d / "random_bytes.yaml").write_bytes(bytes(range(128, 256)) * 8)  # not UTF-8
+    from PIL import Image
+
+    for sub in ("train", "val"):  # a single class: nothing to classify
+        (d / "one_class" / sub / "a").mkdir(parents=True)
+        Image.new("RGB", (8, 8), (10, 20, 30)).save(d / "one_class" / sub / "a" / "0.png")
     run = d / "micro_run"
     code, err = run_in_process("search", [f"hydra.run.dir={run}", *MICRO, *QUICK, "trainer.max_epochs=1"])
     assert code == 0, err
@@ -115,7 +121,7 @@ CATALOGUE = [
                                                 "e.g. optim.alpha.betas=[0.9,0.999]"]),
     ("search", ["trainer.devices=abc"], 2, ["pytorch_lightning.Trainer rejects the trainer.* settings", "devices"]),
     # infeasible target, malformed space
-    ("search", ["cost.target_mflops=100"], 2, ["cost.target_mflops=100 is outside what space 'tiny' can reach",
+    ("search", ["cost.target_mflops=0.1"], 2, ["cost.target_mflops=0.1 is below what space 'tiny' can reach",
                                                "min 0.2", "pick a target in that range"]),
     ("search", ["space.groups=[]"], 2, ["space 'tiny'", "'groups' must be a non-empty list"]),
     # data directories
@@ -137,6 +143,9 @@ CATALOGUE = [
     ("train", [], 2, ["no architecture given", "arch=<path to arch.yaml"]),
     ("train", ["arch={d}/missing.yaml"], 2, ["architecture file {d}/missing.yaml does not exist", "arch.yaml"]),
     ("train", ["arch=nope"], 2, ["arch='nope' is neither an existing architecture file", "mobilenetv2_100"]),
+    ("train", ["arch={d}/random_bytes.yaml"], 2, ["random_bytes.yaml is not a text file (not UTF-8)"]),
+    ("search", ["data=imagefolder", "data.root={d}/one_class"], 2, ["one_class/train has 1 class used (['a'])",
+                                                                    "needs at least 2 class directories"]),
     ("train", ["arch={d}/bad_yaml.yaml"], 2, ["bad_yaml.yaml is not valid YAML (line 3, column 1",
                                               "expected ',' or ']'"]),
     ("train", ["arch={d}/bad_decision.yaml"], 2, ["unknown decision(s) ['g9.channels']"]),
@@ -268,3 +277,29 @@ def test_divergence_under_ddp_stops_every_process_at_the_same_step(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith("error: the search diverged at step 1 (epoch 0): "), errors
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------- errors found while loading data
+def test_data_errors_found_during_the_fit_are_one_line(tmp_path):
+    """Checks that need the data loaded: a batch larger than a split, and an image file that cannot be
+    decoded (files are opened lazily: the run stops when it meets the file, naming it)."""
+    from PIL import Image
+
+    code, err = run_in_process("search", [f"hydra.run.dir={tmp_path / 'big'}", *MICRO, *QUICK,
+                                          "data.batch_size=100000"])
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    assert last_line(err).startswith("error: batch_size=100000 exceeds the smaller of the ω/α splits (719 images)")
+    root = tmp_path / "images"
+    for sub, n in (("train", 12), ("val", 2)):
+        for c in ("a", "b"):
+            (root / sub / c).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (10, 10), (20 * i, 100 if c == "a" else 0, 50)).save(root / sub / c / f"{i}.png")
+    (root / "train" / "b" / "x.jpg").write_bytes(b"not a jpeg at all")
+    code, err = run_in_process("search", [f"hydra.run.dir={tmp_path / 'corrupt'}", "space=micro", "data=imagefolder",
+                                          f"data.root={root}", "data.batch_size=4", "cost.target_mflops=0.08",
+                                          "trainer.max_epochs=1", "trainer.enable_progress_bar=false"])
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    line = last_line(err)
+    assert line.startswith(f"error: image file {root / 'train' / 'b' / 'x.jpg'} cannot be read (UnidentifiedImageError"), line
+    assert "remove or replace it, then resume with ckpt_path=last" in line

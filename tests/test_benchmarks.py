@@ -109,3 +109,75 @@ def test_fpnas_vs_parsec_quick():
     assert by["uniform"]["mflops"] <= by["uniform"]["target_mflops"]
     assert all(0 <= r["test_acc"] <= 1 for r in report["rows"])
     assert 0 < report["ratios"]["samples_fpnas_over_parsec"] < 1
+
+
+# ----------------------------------------------------------------------------- ground truth
+FOUR_ARCHS = """
+name: four
+input_size: 8
+in_chans: 1
+num_classes: 10
+stem: {channels: 4, kernel: 3, stride: 1}
+groups:
+  - {channels: [4, 8], repeat: 1, stride: 2, expansion: [1], kernel: [3, 5]}
+head: {channels: 16}
+"""
+
+
+def _ground_truth(tmp_path, *args):
+    cmd = [sys.executable, str(BENCH / "ground_truth.py"), "--space", str(tmp_path / "four.yaml"), "--data",
+           "digits", "--seeds", "0", "1", "--budgets", "0.02", "--out", str(tmp_path / "gt.csv"), *args,
+           "--", "+train_experiment=ground_truth", "trainer.max_epochs=3", "recipe.warmup_epochs=0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_ground_truth_trains_every_architecture_and_restarts_where_it_stopped(tmp_path):
+    """A 4-architecture space, real 1-epoch trainings: a first piece of 2 rows, then a restart that
+    keeps them as they are and trains only the other 2."""
+    from ground_truth import read_rows
+
+    from fpnas.space.complexity import architecture_complexity
+
+    (tmp_path / "four.yaml").write_text(FOUR_ARCHS)
+    out = _ground_truth(tmp_path, "--limit", "2")
+    assert "4 distinct architectures, 0 done, 2 to train" in out
+    first = (tmp_path / "gt.csv").read_text().splitlines()
+    assert len(first) == 3  # header + 2 rows
+    out = _ground_truth(tmp_path, "--workers", "2")
+    assert "4 distinct architectures, 2 done, 2 to train" in out
+    lines = (tmp_path / "gt.csv").read_text().splitlines()
+    assert lines[:3] == first  # the finished rows are kept byte for byte
+    rows = read_rows(tmp_path / "gt.csv")
+    space = SearchSpace.load(tmp_path / "four.yaml")
+    assert [r["arch_id"] for r in rows] == [0, 1, 2, 3]
+    assert {r["arch"] for r in rows} == {f"g1.channels={c} g1.b0.kernel={k}" for c in (4, 8) for k in (3, 5)}
+    for r in rows:
+        from ground_truth import parse_readable
+
+        macs, params = architecture_complexity(space, parse_readable(space, r["arch"]))
+        assert r["mflops"] == pytest.approx(macs / 1e6) and r["params_m"] == pytest.approx(params / 1e6)
+        for s in (0, 1):
+            assert 0.0 <= r[f"test_acc_s{s}"] <= 1.0 and 0.0 <= r[f"alpha_acc_s{s}"] <= 1.0
+        assert r["test_acc_mean"] == pytest.approx((r["test_acc_s0"] + r["test_acc_s1"]) / 2, abs=1e-6)
+        assert r["train_s"] > 0
+    # three epochs already beat chance (0.1) on the digits
+    assert max(r["test_acc_mean"] for r in rows) > 0.2
+    report = json.loads((tmp_path / "gt.json").read_text())
+    assert report["complete"] and report["architectures"] == 4 and report["train_overrides"][-2] == "trainer.max_epochs=3"
+    (budget,) = report["budgets"]
+    feasible = [r for r in rows if r["mflops"] <= 0.02]
+    assert budget["feasible"] == len(feasible) >= 2
+    assert budget["mean_seed_std"] == pytest.approx(sum(r["test_acc_std"] for r in feasible) / len(feasible))
+
+
+def test_ground_truth_refuses_a_table_made_with_other_settings(tmp_path):
+    (tmp_path / "four.yaml").write_text(FOUR_ARCHS)
+    _ground_truth(tmp_path, "--limit", "1")
+    cmd = [sys.executable, str(BENCH / "ground_truth.py"), "--space", str(tmp_path / "four.yaml"), "--data", "digits",
+           "--seeds", "0", "1", "--out", str(tmp_path / "gt.csv"), "--", "+train_experiment=ground_truth",
+           "trainer.max_epochs=2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "was made with other settings" in proc.stderr
+    assert len((tmp_path / "gt.csv").read_text().splitlines()) == 2  # untouched

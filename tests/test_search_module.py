@@ -78,3 +78,62 @@ def test_omega_gradient_matches_the_importance_weighted_sum(weight_importance):
     want = [p.grad if p.grad is not None else torch.zeros_like(p) for p in module.supernet.parameters()]
     assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(got, want))
     assert sum(float(g.abs().sum()) for g in got) > 0
+
+
+# ----------------------------------------------------------------------------- the budget as a limit
+def test_feasible_export_is_the_brute_force_most_probable_architecture_under_the_target():
+    """With a distribution whose mode is over the target, arch.yaml holds exactly the most probable
+    architecture within the target (checked against every architecture of micro)."""
+    import itertools
+
+    space = SearchSpace.load("micro")
+    tables = ComplexityTables(space)
+    module = SearchModule(space, AdaptiveK(), target_mflops=0.08)
+    g = torch.Generator().manual_seed(3)
+    # logits that favour the largest choice of every decision, plus noise: the mode is far over 0.08
+    alpha = torch.randn(module.distribution.alpha.shape, generator=g) * 0.5
+    for u, n in enumerate(module.distribution.unit_sizes):
+        alpha[u, n - 1] += 2.0
+    module.distribution.alpha.copy_(alpha)
+    mode = module.argmax_architecture()
+    assert float(tables.lookup(mode)[0][0]) > 0.1e6  # over the target by far
+
+    every = torch.tensor(list(itertools.product(*[range(s) for s in space.sizes])))
+    macs, _ = tables.lookup(every)
+    log_p = module.distribution.log_prob(every)
+    log_p[macs > module.target_macs] = -float("inf")
+    best = every[int(log_p.argmax())]
+    exported = module.exported_architecture()
+    assert torch.equal(exported, best)
+    assert float(tables.lookup(exported)[0][0]) <= 0.08e6
+    assert "within the target" in module.selection() and "over the target" in module.selection()
+    # the paper's argmax stays available
+    module.hparams.export_mode = "argmax"
+    module._export_cache = None
+    assert torch.equal(module.exported_architecture(), mode)
+
+
+class _RecordBeta(pl.Callback):
+    def __init__(self):
+        self.rows = []  # (β after the step, E[MFLOPs] after the step's α update)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.rows.append((float(pl_module.beta), pl_module.expected_mflops()))
+
+
+@pytest.mark.parametrize("target, rising", [(0.05, True), (0.15, False)])
+def test_adaptive_beta_rises_while_over_the_target_and_falls_while_under(target, rising):
+    space = SearchSpace.load("micro")  # uniform E[MFLOPs] ~ 0.093: 0.05 is under it, 0.15 over
+    pl.seed_everything(0)
+    module = SearchModule(space, AdaptiveK(), target_mflops=target, beta=0.75, beta_lr=0.05, alpha_lr=0.05)
+    record = _RecordBeta()
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=8, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, callbacks=[record])
+    trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
+    betas = [0.75] + [b for b, _ in record.rows]
+    for (before, after), (_, expected) in zip(zip(betas, betas[1:]), record.rows):
+        gap = expected / target - 1
+        assert (after - before) == pytest.approx(max(0.0, before + 0.05 * gap) - before, abs=1e-12)
+        assert (gap > 0) == rising
+    assert (betas[-1] > 0.75 + 0.05) if rising else (betas[-1] < 0.75 - 0.05)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from fpnas.data.sharding import ThreeSplitDataModule
+from fpnas.errors import ConfigError
 
 SPLITS = ("omega", "alpha", "test")
 
@@ -100,7 +101,7 @@ class SearchDataModule(ThreeSplitDataModule):
     ) -> None:
         super().__init__(batch_size, val_batch_size, num_workers, image_size, split_seed)
         if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0.0 < float(test_fraction) < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}; "
                 "set data.test_fraction to e.g. 0.2"
             )
@@ -155,10 +156,10 @@ class SearchDataModule(ThreeSplitDataModule):
         indices = stratified_split(y, self.test_fraction, gen)
         sizes = {k: int(v.numel()) for k, v in indices.items()}
         if min(sizes.values()) == 0:
-            raise ValueError(f"test_fraction={self.test_fraction} leaves an empty split {sizes}; choose a value nearer 0.2")
+            raise ConfigError(f"test_fraction={self.test_fraction} leaves an empty split {sizes}; choose a value nearer 0.2")
         smallest_search = min(sizes["omega"], sizes["alpha"])
         if self.batch_size > smallest_search:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size={self.batch_size} exceeds the smaller of the ω/α splits ({smallest_search} images) "
                 "and drop_last would yield no batches; lower data.batch_size or data.test_fraction"
             )

@@ -75,6 +75,15 @@ class ClassListImageFolder(ImageFolder):
     def find_classes(self, directory) -> Tuple[List[str], Dict[str, int]]:
         return list(self._class_list), {c: i for i, c in enumerate(self._class_list)}
 
+    def __getitem__(self, index: int):
+        """A file that cannot be read as an image names itself (files are only opened when used)."""
+        try:
+            return super().__getitem__(index)
+        except (OSError, SyntaxError) as exc:  # PIL: UnidentifiedImageError and truncated files are OSErrors
+            path = self.samples[index][0]
+            raise ConfigError(f"image file {path} cannot be read ({type(exc).__name__}: {exc}); remove or replace it, "
+                              "then resume with ckpt_path=last") from None
+
 
 class ImageFolderDataModule(HalvedTrainDataModule):
     """ImageNet-style folders: ω/α = halves of ``train/``, test = ``val/``.
@@ -171,6 +180,9 @@ class ImageFolderDataModule(HalvedTrainDataModule):
         self.num_classes_subset = num_classes_subset
         self.classes = select_classes(self.all_classes, num_classes_subset, self.subset_seed)
         self.num_classes = len(self.classes)
+        if self.num_classes < 2:
+            raise ConfigError(f"{self.root / 'train'} has {self.num_classes} class used ({self.classes}); classifying "
+                              "needs at least 2 class directories (raise data.num_classes_subset, or add classes)")
 
         val_classes = set(list_class_dirs(self.root / "val"))
         unknown = sorted(val_classes - set(self.all_classes))

@@ -1,15 +1,21 @@
-"""Samplers that give every process its shard, the same way with one process or many.
+"""Samplers that give every process its shard, the same way with one process or many, and loaders
+that resume mid-epoch exactly.
 
 A single-process run over global batches of size B and a run of W processes with batches of
 B / W see exactly the same images per step: both draw one permutation per epoch with
 ``DistributedSampler`` (seeded by the run seed and the epoch; Lightning calls ``set_epoch``)
 and deal it out round-robin. Trainers set ``use_distributed_sampler: false`` so that Lightning
 keeps these samplers.
+
+Every loader is a :class:`ResumableLoader`: Lightning stores its ``state_dict`` (the epoch and the
+batches it has yielded) in every checkpoint and hands it back on resume, so a search interrupted in
+the middle of an epoch continues with the very batch the uninterrupted run would have drawn next.
 """
 from __future__ import annotations
 
+import itertools
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 import pytorch_lightning as pl
@@ -19,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from fpnas.errors import ConfigError
 
 SPLIT_STREAMS = {"omega": 0, "alpha": 1, "test": 2}  # separate shuffling streams
+TRAIN_LOADER_KEYS = {"omega": "train", "alpha": "val"}  # split -> key of the training batch dict
 
 
 def check_int(name: str, value: Any, minimum: int, hint: str) -> int:
@@ -35,11 +42,63 @@ def process_rank_and_count(datamodule) -> tuple[int, int]:
     return int(trainer.global_rank), int(trainer.world_size)
 
 
-def shard_sampler(datamodule, dataset: Dataset, shuffle: bool, drop_last: bool, stream: int = 0) -> DistributedSampler:
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` whose next pass can start after the first ``skip`` indices."""
+
+    skip = 0
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self.skip = self.skip, 0
+        return itertools.islice(super().__iter__(), skip, None)
+
+
+def shard_sampler(datamodule, dataset: Dataset, shuffle: bool, drop_last: bool, stream: int = 0) -> ResumableSampler:
     """This process's sampler; ``stream`` separates the permutations of the ω and α loaders."""
     rank, world = process_rank_and_count(datamodule)
     seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) + 7919 * stream
-    return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return ResumableSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` with Lightning's stateful-loader interface (``state_dict`` / ``load_state_dict``).
+
+    The state is (epoch, batches yielded in this pass). Lightning saves it in every checkpoint and
+    gives it back before the resumed epoch starts; the next pass of that epoch then skips those
+    batches in the sampler (no image is loaded for them). Skipping by index, not by replaying the
+    loader, keeps resuming cheap and works with worker processes: the epoch's permutation depends
+    only on (seed, epoch). Lightning's fetcher does not prefetch from sized loaders, so "yielded" is
+    exactly "consumed by the training step". The underlying iterator is created at the first
+    ``next()``, after Lightning's ``set_epoch`` (worker processes would otherwise draw indices from the
+    previous epoch's permutation when a run resumes).
+    (torchdata's ``StatefulDataLoader`` does the same for any sampler, at the price of a dependency.)
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._yielded = 0
+        self._resume: dict[str, int] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._batches()
+
+    def _batches(self) -> Iterator[Any]:
+        epoch = int(getattr(self.sampler, "epoch", 0))
+        skip = 0
+        if self._resume is not None and self._resume.get("epoch") == epoch:
+            skip = int(self._resume.get("batches", 0))
+        self._resume = None
+        self._yielded = skip
+        if skip:
+            self.sampler.skip = skip * int(self.batch_size)
+        for batch in DataLoader.__iter__(self):
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(getattr(self.sampler, "epoch", 0)), "batches": self._yielded}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume = dict(state_dict)
 
 
 class ThreeSplitDataModule(pl.LightningDataModule):
@@ -59,12 +118,15 @@ class ThreeSplitDataModule(pl.LightningDataModule):
             "image_size", image_size, 1, "set data.image_size to a positive integer or null")
         self.split_seed = check_int("split_seed", split_seed, 0, "set data.split_seed to a non-negative integer")
         self.datasets: Dict[str, Dataset] = {}
+        # the splits train_dataloader yields: the search needs both; retraining may use ω only, so
+        # that α stays a validation split (train.py train_on=[omega])
+        self.train_splits: tuple[str, ...] = ("omega", "alpha")
 
     def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         if not self.datasets:
             self.setup()
         dataset = self.datasets[split]
-        return DataLoader(
+        return ResumableLoader(
             dataset,
             batch_size=batch_size,
             sampler=shard_sampler(self, dataset, shuffle, drop_last, stream=SPLIT_STREAMS[split]),
@@ -75,12 +137,10 @@ class ThreeSplitDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> Dict[str, DataLoader]:
-        """``{"train": ω loader, "val": α loader}``, both shuffled with ``drop_last``; Lightning
-        zips them (max_size_cycle)."""
-        return {
-            "train": self._loader("omega", self.batch_size, shuffle=True, drop_last=True),
-            "val": self._loader("alpha", self.batch_size, shuffle=True, drop_last=True),
-        }
+        """``{"train": ω loader, "val": α loader}`` (the splits of ``train_splits``), shuffled with
+        ``drop_last``; Lightning zips them (max_size_cycle)."""
+        return {TRAIN_LOADER_KEYS[split]: self._loader(split, self.batch_size, shuffle=True, drop_last=True)
+                for split in self.train_splits}
 
     def val_dataloader(self) -> DataLoader:
         """α split in a fixed order, to score the current most likely architecture."""

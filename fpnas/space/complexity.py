@@ -172,40 +172,60 @@ class ComplexityTables:
         Block terms share only width decisions, which form a chain (each term touches two
         consecutive widths at most, group or block level): min/max by dynamic programming over it.
         """
-        return self._extreme(torch.min), self._extreme(torch.max)
+        return self.extreme_architecture("min")[0], self.extreme_architecture("max")[0]
 
-    def _extreme(self, reduce) -> float:
+    def extreme_architecture(self, kind: str = "min") -> tuple[float, list[int]]:
+        """``(MACs, choice indices)`` of a cheapest (``min``) or most expensive (``max``) architecture,
+        exactly: dynamic programming over the width chain, then back-tracking the choices. Decisions
+        no term depends on (the nonlinearity) get choice 0."""
         space = self.space
+        pick = torch.argmin if kind == "min" else torch.argmax
         chain = [space.decision_index[n] for n in space.width_chain]
         pos = {d: i for i, d in enumerate(chain)}
-        # reduce every term to a factor over its (<= 2) chain decisions
+        # every term as a factor over its (<= 2) chain decisions, remembering the best choice of its others
         unary = {d: torch.zeros(space.decisions[d].size, dtype=torch.float64) for d in chain}
         pair: dict[tuple[int, int], torch.Tensor] = {}
         const = self.constant_macs
+        reduced = []  # (term, chain decisions kept in table order, flat argmin/argmax over the others)
         for term in self.terms:
-            t = term.macs
             keep = [i for i, d in enumerate(term.decisions) if d in pos]
-            for i in sorted(set(range(t.dim())) - set(keep), reverse=True):
-                t = reduce(t, dim=i).values
+            drop = [i for i in range(term.macs.dim()) if i not in keep]
+            t = term.macs.permute(keep + drop)
+            t = t.reshape([term.macs.shape[i] for i in keep] + [-1])
+            best = pick(t, dim=-1)
+            t = t.gather(-1, best[..., None])[..., 0]
             kept = [term.decisions[i] for i in keep]
+            reduced.append((term, keep, drop, kept, best))
             if not kept:
                 const += float(t)
             elif len(kept) == 1:
                 unary[kept[0]] += t
             else:
                 a, b = sorted(kept, key=pos.get)
-                if kept[0] != a:
-                    t = t.T
-                pair[(a, b)] = pair.get((a, b), 0) + t
+                pair[(a, b)] = pair.get((a, b), 0) + (t if kept[0] == a else t.T)
         if set(pair) - set(zip(chain, chain[1:])):
             raise RuntimeError("cost terms couple non-adjacent widths")
-        if not chain:
-            return const
-        msg = unary[chain[0]].clone()
-        for prev, cur in zip(chain, chain[1:]):
-            p = pair.get((prev, cur))
-            if p is None:
-                msg = reduce(msg) + unary[cur]
-            else:
-                msg = reduce(msg[:, None] + p, dim=0).values + unary[cur]
-        return const + float(reduce(msg))
+        choice = [0] * space.num_decisions
+        if chain:
+            msg, back = unary[chain[0]].clone(), []
+            for prev, cur in zip(chain, chain[1:]):
+                p = pair.get((prev, cur))
+                total = msg[:, None] + (p if p is not None else torch.zeros(len(msg), len(unary[cur]),
+                                                                             dtype=torch.float64))
+                arg = pick(total, dim=0)
+                back.append(arg)
+                msg = total.gather(0, arg[None])[0] + unary[cur]
+            last = int(pick(msg))
+            value = const + float(msg[last])
+            choice[chain[-1]] = last
+            for d, arg in zip(reversed(chain[:-1]), reversed(back)):
+                choice[d] = int(arg[choice[chain[chain.index(d) + 1]]])
+        else:
+            value = const
+        for term, keep, drop, kept, best in reduced:  # the other decisions of each term, given the chain
+            flat = int(best[tuple(choice[d] for d in kept)]) if kept else int(best)
+            for i in reversed(drop):
+                size = term.macs.shape[i]
+                choice[term.decisions[i]] = flat % size
+                flat //= size
+        return value, choice

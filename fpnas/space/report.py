@@ -56,6 +56,9 @@ def format_report(space: SearchSpace, stats: dict) -> str:
         f"params M (uniform)   min {s['params_m_uniform_min']:.3f}  median {s['params_m_uniform_median']:.3f}  "
         f"max {s['params_m_uniform_max']:.3f}",
     ]
+    if space.skip_not_offered:
+        lines.append(f"kernel 0 (skip) dropped at {', '.join(space.skip_not_offered)}: a skip needs a residual (stride 1 "
+                     "and the same width in and out; channels_per: block allows a projection skip instead)")
     return "\n".join(lines)
 
 

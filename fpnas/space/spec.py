@@ -265,6 +265,7 @@ class SearchSpace:
             raise ConfigError(f"{where}: 'groups' must be a non-empty list of block groups")
         self.decisions: list[Decision] = []
         self.blocks: list[BlockSlot] = []
+        self.skip_not_offered: list[str] = []  # blocks whose kernel choice 0 (skip) was dropped: no residual there
         self.group_channels: list[tuple] = []  # channel choices per group (of every block in block mode)
         self.group_channel_decision: list[str | None] = []  # the group's width decision; None in block mode
         prev_channels: tuple = (self.stem_channels,)
@@ -326,6 +327,8 @@ class SearchSpace:
                     # is not such a place, so 0 is dropped there (FBNetV2 convention).
                     skip_ok = b_stride == 1 and (pos > 0 or (len(in_ch) == 1 and in_ch == channels))
                 b_kernels = kernels if skip_ok else tuple(k for k in kernels if k != 0)
+                if b_kernels != kernels:  # said in the space report (python -m fpnas.space)
+                    self.skip_not_offered.append(f"g{gi}.b{pos}")
                 choices = {"kernel": b_kernels, "expansion": expansions, "act": acts, "se": ses, "splits": splits}
                 var_decisions = {}
                 for var in BLOCK_VARIABLES:
