@@ -91,6 +91,10 @@ def run_search_task(task: dict[str, Any]) -> dict[str, Any]:
     bench, gt = task["bench"], task["gt"]
     run_dir = Path(task["run_dir"])
     overrides = search_overrides(bench, task["setting"], task["budget"], task["seed"], run_dir, task["extra"])
+    if run_dir.exists():  # an unfinished run of an earlier invocation: start it again
+        import shutil
+
+        shutil.rmtree(run_dir)
     env = {**CLEAN_ENV, "OMP_NUM_THREADS": str(task["threads"]), "MKL_NUM_THREADS": str(task["threads"])}
     proc = subprocess.run([sys.executable, "search.py", *overrides], cwd=ROOT, env=env, capture_output=True,
                           text=True)
@@ -272,8 +276,9 @@ def main() -> None:
                     if (budget, r["arch_id"]) not in done_calibration:
                         tasks.append({"kind": "calibrate", "bench": bench, "budget": budget, "arch_id": r["arch_id"],
                                       "indices": None, "arch": r["arch"], "threads": args.threads})
-                for setting in args.settings:
-                    name_ = f"{setting}@{args.variant}" if args.variant else setting
+            for setting in args.settings:  # setting by setting: FP-NAS's results come first
+                name_ = f"{setting}@{args.variant}" if args.variant else setting
+                for budget in budgets:
                     for seed in args.seeds:
                         if (name_, budget, seed) in done_runs:
                             continue

@@ -15,7 +15,7 @@ from fpnas.distributed import AllReduceStats
 from fpnas.errors import (
     ConfigError, NonFiniteLossError, check_checkpoint, check_option, check_required, instantiate_checked,
     instantiate_trainer)
-from fpnas.checkpointing import exit_status_of_interrupt
+from fpnas.checkpointing import LastCheckpoint, exit_status_of_interrupt
 from fpnas.launch import export_job_argv_for_ddp_children, restored_launcher_environment
 from fpnas.resume import check_run_directory, continue_logs, write_hydra_files
 from fpnas.topk import check_export_config
@@ -213,6 +213,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         "arch_mflops": mflops,
         "arch_params_m": params_m,
         "export_mode": module.hparams.export_mode,
+        "selection": module.selection(),
         "argmax_mflops": module.architecture_mflops(module.argmax_architecture())[0],
         "beta_final": float(module.beta),
         "val_acc": float(val_acc),
@@ -231,7 +232,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         "grad_allreduces": AllReduceStats.calls,
         "grad_allreduce_mb": round(AllReduceStats.bytes / 2**20, 3),
         "arch_file": str(output_dir / "arch.yaml"),
-        "checkpoint": str(output_dir / "checkpoints" / "last.ckpt"),
+        "checkpoint": next((str(c.path) for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None),
     }
     if (cfg.get("export") or {}).get("top_k"):
         summary["top_archs_file"] = str(output_dir / "top_archs.yaml")

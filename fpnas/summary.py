@@ -59,7 +59,11 @@ def search_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) 
     numbers = [
         ("space", f"{s['space']} ({arch.space.input_size}px, {len(arch.space.blocks)} blocks)"),
         ("MFLOPs (MACs)", f"{found:.4g} vs target {target:.4g} ({100 * found / target:.1f}%, {under} the target)"),
+        ("selection", str(s.get("selection", "the most likely architecture"))),
+        *([("argmax MFLOPs", f"{s['argmax_mflops']:.4g} (the argmax of every unit, not exported)")]
+          if s.get("argmax_mflops") is not None and abs(s["argmax_mflops"] - found) > 1e-9 else []),
         ("expected MFLOPs", _num(s.get("expected_mflops_final"))),
+        ("β", _num(s.get("beta_final"), ".4g")),
         ("params", f"{s['arch_params_m']:.4g} M"),
         ("val acc (α split)", _num(s.get("val_acc"), ".4f")),
         ("architecture samples", f"{s['total_arch_samples']:,} in {s['steps']:,} steps, {s['epochs']} epochs"),
@@ -71,7 +75,7 @@ def search_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) 
     ]
     files = _paths(output_dir, ["arch.yaml", "search_summary.json", "checkpoints/last.ckpt", "plots",
                                 "top_archs.yaml", "csv/metrics.csv", "tensorboard"])
-    return [architecture_table(arch, title="found architecture (most likely under the final distribution)"),
+    return [architecture_table(arch, title="found architecture"),
             _key_values("search result", numbers), _key_values("outputs", files)]
 
 

@@ -28,3 +28,38 @@ class ReverseWithinBatch(pl.Callback):
         for part in batch.values():
             for t in part:
                 t.copy_(t.flip(0))
+
+
+class StateTrace(pl.Callback):
+    """Records after every training step (rank 0): the step, K, the sampled architectures, α and the
+    super-net's weights; saved to ``path`` at the end of the fit (for drift comparisons between runs)."""
+
+    def __init__(self, path: str):
+        self.path, self.rows = path, []
+        self._archs = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not hasattr(pl_module, "_trace_wrapped"):
+            sample = pl_module.sample_architectures
+
+            def recording(*args, **kwargs):
+                self._archs = sample(*args, **kwargs)
+                return self._archs
+
+            pl_module.sample_architectures = recording
+            pl_module._trace_wrapped = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import torch
+
+        weights = {k: v.detach().clone() for k, v in pl_module.supernet.state_dict().items()
+                   if "running" not in k and "num_batches" not in k}
+        self.rows.append({"step": int(pl_module.steps_done), "archs": self._archs.tolist(),
+                          "alpha": pl_module.distribution.alpha.detach().clone(), "weights": weights,
+                          "phase": pl_module.phase})
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        import torch
+
+        if trainer.is_global_zero:
+            torch.save(self.rows, self.path)

@@ -181,3 +181,35 @@ def test_ground_truth_refuses_a_table_made_with_other_settings(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "was made with other settings" in proc.stderr
     assert len((tmp_path / "gt.csv").read_text().splitlines()) == 2  # untouched
+
+
+def test_search_quality_scores_against_the_table_and_random_search_matches_compute():
+    """Percentile, regret and over-target from the ground-truth table; random search draws as many
+    architectures as one FP-NAS search's fit time buys, and picks the best by its own α accuracy."""
+    from search_quality import baseline_rows, lookup
+
+    space = SearchSpace.load("bench_mnist")
+    from ground_truth import distinct_architectures, readable
+
+    archs = distinct_architectures(space)[:10]
+    gt = [{"arch_id": i, "arch": readable(space, a), "mflops": 0.05 + 0.01 * i, "test_acc_mean": 0.90 + 0.005 * i,
+           "alpha_acc_s0": 0.80 + 0.01 * ((7 * i) % 10), "alpha_acc_s1": 0.5, "alpha_acc_s2": 0.5}
+          for i, a in enumerate(archs)]
+    found = lookup(gt, space, archs[5], budget=0.125)  # 8 archs under 0.125: ids 0..7
+    assert found["arch_id"] == 5 and not found["over_target"]
+    assert found["percentile"] == pytest.approx(100 * 2 / 8)  # ids 6 and 7 are better
+    assert found["regret"] == pytest.approx(0.935 - 0.925)
+    over = lookup(gt, space, archs[9], budget=0.125)
+    assert over["over_target"] and over["percentile"] == 0.0
+    rows = [{"setting": "fpnas", "budget_mflops": 0.125, "seed": 0, "fit_time_s": 50.0},
+            *({"setting": "calibration", "budget_mflops": 0.125, "train_s": t} for t in (9.0, 10.0, 11.0))]
+    out = baseline_rows({"data": "mnist5k", "space": "bench_mnist"}, gt, 0.125, [0], rows, [0, 1, 2])
+    search = next(r for r in out if r["setting"] == "random_search")
+    assert search["samples"] == 5 and search["wall_time_s"] == pytest.approx(50.0)  # 5 trainings of 10 s
+    assert not search["over_target"] and search["arch_mflops"] <= 0.125
+    import random
+
+    drawn = random.Random("mnist5k-0.125-0").sample([g for g in gt if g["mflops"] <= 0.125], 5)
+    assert search["arch_id"] == max(drawn, key=lambda g: g["alpha_acc_s0"])["arch_id"]  # seed 0 -> its training 0
+    random_arch = next(r for r in out if r["setting"] == "random_arch")
+    assert random_arch["samples"] == 1 and random_arch["arch_mflops"] <= 0.125
