@@ -40,7 +40,7 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
     "mnist5k": {"space": "bench_mnist", "data": "mnist5k", "train_overrides": ["+train_experiment=ground_truth"],
                 "seeds": [0, 1, 2], "budgets_mflops": [0.12, 0.17, 0.24]},
     "digits": {"space": "bench_digits", "data": "digits", "train_overrides": ["+train_experiment=ground_truth"],
-               "seeds": [0, 1, 2], "budgets_mflops": [0.03, 0.045, 0.065]},
+               "seeds": [0, 1, 2], "budgets_mflops": [0.045, 0.06, 0.08]},  # 48%, 72%, 83% of the archs (mnist5k's: 45%, 72%, 84%)
 }
 MAX_ARCHITECTURES = 5000  # every one is trained: a larger space is a mistake here
 

@@ -55,7 +55,7 @@ def search_overrides(bench: dict, setting: str, budget: float, seed: int, run_di
             *SEARCH_SETTINGS[setting.split("@")[0]], *extra]
 
 
-def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]]) -> list[float]:
+def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]], threads: int) -> list[float]:
     """α-split accuracy of every architecture under the trained super-net, scored as the search's
     validation scores its exported architecture (batch statistics, fixed α order)."""
     import torch
@@ -65,6 +65,7 @@ def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]])
     from fpnas.run_search import validate
     from fpnas.search_module import SearchModule
 
+    torch.set_num_threads(threads)  # as many threads as the search had: the pool's other worker is busy
     cfg = compose_search([o for o in overrides if not o.startswith("hydra.")] + [f"paths.output_dir={run_dir}"])
     space, sampler, datamodule, _ = validate(cfg)
     module = SearchModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", space=space, sampler=sampler,
@@ -114,7 +115,7 @@ def run_search_task(task: dict[str, Any]) -> dict[str, Any]:
     if task["kendall"]:
         space = arch.space
         archs = [parse_readable(space, r["arch"]) for r in gt]
-        scores = supernet_scores(run_dir, overrides, archs)
+        scores = supernet_scores(run_dir, overrides, archs, task["threads"])
         truth = [r["test_acc_mean"] for r in gt]
         feasible = [i for i, r in enumerate(gt) if r["mflops"] <= task["budget"]]
         row["kendall_tau"] = float(kendalltau(scores, truth).statistic)
@@ -188,7 +189,7 @@ def summarize(rows: list[dict], gt: list[dict]) -> list[dict]:
     out = []
     keys = sorted({(r["setting"], r["budget_mflops"]) for r in rows if r["setting"] != "calibration"},
                   key=lambda k: (k[1], list(SEARCH_SETTINGS).index(k[0].split("@")[0])
-                                 if k[0].split("@")[0] in SEARCH_SETTINGS else 10 + list(BASELINES).index(k[0])))
+                                 if k[0].split("@")[0] in SEARCH_SETTINGS else 10 + list(BASELINES).index(k[0]), k[0]))
     for setting, budget in keys:
         rs = [r for r in rows if r["setting"] == setting and r["budget_mflops"] == budget]
         feasible = [g for g in gt if g["mflops"] <= budget]
@@ -220,18 +221,28 @@ def write_results(all_rows: dict[str, list[dict]], all_summaries: dict[str, list
            "calibration": [r for r in rows if r["setting"] == "calibration"], "summary": summary}
     (RESULTS / "search_quality.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = []
-    for data, ss in all_summaries.items():
-        md += [f"### {data}", "", markdown_table(
-            [s | {"pct": f"{s['percentile']:.1f} ± {s['percentile_std']:.1f}",
-                  "reg": f"{s['regret']:.4f} ± {s['regret_std']:.4f}",
-                  "over": f"{s['over_target']} of {s['runs']}",
-                  "tau": "" if s["kendall_tau"] is None else f"{s['kendall_tau']:.3f}"} for s in ss],
-            [("budget_mflops", "budget MFLOPs"), ("setting", "setting"), ("pct", "percentile (0 = best)"),
-             ("reg", "regret"), ("test_acc", "test acc"), ("best_feasible_acc", "best feasible"),
-             ("over", "over target"), ("mflops_over_budget", "MFLOPs / budget"), ("samples", "arch samples"),
-             ("fit_time_s", "fit s"), ("tau", "Kendall τ")]), ""]
+    for data, all_ss in all_summaries.items():
+        main_ss = [s for s in all_ss if "@" not in s["setting"]]
+        variants = [s for s in all_ss if "@" in s["setting"] or s["setting"] == "fpnas"]
+        for title, ss in ((data, main_ss), (f"{data}: variants (<setting>@<variant>, beside the default)", variants)):
+            if ss is variants and len(variants) == len([s for s in main_ss if s["setting"] == "fpnas"]):
+                continue  # no variants
+            md += _summary_table(title, ss)
     (RESULTS / "search_quality.md").write_text("\n".join(md))
     print("\n".join(md))
+
+
+def _summary_table(title: str, ss: list[dict]) -> list[str]:
+    """A Markdown section: one row per setting and budget."""
+    return [f"### {title}", "", markdown_table(
+        [s | {"pct": f"{s['percentile']:.1f} ± {s['percentile_std']:.1f}",
+              "reg": f"{s['regret']:.4f} ± {s['regret_std']:.4f}",
+              "over": f"{s['over_target']} of {s['runs']}",
+              "tau": "" if s["kendall_tau"] is None else f"{s['kendall_tau']:.3f}"} for s in ss],
+        [("budget_mflops", "budget MFLOPs"), ("setting", "setting"), ("pct", "percentile (0 = best)"),
+         ("reg", "regret"), ("test_acc", "test acc"), ("best_feasible_acc", "best feasible"),
+         ("over", "over target"), ("mflops_over_budget", "MFLOPs / budget"), ("samples", "arch samples"),
+         ("fit_time_s", "fit s"), ("tau", "Kendall τ")]), ""]
 
 
 def main() -> None:
