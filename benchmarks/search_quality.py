@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -93,8 +94,6 @@ def run_search_task(task: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(task["run_dir"])
     overrides = search_overrides(bench, task["setting"], task["budget"], task["seed"], run_dir, task["extra"])
     if run_dir.exists():  # an unfinished run of an earlier invocation: start it again
-        import shutil
-
         shutil.rmtree(run_dir)
     env = {**CLEAN_ENV, "OMP_NUM_THREADS": str(task["threads"]), "MKL_NUM_THREADS": str(task["threads"])}
     proc = subprocess.run([sys.executable, "search.py", *overrides], cwd=ROOT, env=env, capture_output=True,
@@ -224,10 +223,9 @@ def write_results(all_rows: dict[str, list[dict]], all_summaries: dict[str, list
     for data, all_ss in all_summaries.items():
         main_ss = [s for s in all_ss if "@" not in s["setting"]]
         variants = [s for s in all_ss if "@" in s["setting"] or s["setting"] == "fpnas"]
-        for title, ss in ((data, main_ss), (f"{data}: variants (<setting>@<variant>, beside the default)", variants)):
-            if ss is variants and len(variants) == len([s for s in main_ss if s["setting"] == "fpnas"]):
-                continue  # no variants
-            md += _summary_table(title, ss)
+        md += _summary_table(data, main_ss)
+        if any("@" in s["setting"] for s in variants):
+            md += _summary_table(f"{data}: variants (<setting>@<variant>, beside the default)", variants)
     (RESULTS / "search_quality.md").write_text("\n".join(md))
     print("\n".join(md))
 

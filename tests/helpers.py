@@ -50,8 +50,6 @@ class StateTrace(pl.Callback):
             pl_module._trace_wrapped = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        import torch
-
         weights = {k: v.detach().clone() for k, v in pl_module.supernet.state_dict().items()
                    if "running" not in k and "num_batches" not in k}
         self.rows.append({"step": int(pl_module.steps_done), "archs": self._archs.tolist(),
