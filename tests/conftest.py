@@ -1,8 +1,20 @@
-"""Shared fixtures: search spaces and small deterministic helpers."""
+"""Shared fixtures: search spaces and small deterministic helpers; one data cache for the whole session."""
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
 from fpnas.space.spec import SearchSpace
+
+# The bundled data sets are parsed once and kept as .npz (fpnas.data.cache). Set here, at import, before
+# any test module copies os.environ for its search.py subprocesses: every process of every session on
+# this machine shares one directory (files are keyed by versions and written atomically), and the
+# user's own cache is left alone. An FPNAS_CACHE_DIR already set is kept.
+_USER = getattr(os, "getuid", lambda: "user")()
+SESSION_CACHE_DIR = os.environ.setdefault("FPNAS_CACHE_DIR",
+                                          str(Path(tempfile.gettempdir()) / f"fpnas-test-cache-{_USER}"))
 
 
 @pytest.fixture(params=SearchSpace.available())

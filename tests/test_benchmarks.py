@@ -79,6 +79,23 @@ def test_step_overhead_quick():
 
 
 @pytest.mark.slow
+def test_startup_quick():
+    """One cold and one warm search.py start on the digits: the phases add up to launch -> first step, the
+    probe and search.log's timestamp were found, the cold run wrote the cache and the warm one used it."""
+    report = run_quick("startup")
+    cold, warm = report["rows"]
+    assert (cold["cache"], warm["cache"]) == ("cold", "warm")
+    for row in (cold, warm):
+        phases = [row[k] for k in ("imports", "config_model", "trainer", "data", "fit_start")]
+        assert all(v is not None and v >= 0 for v in phases)
+        assert sum(phases) == pytest.approx(row["to_first_step"], abs=1e-3)
+        assert 0 < row["to_first_step"] < row["total"] and row["first_step"] > 0
+        assert "pytorch_lightning" in row["notable_imports"]
+        assert [f.split("-")[0] for f in row["cache_files"]] == ["digits"]
+    assert "sklearn.datasets" in cold["notable_imports"] and "sklearn.datasets" not in warm["notable_imports"]
+
+
+@pytest.mark.slow
 def test_memory_quick():
     rows = run_quick("memory")["rows"]
     assert [r["allocator"] for r in rows] == ["glibc default", "glibc mmap >= 64 KiB"]

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
 from fpnas.data.base import SearchDataModule
+from fpnas.data.cache import cached_arrays
+
+
+def parse_digits() -> Dict[str, np.ndarray]:
+    """Read sklearn's CSV (``sklearn.datasets.load_digits``): ``x`` N×8×8 floats in 0..16, ``y`` int64."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return {"x": np.asarray(d.images), "y": np.asarray(d.target, dtype=np.int64)}
 
 
 class DigitsDataModule(SearchDataModule):
@@ -18,11 +27,9 @@ class DigitsDataModule(SearchDataModule):
     native_size = 8
 
     def load_arrays(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Return X as N×8×8 floats in 0..16 and y as int64 labels."""
-        from sklearn.datasets import load_digits
-
-        d = load_digits()
-        return np.asarray(d.images), np.asarray(d.target, dtype=np.int64)
+        """Return X as N×8×8 floats in 0..16 and y as int64 labels (parsed once: fpnas.data.cache)."""
+        arrays = cached_arrays("digits", ["scikit-learn"], ["x", "y"], parse_digits)
+        return arrays["x"], arrays["y"]
 
     def _scale(self, x: np.ndarray) -> np.ndarray:
         """Digits pixels range over 0..16, not 0..255."""
