@@ -8,6 +8,9 @@ from fpnas.resume import adopt_run_overrides
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: DictConfig) -> float:
+    from fpnas.launch import adopt_submitit_local_task
+
+    adopt_submitit_local_task(cfg.trainer)  # hydra/launcher=local_ddp: this task is one of the job's (before Lightning)
     from fpnas.cli import run_reporting_user_errors
     from fpnas.run_search import run_search
 
