@@ -16,18 +16,40 @@ from typing import Any, Iterable, Sequence
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+# FPNAS_BENCH_RESULTS: another folder for the reports (gpu_check.sh --cpu writes to a temporary one)
+RESULTS = Path(os.environ.get("FPNAS_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 # a child process must not believe it belongs to a distributed job of its parent
 CLEAN_ENV = {k: v for k, v in os.environ.items()
              if k not in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK",
                           "PL_GLOBAL_SEED")}
+# the issue's CUDA case (gpu_check.sh): FP-NAS-S1's space at its 128 px input, K = 4, batch 128
+FBNET_128 = ["space=fbnetv2_f", "space.input_size=128", "cost.target_mflops=58", "sampler=fixed", "sampler.k=4",
+             "data.batch_size=128"]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def devices() -> list[str]:
-    """``cpu``, plus ``cuda`` when a GPU is present (rows for it are added automatically)."""
-    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+def devices(choice: str = "auto") -> list[str]:
+    """``auto``: ``cpu``, plus ``cuda`` when a GPU is present (rows for it are added automatically);
+    ``cpu`` or ``cuda``: that device only."""
+    if choice == "auto":
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --devices cuda, but torch sees no CUDA device")
+    return [choice]
+
+
+def add_run_options(parser, cases: dict) -> None:
+    """The options every device benchmark shares: which devices, which case set, the report's name."""
+    parser.add_argument("--quick", action="store_true", help="a few steps on the 8x8 digits (smoke test)")
+    parser.add_argument("--devices", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: the CPU, plus CUDA when a GPU is present")
+    parser.add_argument("--cases", choices=sorted(cases), help="case set (default: quick with --quick, else full)")
+    parser.add_argument("--suffix", default="", help="appended to the report's name, e.g. _cuda")
+
+
+def chosen_cases(args, cases: dict):
+    return cases[args.cases or ("quick" if args.quick else "full")]
 
 
 def synchronize(device: str) -> None:
@@ -100,10 +122,10 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -
     return "\n".join(lines)
 
 
-def write_report(name: str, quick: bool, data: dict[str, Any], markdown: str) -> Path:
-    """``benchmarks/results/<name>[_quick].json`` and ``.md``; returns the Markdown path."""
+def write_report(name: str, quick: bool, data: dict[str, Any], markdown: str, suffix: str = "") -> Path:
+    """``benchmarks/results/<name>[_quick]<suffix>.json`` and ``.md``; returns the Markdown path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}_quick" if quick else name
+    stem = (f"{name}_quick" if quick else name) + suffix
     data = {"benchmark": name, "quick": quick, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), **data}
     (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
     path = RESULTS / f"{stem}.md"

@@ -21,7 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import compose_search, plain_step, devices, markdown_table, run_python, write_report
+from common import (FBNET_128, add_run_options, chosen_cases, compose_search, devices, markdown_table,
+                    plain_step, run_python, write_report)
 
 TARGET = 1.15
 CASES = {
@@ -29,6 +30,7 @@ CASES = {
              ("fbnetv2_f@96", ["space=fbnetv2_f", "space.input_size=96", "cost.target_mflops=40",
                                "sampler=fixed", "sampler.k=4", "data.batch_size=32"], 4)],
     "quick": [("micro@8", ["data=digits", "space=micro", "cost.target_mflops=0.08"], 2)],
+    "cuda": [("fbnetv2_f@128", FBNET_128, 4)],  # gpu_check.sh
 }
 
 
@@ -225,7 +227,7 @@ def build_search_space(overrides: list[str]):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few steps on the 8x8 digits (smoke test)")
+    add_run_options(parser, CASES)
     parser.add_argument("--child", choices=["search", "standalone", "idle_fit"], help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=1, help=argparse.SUPPRESS)
@@ -238,7 +240,7 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(result))
         return
     rows = [measure(device, label, overrides, steps, allocator)
-            for device in devices() for label, overrides, steps in CASES["quick" if args.quick else "full"]
+            for device in devices(args.devices) for label, overrides, steps in chosen_cases(args, CASES)
             for allocator in (ALLOCATORS if device == "cpu" else list(ALLOCATORS)[:1])]
     md = markdown_table(rows, [
         ("device", "device"), ("allocator", "allocator"), ("case", "search (space@px)"), ("batch", "batch"),
@@ -254,7 +256,7 @@ def main() -> None:
         ("lightning_loop_mib", "Lightning loop + loaders, idle fit MiB"),
         ("supernet_state_mib", "super-net weights + grads + momentum MiB"),
         ("alone_state_mib", "alone weights + grads + momentum MiB")])
-    write_report("memory", args.quick, {"rows": rows}, md)
+    write_report("memory", args.quick, {"rows": rows}, md, args.suffix)
 
 
 if __name__ == "__main__":

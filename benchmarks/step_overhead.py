@@ -15,7 +15,8 @@ import argparse
 
 import torch
 
-from common import devices, markdown_table, median, plain_step, search_steps, timer, write_report
+from common import (FBNET_128, add_run_options, chosen_cases, devices, markdown_table, median, plain_step,
+                    search_steps, timer, write_report)
 
 TARGET = 1.10
 # (label, overrides): the default search, and a larger space where compute dominates
@@ -24,6 +25,10 @@ CASES = {
              ("fbnetv2_f@64", ["space=fbnetv2_f", "space.input_size=64", "cost.target_mflops=20",
                                "sampler=fixed", "sampler.k=4"])],
     "quick": [("micro@8", ["data=digits", "space=micro", "cost.target_mflops=0.08"])],
+    # gpu_check.sh: fbnetv2_f at 128 px, then the same with cudnn.benchmark (the search changes conv
+    # shapes every step: does autotuning each new shape pay off?)
+    "cuda": [("fbnetv2_f@128", FBNET_128),
+             ("fbnetv2_f@128, cudnn.benchmark", [*FBNET_128, "+trainer.benchmark=true"])],
 }
 
 
@@ -113,12 +118,12 @@ def measure(device: str, label: str, overrides: list[str], steps: int, skip: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few steps on the 8x8 digits (smoke test)")
+    add_run_options(parser, CASES)
     args = parser.parse_args()
     steps, skip, repeats = (3, 2, 1) if args.quick else (20, 10, 3)
     rows, profiles = [], []
-    for device in devices():
-        for label, overrides in CASES["quick" if args.quick else "full"]:
+    for device in devices(args.devices):
+        for label, overrides in chosen_cases(args, CASES):
             n = steps if args.quick or "fbnetv2" not in label else 6
             first = min(skip, 3) if n < steps else skip
             rows.append(measure(device, label, overrides, n, first, repeats))
@@ -134,7 +139,7 @@ def main() -> None:
                "the ops with the most extra time in the search:\n\n")
         md += markdown_table(p["top_extra"][:10], [("op", "op"), ("search_ms", "search ms"), ("plain_ms", "plain ms"),
                                                    ("extra_ms", "extra ms")])
-    write_report("step_overhead", args.quick, {"rows": rows, "profiles": profiles}, md)
+    write_report("step_overhead", args.quick, {"rows": rows, "profiles": profiles}, md, args.suffix)
 
 
 if __name__ == "__main__":

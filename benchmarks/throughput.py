@@ -18,10 +18,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import devices, markdown_table, median, search_steps, timer, write_report
+from common import (FBNET_128, add_run_options, chosen_cases, devices, markdown_table, median, search_steps, timer,
+                    write_report)
 
-CASES = {"full": ("tiny@28 (default)", [], 4), "quick": ("micro@8", ["data=digits", "space=micro",
-                                                                     "cost.target_mflops=0.08"], 1)}
+CASES = {"full": ("tiny@28 (default)", [], 4),
+         "quick": ("micro@8", ["data=digits", "space=micro", "cost.target_mflops=0.08"], 1),
+         "cuda": ("fbnetv2_f@128", FBNET_128, 1)}  # gpu_check.sh
 
 
 def to_channels_last(module) -> None:
@@ -71,11 +73,11 @@ def plain_throughput(device: str, module, batch: int, steps: int, channels_last:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one epoch on the 8x8 digits, no compile (smoke test)")
+    add_run_options(parser, CASES)
     args = parser.parse_args()
-    label, overrides, epochs = CASES["quick" if args.quick else "full"]
+    label, overrides, epochs = chosen_cases(args, CASES)
     rows = []
-    for device in devices():
+    for device in devices(args.devices):
         for channels_last in (False, True):
             row, module = search_throughput(device, overrides, epochs, channels_last)
             rows.append({"device": device, "case": label, **row})
@@ -85,7 +87,7 @@ def main() -> None:
         from fpnas.space.complexity import ComplexityTables
 
         mflops = float(ComplexityTables(argmax_module.space).lookup(argmax_module.argmax_architecture())[0][0]) / 1e6
-        variants = [(False, False), (True, False)] + ([] if args.quick else [(False, True)])
+        variants = [(False, False), (True, False)] + ([] if args.quick or args.cases == "cuda" else [(False, True)])
         for channels_last, compiled in variants:
             row = plain_throughput(device, argmax_module, batch, 5 if args.quick else 50, channels_last, compiled)
             rows.append({"device": device, "case": f"{label}, argmax {mflops:.3g} MFLOPs", **row})
@@ -93,7 +95,7 @@ def main() -> None:
                                ("k_mean", "K (mean)"), ("step_ms", "step ms (median)"),
                                ("images_per_s", "images/s"), ("arch_images_per_s", "arch-images/s"),
                                ("warmup_s", "warm-up / compile s")])
-    write_report("throughput", args.quick, {"epochs": epochs, "rows": rows}, md)
+    write_report("throughput", args.quick, {"epochs": epochs, "rows": rows}, md, args.suffix)
 
 
 if __name__ == "__main__":

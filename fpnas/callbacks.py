@@ -14,7 +14,7 @@ from fpnas.errors import ConfigError
 def step_numbers(pl_module) -> dict[str, float]:
     """MFLOPs of the most likely architecture and E[MFLOPs] after the current step, computed once
     per step and shared by the callbacks that need them."""
-    step = int(pl_module.steps_done)
+    step = pl_module.steps_completed
     cached = getattr(pl_module, "_fpnas_step_numbers", None)
     if cached is None or cached[0] != step:
         argmax, _ = pl_module.architecture_mflops(pl_module.argmax_architecture())
@@ -24,7 +24,7 @@ def step_numbers(pl_module) -> dict[str, float]:
 
 
 class SearchStatsLogger(pl.Callback):
-    """Logs ``search/*`` every step and ``prob/<decision>/<choice>`` every N steps.
+    """Logs ``search/*`` every ``trainer.log_every_n_steps`` and ``prob/<decision>/<choice>`` every N steps.
 
     ``search/entropy`` (nats), ``search/K``, ``search/samples_total``, ``search/flops_expected``
     (E[MFLOPs] under the distribution), ``search/flops_argmax`` (MFLOPs of the most likely
@@ -42,25 +42,29 @@ class SearchStatsLogger(pl.Callback):
         stats = pl_module.last_step
         if stats is None:
             return
+        step = pl_module.steps_completed
+        if self.prob_every_n_steps and (step - 1) % self.prob_every_n_steps == 0:
+            self.log_probabilities(trainer, pl_module)
+        # only at the loggers' cadence (trainer.log_every_n_steps): Lightning writes step values then and
+        # keeps the latest one in between, and every value logged costs a blocking copy to the device
+        if not getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True):
+            return
         numbers = step_numbers(pl_module)
         log = dict(on_step=True, on_epoch=False, batch_size=1)
         pl_module.log("search/entropy", stats.entropy, prog_bar=True, **log)
         pl_module.log("search/K", float(stats.k), prog_bar=True, **log)
-        pl_module.log("search/samples_total", float(pl_module.samples_total), **log)
+        pl_module.log("search/samples_total", float(pl_module.samples_completed), **log)
         pl_module.log("search/flops_expected", numbers["expected"], **log)
         pl_module.log("search/flops_argmax", numbers["argmax"], prog_bar=True, **log)
         pl_module.log("search/flops_sampled", float(stats.macs.mean()) / 1e6, **log)
         pl_module.log("search/cost_penalty", float(stats.costs.mean()), **log)
-        pl_module.log("search/beta", float(pl_module.beta), **log)
-        step = int(pl_module.steps_done)
-        if self.prob_every_n_steps and (step - 1) % self.prob_every_n_steps == 0:
-            self.log_probabilities(trainer, pl_module)
+        pl_module.log("search/beta", pl_module.beta_value, **log)
 
     @rank_zero_only
     def log_probabilities(self, trainer, pl_module) -> None:
         """Marginal probability of every choice, written straight to the loggers (many keys,
         on their own cadence, independent of ``log_every_n_steps``)."""
-        marginal = pl_module.distribution.marginals()
+        marginal = pl_module.host_distribution().marginals()
         metrics = {}
         for d, decision in enumerate(pl_module.space.decisions):
             for choice, p in zip(decision.choices, marginal([d]).tolist()):
@@ -102,7 +106,7 @@ class SearchPlots(pl.Callback):
     # ------------------------------------------------------------------ history
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         stats = pl_module.last_step
-        step = int(pl_module.steps_done)
+        step = pl_module.steps_completed
         if stats is None or (step - 1) % self.stride:
             return
         numbers = step_numbers(pl_module)
@@ -146,7 +150,7 @@ class SearchPlots(pl.Callback):
         from fpnas.plots import search_figures
 
         target = getattr(pl_module, "target_macs", None)
-        figs = search_figures(pl_module.space, pl_module.distribution, self.history,
+        figs = search_figures(pl_module.space, pl_module.host_distribution(), self.history,
                               None if target is None else target / 1e6)
         # TensorBoardLogger's SummaryWriter, or any logger whose writer takes figures the same way
         boards = [lg.experiment for lg in trainer.loggers

@@ -16,11 +16,15 @@ def weight_importance(log_lik: torch.Tensor, temperature: float = 1.0) -> torch.
 
 def arch_importance(val_log_lik: torch.Tensor, costs: torch.Tensor, beta: float,
                     temperature: float = 1.0) -> torch.Tensor:
-    """m_k = softmax_k(v_k / T) - beta * C_k / sum_j C_j (Eq. 7); the cost term is 0 when sum C = 0."""
+    """m_k = softmax_k(v_k / T) - beta * C_k / sum_j C_j (Eq. 7); the cost term is 0 when sum C = 0.
+
+    On the device of ``val_log_lik``; ``costs`` may live elsewhere (the search keeps them on the
+    CPU, where the tables are: their sum is tested there without a device read).
+    """
     m = torch.softmax(val_log_lik / temperature, dim=0)
-    total = costs.sum()
+    total = float(costs.sum())
     if total > 0:
-        m = m - beta * costs.to(m.dtype) / total.to(m.dtype)
+        m = m - float(beta) * costs.to(m.device, m.dtype, non_blocking=True) / total
     return m
 
 

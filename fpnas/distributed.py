@@ -76,18 +76,25 @@ def sync_batch_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     mean, sq = stats.chunk(2)
     mean = mean / total
     var = (sq / total - mean * mean).clamp_min(0)
-    return mean.to(x.dtype), var.to(x.dtype), total
+    dtype = torch.promote_types(x.dtype, torch.float32)  # float32 statistics for bf16/fp16 activations
+    return mean.to(dtype), var.to(dtype), total
 
 
 def synced_batch_norm(x, running_mean, running_var, weight, bias, momentum: float, eps: float) -> torch.Tensor:
-    """Training-mode batch norm with statistics over all processes (updates running stats)."""
+    """Training-mode batch norm with statistics over all processes (updates running stats).
+
+    Normalises in at least float32 and returns ``x``'s dtype, as cuDNN's batch norm does under
+    mixed precision."""
     mean, var, n = sync_batch_stats(x)
     if running_mean is not None:
         with torch.no_grad():
-            running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
-            running_var.mul_(1 - momentum).add_(var.detach() * (n / max(n - 1, 1)), alpha=momentum)
+            running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
+            running_var.mul_(1 - momentum).add_((var.detach() * (n / max(n - 1, 1))).to(running_var.dtype),
+                                                alpha=momentum)
     shape = (1, -1, 1, 1)
-    return (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps) * weight.view(shape) + bias.view(shape)
+    out = (x.to(mean.dtype) - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps) * weight.view(shape) \
+        + bias.view(shape)
+    return out.to(x.dtype)
 
 
 class SearchDDPStrategy(DDPStrategy):

@@ -98,8 +98,10 @@ class SearchModule(pl.LightningModule):
         # β of the cost term: fixed (beta_lr = 0, the paper) or adapted by dual ascent; a buffer, so
         # that a resumed search continues with the β it had
         self.register_buffer("beta", torch.tensor(float(beta), dtype=torch.float64))
-        self._export_cache: tuple | None = None  # (step, phase) -> value, see exported_architecture
+        self._export_cache: tuple | None = None  # (α key, value), see exported_architecture
         self._expected_cache: tuple | None = None
+        self._host_counters: dict | None = None  # host mirrors of the buffers above, see _counters
+        self._host_dist: tuple | None = None  # (distribution, α key, CPU copy), see host_distribution
         self.val_acc = MulticlassAccuracy(num_classes=space.num_classes, average="micro")
         self.last_step: StepStats | None = None
         self.automatic_optimization = False
@@ -114,6 +116,62 @@ class SearchModule(pl.LightningModule):
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(omega, T_max=epochs)
         alpha = torch.optim.Adam([self.distribution.alpha], lr=h.alpha_lr, betas=tuple(h.alpha_betas))
         return [omega, alpha], [schedule]
+
+    # ------------------------------------------------------------------ host-side state
+    # The step is driven from the host: K and the sampled paths must be Python values before the
+    # first forward. So what the host needs is read from the device once, not per query: the
+    # counters and β are mirrored on the host, and α is copied to the CPU once per update (a few
+    # thousand floats). On a GPU, a statistic or a sample then never waits for the device.
+    def _counters(self) -> dict:
+        """Host mirrors of ``steps_done``, ``samples_total`` and ``beta`` (read once after a load)."""
+        if self._host_counters is None:
+            steps, samples, beta = torch.stack([self.steps_done.double(), self.samples_total.double(),
+                                                self.beta.double()]).tolist()
+            self._host_counters = {"steps": int(steps), "samples": int(samples), "beta": beta}
+        return self._host_counters
+
+    @property
+    def steps_completed(self) -> int:
+        """Search steps done (``steps_done`` without a device read)."""
+        return self._counters()["steps"]
+
+    @property
+    def samples_completed(self) -> int:
+        """Architectures sampled so far (``samples_total`` without a device read)."""
+        return self._counters()["samples"]
+
+    @property
+    def beta_value(self) -> float:
+        """β of the cost term now (``beta`` without a device read)."""
+        return self._counters()["beta"]
+
+    def _alpha_key(self) -> tuple:
+        """Identifies the current α: the distribution object, α's storage and its in-place version
+        counter (every optimizer step, load or broadcast bumps it), all host-side metadata."""
+        alpha = self.distribution.alpha
+        return id(self.distribution), alpha.data_ptr(), alpha._version
+
+    def host_distribution(self) -> ArchDistribution:
+        """The distribution at the current α on the CPU (the distribution itself on a CPU run;
+        else a copy refreshed when α changes). Sampling, entropy, the argmax, E[FLOPs] and top-k
+        use it: the sampler's generator is a CPU one (the same samples on every device and
+        rank), and the architectures are needed as Python ints anyway."""
+        dist, key = self.distribution, self._alpha_key()
+        if dist.alpha.device.type == "cpu":
+            return dist
+        cached = self._host_dist
+        if cached is not None and cached[0] is dist and cached[1] == key:
+            return cached[2]
+        host = cached[2] if cached is not None and cached[0] is dist else \
+            ArchDistribution(dist.sizes, dist.units, dist.kind)
+        host.alpha.copy_(dist.alpha.detach())
+        self._host_dist = (dist, key, host)
+        return host
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._host_counters = self._host_dist = None  # the buffers changed under the mirrors
+        self._export_cache = self._expected_cache = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ------------------------------------------------------------------ phase
     @property
@@ -158,7 +216,7 @@ class SearchModule(pl.LightningModule):
                                      f"{self.current_epoch}): {what} is {value}")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._export_cache = self._expected_cache = None
+        self._export_cache = self._expected_cache = self._host_counters = self._host_dist = None
         state = checkpoint.get("state_dict", {})
         if "beta" not in state:  # written before β was adaptive (a buffer): it had the configured β
             state["beta"] = self.beta.detach().clone()
@@ -171,14 +229,17 @@ class SearchModule(pl.LightningModule):
     # ------------------------------------------------------------------ sampling
     def step_generator(self) -> torch.Generator:
         """Sampler RNG derived from (seed, step): the same on every rank and after a resume."""
-        seed = (int(self.hparams.seed) * 1_000_003 + int(self.steps_done)) % (2 ** 63)
+        seed = (int(self.hparams.seed) * 1_000_003 + self.steps_completed) % (2 ** 63)
         return torch.Generator().manual_seed(seed)
 
     def sample_architectures(self, k: int, generator: torch.Generator, uniform: bool) -> torch.Tensor:
+        """[k, D] choice indices, on the CPU on purpose: the super-net picks its path from Python
+        ints, the cost tables are CPU lookups, and the CPU generator gives the same samples on
+        every device (moved to α's device only for the α gradient)."""
         if uniform:
             cols = [torch.randint(s, (k,), generator=generator) for s in self.space.sizes]
             return torch.stack(cols, 1) if cols else torch.zeros((k, 0), dtype=torch.long)
-        return self.distribution.sample(k, generator)
+        return self.host_distribution().sample(k, generator)
 
     # ------------------------------------------------------------------ the step
     def on_fit_start(self) -> None:
@@ -188,96 +249,133 @@ class SearchModule(pl.LightningModule):
         # its own batch; the many small all-reduces cost 2.4x per step on 2 CPU processes.
         self.supernet.sync_bn = bool(self.hparams.sync_bn)
 
-    def _omega_backward(self, x: torch.Tensor, y: torch.Tensor, rows: list[list[int]]) -> float:
+    def _omega_backward(self, x: torch.Tensor, y: torch.Tensor,
+                        rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Accumulate sum_k w_k grad(CE_k) with w = softmax(l / T) in one pass (online softmax).
 
         l_k is the log-likelihood of the whole (global) batch: each process all-reduces its
         part, a scalar, before weighting; the gradients are averaged once, after all K samples.
+        The running maximum, the rescaling and the weights stay on the device (no host read per
+        sample). Returns the mean CE over the samples and the l_k ([K] float64, or None without
+        importance weighting), unread: the step checks them once (:meth:`_check_step`).
         """
         importance, temp = self.hparams.weight_importance, self.hparams.importance_temperature
-        run_max, denom, loss_sum = -math.inf, 0.0, 0.0
+        params = list(self.supernet.parameters())
+        losses, log_liks = [], []
+        run_max = denom = None
         for row in rows:
             per_image = F.cross_entropy(self.supernet(x, row), y, reduction="none")
             ce = per_image.mean()
-            loss_sum += float(ce.detach())
+            losses.append(ce.detach())
             if not importance:
                 self.manual_backward(ce / len(rows))
                 continue
             # float64 sum: the weights exp(l_k - max) magnify absolute errors of l_k
             log_lik = all_reduce_sum(-per_image.detach().sum(dtype=torch.float64))
-            score = float(log_lik) / temp  # summed log-likelihood of the global batch / T
-            # all-reduced, so every rank stops at the same step
-            self._check_finite("the training log-likelihood (ω update)", float(log_lik))
-            self._check_finite("the training log-likelihood / search.importance_temperature", score)
-            if score > run_max:
-                if denom > 0:  # a new maximum: rescale what was accumulated so far
-                    scale = math.exp(run_max - score)
-                    grads = [p.grad for p in self.supernet.parameters() if p.grad is not None]
-                    torch._foreach_mul_(grads, scale)
-                    denom *= scale
-                run_max = score
-            weight = math.exp(score - run_max)
-            denom += weight
-            if weight > 0:
-                self.manual_backward(ce * weight)
+            log_liks.append(log_lik)
+            score = log_lik / temp  # summed log-likelihood of the global batch / T
+            if run_max is None:
+                run_max, denom = score, torch.ones_like(score)
+                self.manual_backward(ce)
+                continue
+            new_max = torch.maximum(run_max, score)
+            scale = torch.exp(run_max - new_max)  # 1 unless this sample is the most likely so far
+            grads = [p.grad for p in params if p.grad is not None]
+            torch._foreach_mul_(grads, scale.to(grads[0].dtype))
+            weight = torch.exp(score - new_max)
+            denom, run_max = denom * scale + weight, new_max
+            self.manual_backward(ce * weight.to(ce.dtype))
         if importance:
-            grads = [p.grad for p in self.supernet.parameters() if p.grad is not None]
-            torch._foreach_div_(grads, denom)
-        average_gradients(self.supernet.parameters())
-        return loss_sum / len(rows)
+            grads = [p.grad for p in params if p.grad is not None]
+            torch._foreach_div_(grads, denom.to(grads[0].dtype))
+        average_gradients(params)
+        return torch.stack(losses).mean(), (torch.stack(log_liks) if log_liks else None)
+
+    def _check_step(self, train_ll: torch.Tensor | None, val_ll: torch.Tensor | None) -> None:
+        """The step's one read of the device: the finite checks of the likelihoods (all-reduced, so
+        every rank stops at the same step)."""
+        parts = [t.reshape(-1) for t in (train_ll, val_ll) if t is not None]
+        if not parts:
+            return
+        values = torch.cat(parts).tolist()
+        temp, n_train = self.hparams.importance_temperature, 0 if train_ll is None else train_ll.numel()
+        for value in values[:n_train]:
+            self._check_finite("the training log-likelihood (ω update)", value)
+            self._check_finite("the training log-likelihood / search.importance_temperature", value / temp)
+        if val_ll is not None:
+            val = values[n_train:]
+            self._check_finite("the validation log-likelihood (α update)", math.fsum(val))
+            self._check_finite("the validation log-likelihood / search.importance_temperature", max(val) / temp)
+
+    def _scaled_for_amp(self, grad: torch.Tensor) -> torch.Tensor:
+        """α's gradient times the fp16 loss scale, when there is one (``16-mixed``): the α step goes
+        through Lightning's precision plugin like every optimizer step, and its GradScaler divides
+        every gradient by the scale before stepping, but α's closed-form gradient was never scaled.
+        The scale is a power of two: scaling and unscaling are exact."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        if scaler is None or not scaler.is_enabled():
+            return grad
+        scale = scaler._get_scale_async() if hasattr(scaler, "_get_scale_async") else scaler.get_scale()
+        return grad * torch.as_tensor(scale, device=grad.device).to(grad.dtype)
 
     def training_step(self, batch, batch_idx):
         opt_omega, opt_alpha = self.optimizers()
         (xt, yt), (xv, yv) = batch["train"], batch["val"]
         warm = self.current_epoch < self.hparams.warmup_epochs
-        entropy = float(self.distribution.entropy())
+        entropy = float(self.host_distribution().entropy())
         k = self.sampler(entropy)
         archs = self.sample_architectures(k, self.step_generator(), uniform=warm)
         rows = archs.tolist()
-        if int(self.steps_done) == 0:
+        counters = self._counters()
+        if counters["steps"] == 0:
             self.entropy_initial.fill_(entropy)
             self.k_initial.fill_(k)
 
         opt_omega.zero_grad(set_to_none=True)
-        train_loss = self._omega_backward(xt, yt, rows)
+        train_loss, train_ll = self._omega_backward(xt, yt, rows)
         opt_omega.step()
 
-        macs, _ = self.tables.lookup(archs)
+        macs, _ = self.tables.lookup(archs)  # CPU indices, CPU tables
         costs = hinge_cost(macs, self.target_macs)
+        val_ll = None
         if not warm:
             with torch.no_grad():
                 val_ll = all_reduce_sum(torch.stack([  # v_k of the global batch
                     -F.cross_entropy(self.supernet(xv, row), yv, reduction="none").sum(dtype=torch.float64)
                     for row in rows]))
-            total, best = torch.stack([val_ll.sum(), val_ll.max()]).tolist()  # one device sync
-            self._check_finite("the validation log-likelihood (α update)", total)
-            self._check_finite("the validation log-likelihood / search.importance_temperature",
-                               best / self.hparams.importance_temperature)
-            m = arch_importance(val_ll, costs, float(self.beta), self.hparams.importance_temperature)
+        self._check_step(train_ll, val_ll)
+        if not warm:
+            m = arch_importance(val_ll, costs, counters["beta"], self.hparams.importance_temperature)
             alpha = self.distribution.alpha
-            alpha.grad = self.distribution.grad_weighted_nll(archs.to(alpha.device), m.to(alpha.device))
+            # non_blocking: a blocking host-to-device copy would wait for the device's queue
+            archs_on_device = archs.to(alpha.device, non_blocking=True)
+            alpha.grad = self._scaled_for_amp(self.distribution.grad_weighted_nll(archs_on_device, m))
             opt_alpha.step()
             opt_alpha.zero_grad(set_to_none=True)
 
         self.steps_done += 1
         self.samples_total += k
+        counters["steps"] += 1
+        counters["samples"] += k
         if not warm and self.hparams.beta_lr > 0:  # after the α step: E[FLOPs] of the new distribution
-            self.beta.copy_(dual_ascent_beta(self.beta, self.expected_mflops() * 1e6, self.target_macs,
-                                             self.hparams.beta_lr))
+            beta = dual_ascent_beta(torch.tensor(counters["beta"], dtype=torch.float64),
+                                    self.expected_mflops() * 1e6, self.target_macs, self.hparams.beta_lr)
+            counters["beta"] = float(beta)
+            self.beta.fill_(counters["beta"])
         self.last_step = StepStats(k, entropy, macs, costs)
+        # the device tensor: Lightning would copy a float to the device (a blocking copy)
         self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
-
 
     # ------------------------------------------------------------------ the result
     def argmax_architecture(self) -> torch.Tensor:
         """The most likely architecture ([D] choice indices, CPU): the argmax of every unit."""
-        return self.distribution.mode().cpu()
+        return self.host_distribution().mode()
 
     def exported_architecture(self) -> torch.Tensor:
         """The architecture the search returns ([D] choice indices, CPU): with ``export_mode`` "feasible"
         the most probable architecture whose MACs are within the target (exact: best-first enumeration,
         ``fpnas.topk``), with "argmax" the argmax of every unit (may exceed the target). The same on
-        every rank (α is identical there); cached per step."""
+        every rank (α is identical there); cached per α."""
         return self._export()[0].clone()
 
     def selection(self) -> str:
@@ -285,7 +383,7 @@ class SearchModule(pl.LightningModule):
         return self._export()[1]
 
     def _export(self) -> tuple[torch.Tensor, str]:
-        key = (int(self.steps_done), self.phase)
+        key = self._alpha_key()
         if self._export_cache is None or self._export_cache[0] != key:
             self._export_cache = (key, self._select_export())
         return self._export_cache[1]
@@ -299,7 +397,7 @@ class SearchModule(pl.LightningModule):
             return mode, within + "; it is the argmax of every unit"
         from fpnas.topk import top_architectures
 
-        best = top_architectures(self.distribution, self.space, 1, self.target_macs,
+        best = top_architectures(self.host_distribution(), self.space, 1, self.target_macs,
                                  self.hparams.export_max_candidates, distinct_networks=False, tables=self.tables)
         if best.entries:
             return (torch.tensor(best.entries[0]["indices"], dtype=torch.long),
@@ -324,8 +422,9 @@ class SearchModule(pl.LightningModule):
         return float(macs[0]) / 1e6, float(params[0]) / 1e6
 
     def expected_mflops(self) -> float:
-        """E[MFLOPs] under the current distribution (exact; computed once per step)."""
-        key = (int(self.steps_done), self.phase)
+        """E[MFLOPs] under the current distribution (exact; computed once per α, on the CPU)."""
+        key = self._alpha_key()
         if self._expected_cache is None or self._expected_cache[0] != key:
-            self._expected_cache = (key, float(self.tables.expected_macs(self.distribution.marginals())) / 1e6)
+            marginals = self.host_distribution().marginals()
+            self._expected_cache = (key, float(self.tables.expected_macs(marginals)) / 1e6)
         return self._expected_cache[1]

@@ -242,9 +242,10 @@ def export_from_search(module, output_dir: str | Path, export) -> Path | None:
     if k <= 0:
         return None
     target = float(module.target_macs) / 1e6
-    path = write_top_architectures(output_dir, module.distribution, module.space, k, target,
+    # the CPU copy of the distribution: the enumeration decodes many small batches
+    path = write_top_architectures(output_dir, module.host_distribution(), module.space, k, target,
                                    int(export.get("max_candidates", 100_000)), tables=module.tables,
-                                   phase=module.phase, steps=int(module.steps_done))
+                                   phase=module.phase, steps=module.steps_completed)
     doc = yaml.safe_load(path.read_text())
     log.info("top-k: %d of %d architectures under %.4g MFLOPs after %d candidates%s -> %s", doc["found"], k, target,
              doc["enumerated"], " (max_candidates reached)" if doc["cap_hit"] else "", path)

@@ -61,3 +61,21 @@ class StateTrace(pl.Callback):
 
         if trainer.is_global_zero:
             torch.save(self.rows, self.path)
+
+
+class AlphaGradTrace(pl.Callback):
+    """Records α's gradient as α's optimizer receives it (after Lightning's precision plugin, e.g.
+    the fp16 GradScaler's unscaling); saved to ``path`` at the end of the fit."""
+
+    def __init__(self, path: str):
+        self.path, self.grads = path, []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        alpha = pl_module.distribution.alpha
+        if optimizer.param_groups[0]["params"][0] is alpha and alpha.grad is not None:
+            self.grads.append(alpha.grad.detach().cpu().clone())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        import torch
+
+        torch.save(self.grads, self.path)

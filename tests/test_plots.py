@@ -32,6 +32,10 @@ class _FakeModule(SimpleNamespace):
     def argmax_architecture(self):
         return torch.zeros(3, dtype=torch.long)
 
+    @property
+    def steps_completed(self):
+        return int(self.steps_done)
+
 
 def _feed(cb, module, steps):
     for _ in range(steps):

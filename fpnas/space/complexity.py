@@ -122,6 +122,7 @@ class ComplexityTables:
             self.constant_params += float(hp[0])
         self._flat = [(t.decisions, torch.tensor(self._strides(t.macs.shape)), t.macs.flatten(),
                        t.params.flatten()) for t in self.terms]
+        self._flat_by_device: dict[torch.device, list] = {}
 
     @staticmethod
     def _block_table(space: SearchSpace, slot, decs: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,14 +147,23 @@ class ComplexityTables:
             acc *= s
         return strides[::-1] or [0]
 
+    def _flat_on(self, device: torch.device) -> list:
+        """The flat tables on ``device`` (copied once per device; the search looks up on the CPU)."""
+        if device.type == "cpu":
+            return self._flat
+        if device not in self._flat_by_device:
+            self._flat_by_device[device] = [(d, *(t.to(device) for t in rest)) for d, *rest in self._flat]
+        return self._flat_by_device[device]
+
     def lookup(self, choice_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """MACs and params (float64) of architectures given as [n, D] choice indices."""
+        """MACs and params (float64) of architectures given as [n, D] choice indices, on the
+        indices' device."""
         idx = torch.as_tensor(choice_idx).long()
         if idx.dim() == 1:
             idx = idx[None]
-        macs = torch.full((idx.shape[0],), self.constant_macs, dtype=torch.float64)
-        params = torch.full((idx.shape[0],), self.constant_params, dtype=torch.float64)
-        for decs, strides, tm, tp in self._flat:
+        macs = torch.full((idx.shape[0],), self.constant_macs, dtype=torch.float64, device=idx.device)
+        params = torch.full((idx.shape[0],), self.constant_params, dtype=torch.float64, device=idx.device)
+        for decs, strides, tm, tp in self._flat_on(idx.device):
             flat = (idx[:, decs] * strides).sum(1) if decs else torch.zeros_like(macs, dtype=torch.long)
             macs += tm[flat]
             params += tp[flat]
