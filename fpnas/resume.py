@@ -20,7 +20,7 @@ HYDRA_DIR = ".hydra"
 # what a resume may change: it does not alter the computation the checkpoint continues
 CHANGEABLE = ("trainer.", "logger", "callbacks.", "export.", "hydra.", "ckpt_path", "auto_resume",
               "data.num_workers", "data.val_batch_size", "paths.")
-CHANGEABLE_EXACT = ("trainer", "callbacks", "export", "paths")
+CHANGEABLE_EXACT = ("trainer", "callbacks", "export", "paths", "threads")  # threads: only float rounding
 
 
 def override_key(override: str) -> str:

@@ -166,8 +166,11 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from fpnas.threads import ThreadPolicy, apply_thread_policy
+
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
+    threads = apply_thread_policy(cfg.get("threads", "auto"))  # before the data is loaded
     space, sampler, datamodule, (lo, hi) = validate(cfg)
     check_export_config(cfg.get("export"))  # export.top_k / max_candidates
     ckpt_path = resolve_ckpt_path(cfg, output_dir)
@@ -176,14 +179,15 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path:  # α's shape follows the phase (FD or JD): the checkpoint's phase is restored on load
         check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"))  # β: see on_load_checkpoint
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if ckpt_path:
         continue_logs(loggers, ckpt_path)
     trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)
-    log.info("%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s", space.describe(),
-             cfg.cost.target_mflops, lo, hi, sampler)
+    log.info("%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s | %s", space.describe(),
+             cfg.cost.target_mflops, lo, hi, sampler, threads)
     export_job_argv_for_ddp_children()
     AllReduceStats.reset()  # per job: a sweep runs several in one process
     fit_start = time.time()

@@ -106,8 +106,10 @@ def run_train(cfg: DictConfig) -> dict:
 
     from fpnas.reference import resolve_architecture
     from fpnas.resume import check_run_directory, write_hydra_files
+    from fpnas.threads import ThreadPolicy, apply_thread_policy
 
     start = time.time()
+    threads = apply_thread_policy(cfg.get("threads", "auto"))
     if not cfg.get("arch"):
         raise ConfigError("no architecture given: pass arch=<path to arch.yaml written by search.py> or a "
                           "registered name (e.g. arch=mobilenetv2_100)")
@@ -143,14 +145,15 @@ def run_train(cfg: DictConfig) -> dict:
         check_checkpoint("ckpt_path", ckpt_path, module)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
     trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)
     macs, params = arch.complexity()
     if trainer.is_global_zero:
         arch.save(output_dir / "arch.yaml")
-    log.info("training %s (%s): %.4g MFLOPs, %.4g M params at %d px", cfg.arch, arch.space.name, macs / 1e6,
-             params / 1e6, arch.space.input_size)
+    log.info("training %s (%s): %.4g MFLOPs, %.4g M params at %d px | %s", cfg.arch, arch.space.name, macs / 1e6,
+             params / 1e6, arch.space.input_size, threads)
     fit_start = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -81,10 +81,12 @@ def test_readme_sections_and_the_two_setup_commands_at_the_top():
                         "Data", "Paper experiments", "Results", "Implementation notes"]
     recipes = README.split("\n## Recipes\n", 1)[1].split("\n## ", 1)[0]
     assert [line[4:] for line in recipes.splitlines() if line.startswith("### ")] == [
-        "Sweep", "DDP: GPUs and nodes", "SLURM", "Resume", "Retrain", "Distill", "Custom search space",
+        "Sweep", "DDP: GPUs and nodes", "GPUs: precision, data loading, the one-command check",
+        "CPU: threads and start-up", "SLURM", "Resume", "Retrain", "Distill", "Custom search space",
         "Custom data set"]
     results = README.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
-    for script in ("fpnas_vs_parsec", "step_overhead", "memory", "throughput", "space_stats", "ddp_step"):
+    for script in ("fpnas_vs_parsec", "step_overhead", "memory", "throughput", "space_stats", "ddp_step",
+                   "threads", "startup", "ground_truth", "search_quality"):
         assert f"benchmarks/{script}.py" in results  # every benchmark's numbers, with its command
     assert "benchmarks/run_all.py" in results
     quickstart = README.split("\n## Quickstart\n", 1)[1].split("\n## ", 1)[0]
