@@ -45,7 +45,8 @@ def parse_threads(value) -> int | None:
 
 class BusyCores:
     """Cores other processes keep busy, measured between two calls from the machine's CPU counters
-    (``/proc/stat``) minus this process's own CPU time; ``None`` where there is no ``/proc/stat``."""
+    (``/proc/stat``) minus this process's own CPU time; ``None`` where there is no ``/proc/stat``.
+    (psutil's ``cpu_times`` reads the same line; it is not a dependency, and one line is enough.)"""
 
     def __init__(self):
         self._last = self._sample()
