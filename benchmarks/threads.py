@@ -42,7 +42,7 @@ def child(setting: str, overrides: list[str], steps: int, skip: int, train_steps
     import torch
     import torch.nn.functional as F
 
-    from common import build_search, search_steps, timer
+    from common import search_steps, timer
     from fpnas.space.builder import build_model
     from fpnas.threads import apply_thread_policy
 

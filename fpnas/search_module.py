@@ -216,7 +216,7 @@ class SearchModule(pl.LightningModule):
                                      f"{self.current_epoch}): {what} is {value}")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._export_cache = self._expected_cache = self._host_counters = self._host_dist = None
+        self._export_cache = self._expected_cache = None
         state = checkpoint.get("state_dict", {})
         if "beta" not in state:  # written before β was adaptive (a buffer): it had the configured β
             state["beta"] = self.beta.detach().clone()

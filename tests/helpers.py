@@ -6,6 +6,18 @@ import signal
 
 import pytorch_lightning as pl
 
+# what a launcher (Lightning, torchrun, SLURM, submitit) sets: a subprocess must not inherit it
+LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK", "GROUP_RANK",
+                      "HYDRA_FULL_ERROR", "PL_GLOBAL_SEED")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a search.py subprocess, without any launcher's variables (it
+    must not believe it belongs to a distributed job of this one), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in LAUNCHER_VARIABLES and not k.startswith(("SLURM_", "SUBMITIT_"))}
+    return env | extra
+
 
 class SignalAtStep(pl.Callback):
     """Sends ``signal`` (SIGTERM, SIGINT or SIGKILL) to this process after training step ``step``: a real

@@ -26,6 +26,7 @@ from fpnas.space.builder import build_model
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
 from tests.conftest import random_indices
+from tests.helpers import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = os.environ.get("FPNAS_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
@@ -36,9 +37,7 @@ gpu_only = pytest.mark.skipif(DEVICE != "cuda", reason="means something only on 
 SEARCH = ["data=digits", "space=micro", "cost.target_mflops=0.08", "trainer.max_epochs=2",
           "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "search.warmup_epochs=0",
           "distribution.switch_epoch=1", "trainer.enable_progress_bar=false", "data.batch_size=32"]
-CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if k not in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK",
-                          "GROUP_RANK", "HYDRA_FULL_ERROR", "PL_GLOBAL_SEED")}
+CLEAN_ENV = clean_env()
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ Every run here is a subprocess of search.py: Lightning's DDP launcher re-execute
 point for rank 1, which must never be the pytest process itself.
 """
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -13,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import clean_env
+
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["data=digits", "space=micro", "cost.target_mflops=0.08", "trainer.max_epochs=2",
          "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "search.warmup_epochs=0",
          "distribution.switch_epoch=1", "trainer.enable_progress_bar=false", "search.sync_bn=true"]
-CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if k not in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK",
-                          "GROUP_RANK", "HYDRA_FULL_ERROR", "PL_GLOBAL_SEED")}
+CLEAN_ENV = clean_env()
 
 
 def _run(args, cwd, timeout=300):

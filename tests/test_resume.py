@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -13,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import clean_env
+
 ROOT = Path(__file__).resolve().parents[1]
 # 4 epochs of 11 steps on the digits; the joint distribution from epoch 2 (step 22) on
 RUN = ["data=digits", "space=micro", "cost.target_mflops=0.08", "trainer.max_epochs=4", "search.warmup_epochs=1",
        "distribution.switch_epoch=2", "trainer.enable_progress_bar=false", "callbacks.search_plots.every_n_epochs=0"]
-CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if k not in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK",
-                          "HYDRA_FULL_ERROR")} | {"OMP_NUM_THREADS": "1"}
+CLEAN_ENV = clean_env(OMP_NUM_THREADS="1")
 
 
 def search(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:

@@ -15,15 +15,13 @@ from pathlib import Path
 import pytest
 
 from fpnas.launch import adopt_submitit_local_task
+from tests.helpers import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["data=digits", "space=micro", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
          "+trainer.limit_val_batches=1", "search.warmup_epochs=0", "distribution.schedule=factorized",
          "trainer.enable_progress_bar=false", "data.batch_size=16"]
-CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if k not in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK",
-                          "GROUP_RANK", "HYDRA_FULL_ERROR", "PL_GLOBAL_SEED")
-             and not k.startswith(("SLURM_", "SUBMITIT_"))}
+CLEAN_ENV = clean_env()
 
 
 @pytest.mark.slow
