@@ -37,18 +37,9 @@ CASES = {
 # --------------------------------------------------------------------------- analytic activations
 def block_activation_elements(cfg) -> int:
     """Elements one image keeps for backward in one block: every conv, BN and activation output."""
-    if cfg.skip:
+    if cfg.identity:
         return 0
-    a_in, a_out = cfg.in_size ** 2, cfg.out_size ** 2
-    if cfg.conv:
-        return 3 * cfg.out_chs * a_out
-    mid, r = cfg.mid_chs, max(1, cfg.splits)
-    n = 0 if cfg.separable else 3 * mid * a_in  # 1x1 expansion: conv, BN, act
-    n += r * 3 * mid * a_out  # depthwise conv(s), BN, act
-    if cfg.se_chs or cfg.splits:
-        n += mid * a_out  # gated (weighted) output
-    n += 2 * cfg.out_chs * a_out  # 1x1 projection: conv, BN
-    return n + (cfg.out_chs * a_out if cfg.has_residual else 0)
+    return cfg.kind.activations(cfg) + (cfg.out_chs * cfg.out_size ** 2 if cfg.has_residual else 0)
 
 
 def path_activation_elements(space, choice_idx) -> int:
@@ -65,8 +56,9 @@ def mixed_op_activation_elements(space) -> int:
     total = 3 * space.stem_channels * h * h + 3 * space.head_channels * space.final_size ** 2
     for slot in space.blocks:
         cin, cout = max(slot.in_channels), max(slot.out_channels)
-        candidates = itertools.product([k for k in slot.kernel if k], slot.expansion, slot.act, slot.se, slot.splits)
-        total += sum(block_activation_elements(space.block_config(slot, cin, cout, *c)) for c in candidates)
+        choices = dict(slot.choices, kernel=tuple(k for k in slot.kernel if k))
+        candidates = (dict(zip(choices, c)) for c in itertools.product(*choices.values()))
+        total += sum(block_activation_elements(space.block_config(slot, cin, cout, c)) for c in candidates)
         total += cout * slot.out_size ** 2  # the weighted sum of the candidates
     return total
 

@@ -9,18 +9,7 @@ import yaml
 
 from fpnas.errors import ConfigError
 from fpnas.space.complexity import architecture_complexity
-from fpnas.space.spec import BlockConfig, SearchSpace
-
-
-def describe_block(cfg: BlockConfig) -> str:
-    """One readable line per block, e.g. ``ir k5 e3 16->24 s2 swish se4``."""
-    if cfg.skip:
-        return f"skip ({cfg.in_chs}->{cfg.out_chs})"
-    if cfg.conv:
-        return f"conv k{cfg.kernel} {cfg.in_chs}->{cfg.out_chs} s{cfg.stride} {cfg.act}"
-    kind = "ds" if cfg.separable else f"ir e{cfg.expansion:g}"
-    se = f" se{cfg.se_chs}" if cfg.se_chs else ""
-    return f"{kind} k{cfg.kernel} {cfg.in_chs}->{cfg.out_chs} s{cfg.stride} {cfg.act}{se}"
+from fpnas.space.spec import SearchSpace
 
 
 @dataclass
@@ -41,7 +30,7 @@ class Architecture:
 
     def to_dict(self) -> dict[str, Any]:
         macs, params = self.complexity()
-        blocks = {f"g{s.group}.b{s.position}": describe_block(c)
+        blocks = {f"g{s.group}.b{s.position}": c.kind.describe(c)
                   for s, c in zip(self.space.blocks, self.space.resolve(self.indices))}
         return {
             "space": self.space_entry(),

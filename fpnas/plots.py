@@ -140,9 +140,9 @@ def architecture_figure(arch, rows: list[dict] | None = None) -> Figure:
     """
     from matplotlib.patches import Patch, Rectangle
 
-    from fpnas.show import block_rows
+    from fpnas.space.rows import block_rows
 
-    rows = rows if rows is not None else block_rows(arch)
+    rows = rows if rows is not None else block_rows(arch.space, arch.indices)
     widest = max((r["out"] for r in rows if r["kind"] != "head"), default=1) or 1  # the wide head is clipped
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(rows) + 1.5), 4.2))
     for i, r in enumerate(rows):

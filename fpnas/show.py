@@ -2,7 +2,7 @@
 
 ``python -m fpnas.show <arch.yaml | run dir | reference name> [--png out.png] [--input-size N]``
 Per-block MFLOPs (MACs) and parameters come from the analytic formulas
-(:mod:`fpnas.space.complexity`); stem + blocks + head add up to the architecture's total.
+(:mod:`fpnas.space.rows`); stem + blocks + head add up to the architecture's total.
 """
 from __future__ import annotations
 
@@ -11,55 +11,14 @@ import sys
 from pathlib import Path
 
 from fpnas.errors import ConfigError
-from fpnas.space.complexity import block_complexity, head_complexity, stem_complexity
-from fpnas.space.spec import conv_out_size
-
-
-def _attention(cfg) -> str:
-    if cfg.splits:
-        return f"SA r={cfg.splits}" if cfg.splits > 1 else "SA r=1 (SE)"
-    return f"SE {cfg.se_chs}" if cfg.se_chs else ""
-
-
-def block_rows(arch) -> list[dict]:
-    """Stem, every block and the head of ``arch`` as dicts (sizes, channels, MACs, params)."""
-    space, idx = arch.space, arch.indices
-    size = space.input_size
-    stem_out = conv_out_size(size, space.stem_kernel, space.stem_stride)
-    m, p = stem_complexity(space)
-    rows = [dict(name="stem", kind="stem", op="conv", kernel=space.stem_kernel, expansion=None,
-                 **{"in": space.in_chans}, out=space.stem_channels, stride=space.stem_stride, act=space.act,
-                 attn="", size_in=size, size_out=stem_out, macs=m, params=p, short=f"stem k{space.stem_kernel}")]
-    for slot, cfg in zip(space.blocks, space.resolve(idx)):
-        m, p = block_complexity(cfg)
-        if cfg.skip:  # a skip that changes width or stride is a 1x1 projection (when the space has them)
-            proj = getattr(cfg, "projection_skip", False)
-            kind, op, short = "skip", "skip 1x1" if proj else "skip", "skip 1x1" if proj else "skip"
-        elif cfg.conv:
-            kind, op, short = "block", "conv", f"conv k{cfg.kernel} {cfg.out_chs}"
-        else:
-            kind, op = "block", "ds" if cfg.separable else "ir"
-            short = f"k{cfg.kernel} e{cfg.expansion:.3g} {cfg.out_chs}"
-        rows.append(dict(name=f"g{slot.group}.b{slot.position}", kind=kind, op=op,
-                         kernel=0 if cfg.skip else cfg.kernel,
-                         expansion=None if cfg.skip or cfg.conv else cfg.expansion, **{"in": cfg.in_chs},
-                         out=cfg.out_chs, stride=cfg.stride, act="" if cfg.skip else cfg.act,
-                         attn="" if cfg.skip else _attention(cfg), size_in=cfg.in_size, size_out=cfg.out_size,
-                         macs=m, params=p, short=short))
-    last = space.last_width(idx)
-    m, p = head_complexity(space, last)
-    pool = f"+fc{space.head_pool_channels}" if space.head_pool_channels else ""
-    rows.append(dict(name="head", kind="head", op=f"1x1+pool{pool}+fc", kernel=1,
-                     expansion=None, **{"in": last}, out=space.head_channels, stride=1, act=space.act, attn="",
-                     size_in=space.final_size, size_out=1, macs=m, params=p, short=f"head {space.head_channels}"))
-    return rows
+from fpnas.space.rows import block_rows
 
 
 def architecture_table(arch, title: str | None = None, rows: list[dict] | None = None):
     """A ``rich`` table of :func:`block_rows` with a total row."""
     from rich.table import Table
 
-    rows = rows if rows is not None else block_rows(arch)
+    rows = rows if rows is not None else block_rows(arch.space, arch.indices)
     total_m, total_p = sum(r["macs"] for r in rows), sum(r["params"] for r in rows)
     table = Table(title=title, show_footer=True, header_style="bold", title_justify="left")
     table.add_column("block", footer="total")
@@ -77,7 +36,7 @@ def architecture_table(arch, title: str | None = None, rows: list[dict] | None =
     for r in rows:
         skip = r["kind"] == "skip"
         table.add_row(r["name"], r["op"], "-" if skip else str(r["kernel"]),
-                      "" if r["expansion"] is None else f"{r['expansion']:.4g}", f"{r['in']}→{r['out']}",
+                      "" if r["expansion"] is None else f"{r['expansion']:g}", f"{r['in']}→{r['out']}",
                       str(r["stride"]), r["act"], r["attn"], f"{r['size_in']}→{r['size_out']}",
                       f"{r['macs'] / 1e6:.4f}", f"{100 * r['macs'] / total_m:.1f}" if total_m else "0",
                       f"{r['params']:,}", style="dim" if skip else None)
@@ -117,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         arch = _load(args.arch, args.input_size)
-        rows = block_rows(arch)
+        rows = block_rows(arch.space, arch.indices)
     except ConfigError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line (YAML errors span several)
         return 2

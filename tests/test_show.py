@@ -9,7 +9,8 @@ import pytest
 
 from fpnas.arch import architecture_from_indices
 from fpnas.reference import available_references, load_reference
-from fpnas.show import block_rows, main
+from fpnas.show import main
+from fpnas.space.rows import block_rows
 from fpnas.space.spec import SearchSpace
 
 from .conftest import random_indices
@@ -20,19 +21,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_rows_add_up_to_the_architecture_total(any_space):
     for idx in random_indices(any_space, 3, seed=5).tolist():
         arch = architecture_from_indices(any_space, idx)
-        rows = block_rows(arch)
+        rows = block_rows(arch.space, arch.indices)
         assert [r["name"] for r in rows] == ["stem", *[f"g{s.group}.b{s.position}" for s in any_space.blocks], "head"]
         assert (sum(r["macs"] for r in rows), sum(r["params"] for r in rows)) == arch.complexity()
     # small spaces: the rows' params total is the built model's parameter count
     arch = architecture_from_indices(any_space, random_indices(any_space, 1, seed=1)[0].tolist())
     if len(any_space.blocks) <= 5:
-        assert sum(r["params"] for r in block_rows(arch)) == sum(p.numel() for p in arch.build().parameters())
+        assert sum(r["params"] for r in block_rows(arch.space, arch.indices)) == sum(p.numel() for p in arch.build().parameters())
 
 
 @pytest.mark.parametrize("name", available_references())
 def test_references_add_up(name):
     arch = load_reference(name)
-    assert (sum(r["macs"] for r in block_rows(arch)), sum(r["params"] for r in block_rows(arch))) == arch.complexity()
+    assert (sum(r["macs"] for r in block_rows(arch.space, arch.indices)), sum(r["params"] for r in block_rows(arch.space, arch.indices))) == arch.complexity()
 
 
 def _micro_file(tmp_path, indices=None):

@@ -2,7 +2,7 @@
 
 The model has timm's EfficientNet layout and parameter names (``conv_stem``, ``bn1``,
 ``blocks.<stage>.<i>``, ``conv_head``, ``bn2``, ``classifier``), its blocks are built by timm's
-``EfficientNetBuilder`` from timm block strings, so reference architectures match timm's models
+``EfficientNetBuilder`` from the block strings of their kinds (:mod:`fpnas.space.blocks`), so reference architectures match timm's models
 parameter for parameter. timm's ``EfficientNet`` class itself is not used because it fixes the
 stem stride at 2 and rounds every width to a multiple of 8, which small spaces must avoid.
 """
@@ -14,10 +14,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from fpnas.space.blocks.parts import TIMM_ACT_LAYER
+from fpnas.space.choices import divisible_by
 from fpnas.space.spec import BlockConfig, SearchSpace
-
-TIMM_ACT = {"relu": "re", "swish": "sw", "hswish": "hs", "relu6": "r6"}
-TIMM_ACT_LAYER = {"relu": "relu", "swish": "swish", "hswish": "hard_swish", "relu6": "relu6"}
 
 
 def _keep_width(channels, *args, **kwargs):
@@ -27,49 +26,34 @@ def _keep_width(channels, *args, **kwargs):
 
 def timm_block_string(space: SearchSpace, cfg: BlockConfig) -> str:
     """timm's block notation for one resolved block (e.g. ``ir_r1_k5_s2_e3.0_c24_se0.75_nsw``)."""
-    if cfg.skip:  # projection skip: mobile-vision's Identity = 1x1 conv + BN + ReLU (timm ConvBnAct)
-        if cfg.identity:
-            raise ValueError("an identity skip has no block string")
-        return f"cn_r1_k1_s{cfg.stride}_c{cfg.out_chs}_nre"
-    if cfg.conv:  # timm ConvBnAct; its residual needs the explicit 'skip' option
-        return (f"cn_r1_k{cfg.kernel}_s{cfg.stride}_c{cfg.out_chs}" + ("_skip" if cfg.has_residual else "")
-                + f"_n{TIMM_ACT[cfg.act]}")
-    if cfg.separable:
-        s = f"ds_r1_k{cfg.kernel}_s{cfg.stride}_c{cfg.out_chs}"
-    else:
-        s = f"ir_r1_k{cfg.kernel}_s{cfg.stride}_e{cfg.expansion!r}_c{cfg.out_chs}"
-    if cfg.se_chs and not cfg.splits:
-        # timm divides the ratio by the expansion (SE width relative to the block input);
-        # pre-multiply for FBNet-style SE relative to the expanded width.
-        ratio = space.se_ratio if space.se_relative_to == "input" else space.se_ratio * cfg.expansion
-        s += f"_se{ratio!r}"
-    return s + f"_n{TIMM_ACT[cfg.act]}"
+    return cfg.kind.timm_block_string(space, cfg)
 
 
 def block_positions(space: SearchSpace, configs: Sequence[BlockConfig]) -> list[tuple[int, int] | None]:
     """(stage, index) of each block in the standalone ``blocks.<stage>.<i>``; None for identity skips.
 
-    A stage is a group with at least one block left: timm's builder cannot build an empty stage
-    (possible when every block of a stride-1 group is skipped)."""
+    A stage is a group (with the groups that continue it, ``same_stage``) with at least one block
+    left: timm's builder cannot build an empty stage (possible when every block of a stride-1
+    group is skipped)."""
     positions: list[tuple[int, int] | None] = []
     stage, i, group = -1, 0, None
     for slot, cfg in zip(space.blocks, configs):
         if cfg.identity:
             positions.append(None)
             continue
-        if slot.group != group:
-            stage, i, group = stage + 1, 0, slot.group
+        if slot.stage != group:
+            stage, i, group = stage + 1, 0, slot.stage
         positions.append((stage, i))
         i += 1
     return positions
 
 
 def timm_arch_def(space: SearchSpace, choice_idx: Sequence[int]) -> list[list[str]]:
-    """Block strings per stage (non-empty group), identity skips left out."""
+    """Block strings per stage (non-empty stage), identity skips left out."""
     stages: dict[int, list[str]] = {}
     for slot, cfg in zip(space.blocks, space.resolve(choice_idx)):
         if not cfg.identity:
-            stages.setdefault(slot.group, []).append(timm_block_string(space, cfg))
+            stages.setdefault(slot.stage, []).append(timm_block_string(space, cfg))
     return list(stages.values())
 
 
@@ -85,7 +69,6 @@ class StandaloneNet(nn.Module):
         super().__init__()
         from timm.layers import create_classifier, create_conv2d, get_act_layer, get_norm_act_layer
 
-        from fpnas.space.spec import divisible_by
         from timm.models._efficientnet_blocks import SqueezeExcite
         from timm.models._efficientnet_builder import (EfficientNetBuilder, decode_arch_def,
                                                        efficientnet_init_weights)
@@ -105,7 +88,7 @@ class StandaloneNet(nn.Module):
             round_chs_fn=_keep_width, act_layer=act_layer, norm_layer=nn.BatchNorm2d,
             se_layer=partial(SqueezeExcite, gate_layer=space.se_gate, **se_round), drop_path_rate=drop_path_rate)
         self.blocks = nn.Sequential(*builder(space.stem_channels, decode_arch_def(timm_arch_def(space, choice_idx))))
-        self._insert_split_attention(space, choice_idx)
+        self._replace_custom_blocks(space, choice_idx)
         self.conv_head = create_conv2d(builder.in_chs, space.head_channels, 1)
         self.bn2 = norm_act(space.head_channels, inplace=True)
         features = space.head_channels
@@ -119,22 +102,19 @@ class StandaloneNet(nn.Module):
             self.classifier = nn.Linear(features, space.num_classes)
         efficientnet_init_weights(self)
 
-    def _insert_split_attention(self, space: SearchSpace, choice_idx) -> None:
-        """timm has no split-attention MBConv: timm's builder lays out every block (widths,
-        strides, drop-path schedule) and blocks with splits replace their placeholder."""
-        from timm.layers import get_act_layer
-
-        from fpnas.space.split_attention import SplitAttnMBConv
-
+    def _replace_custom_blocks(self, space: SearchSpace, choice_idx) -> None:
+        """Kinds timm has no block for (split attention): timm's builder lays out every block
+        (widths, strides, drop-path schedule) and the kind's own module replaces the placeholder."""
         configs = space.resolve(choice_idx)
         for pos, cfg in zip(block_positions(space, configs), configs):
-            if cfg.splits and not cfg.skip:
-                stage, i = pos
-                placeholder = self.blocks[stage][i]
-                drop = getattr(placeholder.drop_path, "drop_prob", 0.0)
-                self.blocks[stage][i] = SplitAttnMBConv(
-                    cfg.in_chs, cfg.out_chs, cfg.mid_chs, cfg.kernel, cfg.stride, get_act_layer(TIMM_ACT_LAYER[cfg.act]), cfg.splits,
-                    cfg.attn_chs, cfg.separable, drop)
+            if pos is None:
+                continue
+            stage, i = pos
+            placeholder = self.blocks[stage][i]
+            drop = getattr(getattr(placeholder, "drop_path", None), "drop_prob", 0.0)
+            block = cfg.kind.standalone_block(space, cfg, drop)
+            if block is not None:
+                self.blocks[stage][i] = block
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))

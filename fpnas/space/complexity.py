@@ -1,7 +1,7 @@
 """Analytic MACs and parameter counts, and per-block look-up tables built from them.
 
-Every formula here is the "complexity twin" (pycls style) of a module in ``supernet.py`` /
-``builder.py``; tests check them against ``FlopCounterMode`` (which reports 2 x MACs) and the
+Each block kind owns the "complexity twin" (pycls style) of its modules
+(:meth:`~fpnas.space.blocks.base.BlockKind.complexity`); stem and head are here. Tests check them against ``FlopCounterMode`` (which reports 2 x MACs) and the
 standalone model's parameter count. Scoring a sampled architecture is then table look-ups:
 no forward pass on the search's hot path.
 """
@@ -16,33 +16,8 @@ from fpnas.space.spec import BlockConfig, SearchSpace, conv_out_size
 
 
 def block_complexity(cfg: BlockConfig) -> tuple[int, int]:
-    """(MACs, params) of one block for one image; an identity skip costs nothing."""
-    h_in, h_out = cfg.in_size, cfg.out_size
-    if cfg.skip:  # projection skip: 1x1 conv (no bias) + BN (mobile-vision's Identity)
-        if cfg.identity:
-            return 0, 0
-        return cfg.in_chs * cfg.out_chs * h_out * h_out, cfg.in_chs * cfg.out_chs + 2 * cfg.out_chs
-    if cfg.conv:  # kxk conv + BN (timm ConvBnAct)
-        k2 = cfg.kernel * cfg.kernel
-        return cfg.in_chs * cfg.out_chs * k2 * h_out * h_out, cfg.in_chs * cfg.out_chs * k2 + 2 * cfg.out_chs
-    macs = params = 0
-    mid = cfg.mid_chs
-    if not cfg.separable:  # 1x1 expansion conv + BN
-        macs += cfg.in_chs * mid * h_in * h_in
-        params += cfg.in_chs * mid + 2 * mid
-    r = max(1, cfg.splits)  # depthwise convs (+ BN) on the shared expanded tensor, one per split
-    macs += r * mid * cfg.kernel * cfg.kernel * h_out * h_out
-    params += r * (mid * cfg.kernel * cfg.kernel + 2 * mid)
-    if cfg.se_chs:  # two 1x1 convs with bias on the pooled vector
-        macs += 2 * mid * cfg.se_chs
-        params += 2 * mid * cfg.se_chs + cfg.se_chs + mid
-    if cfg.splits:  # split attention: FC (bias) + BN + ReLU, then FC (bias) to r x mid logits
-        a = cfg.attn_chs
-        macs += mid * a + a * r * mid
-        params += mid * a + a + 2 * a + a * r * mid + r * mid
-    macs += mid * cfg.out_chs * h_out * h_out  # 1x1 projection + BN
-    params += mid * cfg.out_chs + 2 * cfg.out_chs
-    return macs, params
+    """(MACs, params) of one block for one image: its kind's twin (an identity skip costs nothing)."""
+    return cfg.kind.complexity(cfg)
 
 
 def stem_complexity(space: SearchSpace) -> tuple[int, int]:
@@ -100,13 +75,13 @@ class ComplexityTables:
         self.terms: list[_Term] = []
         cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         for slot in space.blocks:
-            names = [slot.in_decision, slot.out_decision,  # the nonlinearity costs no MACs/params
-                     *(n for var, n in slot.var_decisions.items() if var != "act")]
+            costly = [var for var in slot.choices if slot.kind.variable(var).costs]  # not the nonlinearity
+            names = [slot.in_decision, slot.out_decision, *(slot.var_decisions[var] for var in costly)]
             decs = list(dict.fromkeys(dindex[n] for n in names if n is not None))
             # everything the table depends on (the decisions' names aside)
-            key = (slot.op, slot.stride, slot.in_size, slot.in_channels, slot.out_channels,
-                   slot.in_decision is not None and slot.in_decision == slot.out_decision,
-                   slot.kernel, slot.expansion, slot.se, slot.splits)
+            key = (slot.op, tuple(sorted(slot.options.items())), slot.stride, slot.in_size, slot.in_channels,
+                   slot.out_channels, slot.in_decision is not None and slot.in_decision == slot.out_decision,
+                   tuple((var, slot.choices[var]) for var in costly))
             if key not in cache:
                 cache[key] = self._block_table(space, slot, decs)
             self.terms.append(_Term(decs, *cache[key]))

@@ -1,6 +1,7 @@
 """Search space as data: decisions, their choices, and per-block configurations.
 
-A space file (``conf/space/<name>.yaml``) lists a stem, MBConv block groups and a head. Every
+A space file (``conf/space/<name>.yaml``) lists a stem, groups of blocks (each of one block kind,
+:mod:`fpnas.space.blocks`, MBConv by default) and a head. Every
 variable with more than one choice becomes a *decision*; an architecture is one choice per
 decision (plain data: decision name -> value). The same object drives the super-net, the
 standalone builder and the analytic FLOPs tables, so they can never disagree.
@@ -15,35 +16,14 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from fpnas.errors import ConfigError
+from fpnas.space.blocks import BlockConfig, BlockKind, block_kind
+from fpnas.space.choices import (activation, as_choices, conv_out_size, divisible_by, make_divisible,  # noqa: F401
+                                 positive_int)
 
-ACTIVATIONS = ("relu", "swish", "hswish", "relu6")
-BLOCK_OPS = ("mbconv", "conv")  # MBConv (timm ir/ds) or a plain conv + BN + act (timm cn)
 SE_GATES = ("sigmoid", "hard_sigmoid")
 SE_RELATIVE = ("expanded", "input")
 CHANNELS_PER = ("group", "block")  # granularity of the width decisions
-BLOCK_VARIABLES = ("kernel", "expansion", "act", "se", "splits")  # searched per block
 SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
-
-
-def conv_out_size(size: int, kernel: int, stride: int) -> int:
-    """Output side of a conv with symmetric padding ``kernel // 2`` (timm's default padding)."""
-    return (size + 2 * (kernel // 2) - kernel) // stride + 1
-
-
-def divisible_by(value: float, divisor: int) -> int:
-    """mobile-vision's ``get_divisible_by``: nearest multiple (half away from zero), no 90% floor."""
-    ret = int(value)
-    if divisor > 0 and value % divisor != 0:
-        q = value / divisor
-        ret = int((int(math.floor(q + 0.5)) or 1) * divisor)
-    return ret
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """timm's ``make_divisible`` (the rounding timm's blocks apply to expanded channels)."""
-    from timm.layers import make_divisible as timm_make_divisible
-
-    return int(timm_make_divisible(value, divisor))
 
 
 @dataclass(frozen=True)
@@ -51,7 +31,7 @@ class Decision:
     """One search variable: ``name`` like ``g2.b1.kernel``, ``g3.channels`` or ``g3.b1.channels``."""
 
     name: str
-    kind: str  # channels | kernel | expansion | act | se | splits
+    kind: str  # channels, or the block variable (kernel, expansion, act, se, splits, ...)
     choices: tuple
     group: int  # 1-based group index
     block: int | None  # global block index; None for group-level decisions (group widths)
@@ -72,15 +52,21 @@ class BlockSlot:
     in_size: int  # input feature-map side
     in_channels: tuple  # choices of the input width (previous block's, previous group's or the stem's)
     out_channels: tuple
-    kernel: tuple
-    expansion: tuple
-    act: tuple
-    se: tuple
-    splits: tuple  # split-attention splits r (0 = none; 1 = SE-like gate; >= 2 = softmax over splits)
+    choices: Mapping[str, tuple]  # the kind's variables, in decision order -> their choices here
     in_decision: str | None  # decision setting the input width (None if fixed)
     out_decision: str | None
     var_decisions: Mapping[str, str | None] = field(default_factory=dict)  # variable -> decision
-    op: str = "mbconv"  # mbconv | conv
+    op: str = "mbconv"  # the block kind's name
+    options: Mapping[str, Any] = field(default_factory=dict)  # the kind's per-group options
+    stage: int = 0  # the standalone model's stage (blocks.<stage>.<i>): the group, or the one it continues
+
+    @property
+    def kind(self) -> BlockKind:
+        return block_kind(self.op, f"block {self.index}")
+
+    @property
+    def kernel(self) -> tuple:
+        return self.choices["kernel"]
 
     @property
     def out_size(self) -> int:
@@ -96,107 +82,6 @@ class BlockSlot:
         if self.in_decision is not None and self.in_decision == self.out_decision:
             return False  # the width is one shared decision: always equal
         return any(i != o for i in self.in_channels for o in self.out_channels)
-
-
-@dataclass(frozen=True)
-class BlockConfig:
-    """A resolved block of one architecture: concrete widths, kernel, activation, SE width."""
-
-    in_chs: int
-    out_chs: int
-    mid_chs: int  # equals in_chs for a depthwise-separable block (expansion 1)
-    kernel: int  # 0 = skip (identity, or a 1x1 projection: see projection_skip)
-    expansion: float
-    act: str
-    se_chs: int  # 0 = no SE
-    stride: int
-    in_size: int
-    splits: int = 0  # split-attention splits (FP-NAS Fig. 2); 0 = none
-    attn_chs: int = 0  # reduced width of the split-attention FCs
-    op: str = "mbconv"  # mbconv | conv (plain kxk conv + BN + act, timm 'cn')
-
-    @property
-    def skip(self) -> bool:
-        return self.kernel == 0
-
-    @property
-    def projection_skip(self) -> bool:
-        """A skip that cannot be an identity (width change or stride 2): mobile-vision's
-        ``Identity`` op, a 1x1 conv (no bias) + BN + ReLU from in_chs to out_chs at the block's
-        stride. Its cost depends only on the two widths, so block costs stay a chain."""
-        return self.skip and (self.in_chs != self.out_chs or self.stride != 1)
-
-    @property
-    def identity(self) -> bool:
-        """A skip that is a plain identity (no module at all in the standalone model)."""
-        return self.skip and not self.projection_skip
-
-    @property
-    def conv(self) -> bool:
-        return self.op == "conv"
-
-    @property
-    def separable(self) -> bool:
-        """Expansion 1: a depthwise-separable block without the 1x1 expansion conv (timm 'ds')."""
-        return self.expansion == 1 and not self.conv
-
-    @property
-    def has_residual(self) -> bool:
-        return self.stride == 1 and self.in_chs == self.out_chs
-
-    @property
-    def out_size(self) -> int:
-        return conv_out_size(self.in_size, 3, self.stride)
-
-
-def _as_choices(value: Any, where: str, cast) -> tuple:
-    values = value if isinstance(value, (list, tuple)) else [value]
-    if not values:
-        raise ConfigError(f"{where}: empty choice list; give at least one value")
-    try:
-        out = tuple(cast(v) for v in values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: bad value in {list(values)} ({exc})") from None
-    if len(set(out)) != len(out):
-        raise ConfigError(f"{where}: duplicate choices in {list(values)}")
-    return out
-
-
-def _positive_int(v) -> int:
-    if isinstance(v, bool) or int(v) != float(v) or int(v) < 1:
-        raise ValueError(f"{v!r} is not a positive integer")
-    return int(v)
-
-
-def _kernel(v) -> int:
-    if isinstance(v, bool) or int(v) != float(v) or (int(v) != 0 and int(v) % 2 == 0) or int(v) < 0:
-        raise ValueError(f"{v!r} is not 0 (skip) or an odd kernel size")
-    return int(v)
-
-
-def _expansion(v) -> float:
-    f = float(v)
-    if not f > 0:
-        raise ValueError(f"{v!r} is not a positive expansion ratio")
-    return f
-
-
-def _activation(v) -> str:
-    if v not in ACTIVATIONS:
-        raise ValueError(f"{v!r} is not one of {list(ACTIVATIONS)}")
-    return str(v)
-
-
-def _se(v) -> int:
-    if v not in (0, 1) or isinstance(v, float) and not v.is_integer():
-        raise ValueError(f"{v!r} is not 0 (no SE) or 1 (SE)")
-    return int(v)
-
-
-def _splits(v) -> int:
-    if isinstance(v, bool) or int(v) != float(v) or int(v) < 0:
-        raise ValueError(f"{v!r} is not a number of splits (0 = none, 1 = SE-like, 2, 4, ...)")
-    return int(v)
 
 
 class SearchSpace:
@@ -215,10 +100,10 @@ class SearchSpace:
         for key in ("input_size", "stem", "groups", "head"):
             if key not in spec:
                 raise ConfigError(f"{where}: missing required key '{key}'")
-        self.input_size = _as_choices(spec["input_size"], f"{where}: input_size", _positive_int)[0]
-        self.in_chans = _as_choices(spec.get("in_chans", 3), f"{where}: in_chans", _positive_int)[0]
-        self.num_classes = _as_choices(spec.get("num_classes", 10), f"{where}: num_classes", _positive_int)[0]
-        self.act = _as_choices(spec.get("act", "relu"), f"{where}: act", _activation)[0]
+        self.input_size = as_choices(spec["input_size"], f"{where}: input_size", positive_int)[0]
+        self.in_chans = as_choices(spec.get("in_chans", 3), f"{where}: in_chans", positive_int)[0]
+        self.num_classes = as_choices(spec.get("num_classes", 10), f"{where}: num_classes", positive_int)[0]
+        self.act = as_choices(spec.get("act", "relu"), f"{where}: act", activation)[0]
         self.se_ratio = float(spec.get("se_ratio", 0.25))
         if not 0 < self.se_ratio <= 1:
             raise ConfigError(f"{where}: se_ratio must be in (0, 1], got {self.se_ratio}")
@@ -237,7 +122,7 @@ class SearchSpace:
         per_block = self.channels_per == "block"
         # SE width rounding: 1 = round() as timm's SqueezeExcite; d > 1 = mobile-vision's
         # get_divisible_by(int(width), d) (FBNetV2's SE: make_divisible(expanded x 0.25, 8))
-        self.se_divisor = _as_choices(spec.get("se_divisor", 1), f"{where}: se_divisor", _positive_int)[0]
+        self.se_divisor = as_choices(spec.get("se_divisor", 1), f"{where}: se_divisor", positive_int)[0]
 
         stem = dict(spec["stem"] or {})
         for key in stem:
@@ -245,14 +130,14 @@ class SearchSpace:
                 raise ConfigError(f"{where}: stem: unknown key '{key}' (allowed: channels, kernel, stride)")
         if "channels" not in stem:
             raise ConfigError(f"{where}: stem: missing 'channels'")
-        self.stem_channels = _as_choices(stem["channels"], f"{where}: stem.channels", _positive_int)[0]
-        self.stem_kernel = _as_choices(stem.get("kernel", 3), f"{where}: stem.kernel", _positive_int)[0]
-        self.stem_stride = _as_choices(stem.get("stride", 2), f"{where}: stem.stride", _positive_int)[0]
+        self.stem_channels = as_choices(stem["channels"], f"{where}: stem.channels", positive_int)[0]
+        self.stem_kernel = as_choices(stem.get("kernel", 3), f"{where}: stem.kernel", positive_int)[0]
+        self.stem_stride = as_choices(stem.get("stride", 2), f"{where}: stem.stride", positive_int)[0]
         head = dict(spec["head"] or {})
         if set(head) - {"channels", "pool_channels", "pool_bias"} or "channels" not in head:
             raise ConfigError(f"{where}: head: expected the key 'channels' (and optionally 'pool_channels', "
                               f"'pool_bias'), got {sorted(head)}")
-        self.head_channels = _as_choices(head["channels"], f"{where}: head.channels", _positive_int)[0]
+        self.head_channels = as_choices(head["channels"], f"{where}: head.channels", positive_int)[0]
         # optional linear layer (+ act) after global pooling, before the classifier: MobileNetV3's
         # conv_head / mobile-vision's IRPoolBlock pwl; 0 = none
         self.head_pool_channels = int(head.get("pool_channels", 0) or 0)
@@ -271,35 +156,25 @@ class SearchSpace:
         prev_channels: tuple = (self.stem_channels,)
         prev_decision: str | None = None
         size = conv_out_size(self.input_size, self.stem_kernel, self.stem_stride)
+        stage = -1
         for gi, group in enumerate(groups, start=1):
             gw = f"{where}: group {gi}"
             group = dict(group or {})
-            allowed = {"channels", "repeat", "stride", "op", *BLOCK_VARIABLES}
-            bad = sorted(set(group) - allowed)
-            if bad:
-                raise ConfigError(f"{gw}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
-            op = group.get("op", "mbconv")
-            if op not in BLOCK_OPS:
-                raise ConfigError(f"{gw}: op must be one of {list(BLOCK_OPS)}, got {op!r}")
-            if op == "conv":
-                if any(k in group for k in ("expansion", "se", "splits")):
-                    raise ConfigError(f"{gw}: op 'conv' takes no expansion, se or splits")
-                group["expansion"] = 1
-            for key in ("channels", "kernel", "expansion"):
-                if key not in group:
-                    raise ConfigError(f"{gw}: missing required key '{key}'")
-            channels = _as_choices(group["channels"], f"{gw}: channels", _positive_int)
-            repeat = _as_choices(group.get("repeat", 1), f"{gw}: repeat", _positive_int)[0]
-            stride = _as_choices(group.get("stride", 1), f"{gw}: stride", _positive_int)[0]
+            kind = block_kind(group.get("op", "mbconv"), gw)
+            if "channels" not in group:
+                raise ConfigError(f"{gw}: missing required key 'channels'")
+            choices, options = kind.parse_group(group, gw, self)
+            channels = as_choices(group["channels"], f"{gw}: channels", positive_int)
+            repeat = as_choices(group.get("repeat", 1), f"{gw}: repeat", positive_int)[0]
+            stride = as_choices(group.get("stride", 1), f"{gw}: stride", positive_int)[0]
             if stride not in (1, 2):
                 raise ConfigError(f"{gw}: stride must be 1 or 2, got {stride}")
-            kernels = _as_choices(group["kernel"], f"{gw}: kernel", _kernel)
-            expansions = _as_choices(group["expansion"], f"{gw}: expansion", _expansion)
-            acts = _as_choices(group.get("act", self.act), f"{gw}: act", _activation)
-            ses = _as_choices(group.get("se", 0), f"{gw}: se", _se)
-            splits = _as_choices(group.get("splits", 0), f"{gw}: splits", _splits)
-            if 1 in ses and max(splits) > 0:
-                raise ConfigError(f"{gw}: give either 'se' or 'splits' (split attention with 1 split is SE)")
+            same_stage = group.get("same_stage", False)
+            if not isinstance(same_stage, bool) or (same_stage and gi == 1):
+                raise ConfigError(f"{gw}: same_stage must be true or false (and false for the first group), "
+                                  f"got {same_stage!r}")
+            stage += 0 if same_stage else 1
+            kernels = choices["kernel"]
             if kernels == (0,):
                 raise ConfigError(f"{gw}: kernel choices are only 0 (skip); add a real kernel size")
             ch_decision = None
@@ -329,20 +204,20 @@ class SearchSpace:
                 b_kernels = kernels if skip_ok else tuple(k for k in kernels if k != 0)
                 if b_kernels != kernels:  # said in the space report (python -m fpnas.space)
                     self.skip_not_offered.append(f"g{gi}.b{pos}")
-                choices = {"kernel": b_kernels, "expansion": expansions, "act": acts, "se": ses, "splits": splits}
+                b_choices = dict(choices, kernel=b_kernels)
                 var_decisions = {}
-                for var in BLOCK_VARIABLES:
-                    if len(choices[var]) > 1:
+                for var, var_choices in b_choices.items():
+                    if len(var_choices) > 1:
                         dname = f"g{gi}.b{pos}.{var}"
-                        self.decisions.append(Decision(dname, var, choices[var], gi, index))
+                        self.decisions.append(Decision(dname, var, var_choices, gi, index))
                         var_decisions[var] = dname
                     else:
                         var_decisions[var] = None
                 self.blocks.append(BlockSlot(
                     index=index, group=gi, position=pos, stride=b_stride, in_size=size,
-                    in_channels=in_ch, out_channels=channels, kernel=b_kernels,
-                    expansion=expansions, act=acts, se=ses, splits=splits, in_decision=in_dec,
-                    out_decision=ch_decision, var_decisions=var_decisions, op=op))
+                    in_channels=in_ch, out_channels=channels, choices=b_choices, in_decision=in_dec,
+                    out_decision=ch_decision, var_decisions=var_decisions, op=kind.name, options=options,
+                    stage=stage))
                 size = conv_out_size(size, 3, b_stride)
                 prev_channels, prev_decision = channels, ch_decision
         if size < 1:
@@ -426,17 +301,9 @@ class SearchSpace:
             return divisible_by(int(mid_chs * (ratio / expansion) + 1e-6), self.se_divisor)
         return int(round(mid_chs * (ratio / expansion)))
 
-    def mid_channels(self, in_chs: int, expansion: float) -> int:
-        return in_chs if expansion == 1 else make_divisible(in_chs * expansion, self.width_divisor)
-
-    def block_config(self, slot: BlockSlot, in_chs: int, out_chs: int, kernel: int,
-                     expansion: float, act: str, se: int, splits: int = 0) -> BlockConfig:
-        mid = self.mid_channels(in_chs, expansion)
-        reduced = self.se_channels(in_chs, mid, expansion)
-        if slot.op == "conv":
-            return BlockConfig(in_chs, out_chs, out_chs, kernel, 1, act, 0, slot.stride, slot.in_size, op="conv")
-        return BlockConfig(in_chs, out_chs, mid, kernel, expansion, act, reduced if se else 0, slot.stride,
-                           slot.in_size, splits, reduced if splits else 0)
+    def block_config(self, slot: BlockSlot, in_chs: int, out_chs: int, values: Mapping[str, Any]) -> BlockConfig:
+        """The block at ``slot`` for two widths and one value per variable of its kind."""
+        return slot.kind.block_config(self, slot, in_chs, out_chs, values)
 
     def _value(self, choice_idx: Sequence[int], decision: str | None, fixed: tuple):
         if decision is None:
@@ -445,16 +312,9 @@ class SearchSpace:
 
     def resolve_block(self, slot: BlockSlot, choice_idx: Sequence[int]) -> BlockConfig:
         """Configuration of one block under the architecture ``choice_idx``."""
-        v, vd = self._value, slot.var_decisions
-        return self.block_config(
-            slot,
-            v(choice_idx, slot.in_decision, slot.in_channels),
-            v(choice_idx, slot.out_decision, slot.out_channels),
-            v(choice_idx, vd["kernel"], slot.kernel),
-            v(choice_idx, vd["expansion"], slot.expansion),
-            v(choice_idx, vd["act"], slot.act),
-            v(choice_idx, vd["se"], slot.se),
-            v(choice_idx, vd["splits"], slot.splits))
+        values = {var: self._value(choice_idx, slot.var_decisions[var], c) for var, c in slot.choices.items()}
+        return self.block_config(slot, self._value(choice_idx, slot.in_decision, slot.in_channels),
+                                 self._value(choice_idx, slot.out_decision, slot.out_channels), values)
 
     def resolve(self, choice_idx: Sequence[int]) -> list[BlockConfig]:
         """Per-block configurations of the architecture given by one choice index per decision."""
