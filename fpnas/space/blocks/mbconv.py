@@ -159,3 +159,15 @@ class MBConv(BlockKind):
         return dict(op="ds" if self.separable(cfg) else "ir", kernel=cfg.kernel, expansion=cfg.expansion,
                     act=cfg.act, attn=sa.attention_label(cfg) if cfg.splits else se_label(cfg),
                     short=f"k{cfg.kernel} e{cfg.expansion:g} {cfg.out_chs}")
+
+
+@register
+class InvertedResidual(MBConv):
+    """timm's ``ir`` at every expansion: expansion 1 keeps the 1x1 expansion conv (FBNet-C)."""
+
+    name = "ir"
+    summary = "inverted residual at every expansion; expansion 1 keeps the 1x1 expansion conv (FBNet-C)"
+    timm_type = "ir"
+
+    def separable_at(self, expansion: float) -> bool:
+        return False
