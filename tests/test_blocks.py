@@ -89,3 +89,19 @@ def test_same_stage_continues_the_previous_timm_stage():
     assert "blocks.1.2.conv_pw.weight" in build_model(space, []).state_dict()
     with pytest.raises(ConfigError, match="group 1: same_stage must be true or false"):
         _space([{"channels": 8, "kernel": 3, "expansion": 1, "same_stage": True}])
+
+
+def test_fused_mbconv_is_timms_edge_residual():
+    space = _space([{"channels": 8, "kernel": [0, 3, 5], "expansion": [1, 4], "op": "fused", "repeat": 2, "se": [0, 1]},
+                    {"channels": [12, 16], "kernel": 3, "expansion": [2, 4], "stride": 2, "op": "fused", "act": ["relu", "swish"]},
+                    {"channels": 16, "kernel": [3, 5], "expansion": [3, 6], "se": [0, 1]}], se_ratio=0.25)
+    row = [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0]  # fused k3 e4 with SE twice, fused 8->16 e2 relu, MBConv k3 e3
+    assert [d.name for d in space.decisions][:4] == ["g1.b0.kernel", "g1.b0.expansion", "g1.b0.se", "g1.b1.kernel"]
+    assert timm_arch_def(space, row)[:2] == [["er_r1_k3_s1_e4.0_c8_se1.0_nre"] * 2, ["er_r1_k3_s2_e2.0_c16_nre"]]
+    block = build_model(space, row).blocks[0][0]
+    assert type(block).__name__ == "EdgeResidual" and block.conv_exp.weight.shape == (32, 8, 3, 3)
+    assert block.se.conv_reduce.weight.shape == (8, 32, 1, 1)  # 0.25 x the expanded width (FBNet convention)
+    assert space.resolve(row)[0].kind.describe(space.resolve(row)[0]) == "er e4 k3 8->8 s1 relu se8"
+    rows = random_indices(space, 8, seed=3).tolist()
+    assert {c.kernel for r in rows for c in space.resolve(r)[:2]} >= {0, 3, 5}
+    _check_exact(space, rows)
