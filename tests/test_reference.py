@@ -16,13 +16,16 @@ def _measure(model, size, in_chans=3):
 
 
 def test_registered_references():
-    assert {"mobilenetv2_100", "efficientnet_b0", "fbnetv2_f1"} <= set(available_references())
+    assert {*TIMM_REFERENCES, "fbnetv2_f1"} <= set(available_references())
     for name in available_references():
         arch = load_reference(name)
         assert arch.space.num_decisions == 0 and arch.indices == []
 
 
-@pytest.mark.parametrize("name", ["mobilenetv2_100", "efficientnet_b0"])
+TIMM_REFERENCES = ["mobilenetv2_100", "efficientnet_b0", "fbnetc_100", "tf_efficientnetv2_b0"]
+
+
+@pytest.mark.parametrize("name", TIMM_REFERENCES)
 def test_reference_matches_timm_parameter_for_parameter(name):
     import timm
 
@@ -32,11 +35,33 @@ def test_reference_matches_timm_parameter_for_parameter(name):
         ours, theirs = arch.build().eval(), timm.create_model(name, pretrained=False, num_classes=1000).eval()
         timm_macs, timm_params = _measure(theirs, 224)
         our_macs, our_params = _measure(ours, 224)
-    assert params == our_params == timm_params  # 3,504,872 / 5,288,548
+    assert params == our_params == timm_params  # 3,504,872 / 5,288,548 / 5,572,200 / 7,139,704
     assert abs(macs / timm_macs - 1) <= 0.01 and macs == our_macs
     # same tensors under the same names (timm's EfficientNet layout)
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
            {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+
+
+def test_new_block_kinds_give_fbnetc_and_efficientnetv2_b0_exactly():
+    assert [(name, *load_reference(name).complexity()) for name in ("fbnetc_100", "tf_efficientnetv2_b0")] == [
+        ("fbnetc_100", 384_960_160, 5_572_200), ("tf_efficientnetv2_b0", 718_086_176, 7_139_704)]
+    kinds = {name: [c.op for c in load_reference(name).space.resolve([])] for name in ("fbnetc_100", "tf_efficientnetv2_b0")}
+    assert set(kinds["fbnetc_100"]) == {"ir"} and kinds["fbnetc_100"].count("ir") == 21
+    assert kinds["tf_efficientnetv2_b0"][:5] == ["conv", "fused", "fused", "fused", "fused"]
+
+
+@pytest.mark.parametrize("name", TIMM_REFERENCES)
+def test_timms_state_dict_loads_strictly_into_the_built_model(name):
+    import timm
+
+    torch.manual_seed(0)
+    theirs = timm.create_model(name, pretrained=False, num_classes=1000).eval()
+    ours = load_reference(name).build().eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    if not name.startswith("tf_"):  # tf_ models pad 'same' and use BN eps 1e-3 (see the reference file)
+        x = torch.randn(2, 3, 64, 64)
+        with torch.no_grad():
+            assert torch.allclose(ours(x), theirs(x), atol=1e-5)
 
 
 def test_fbnetv2_f1_matches_the_model_zoo_figures():

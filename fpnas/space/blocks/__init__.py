@@ -1,9 +1,15 @@
 """Block kinds, one module each, registered by the group key ``op`` (see :mod:`.base`).
 
-Adding an operator: a module here with a :class:`~fpnas.space.blocks.base.BlockKind` subclass
-decorated with ``@register``, its import below, a space file that uses it, and its tests.
+Adding an operator is one module here: a :class:`~fpnas.space.blocks.base.BlockKind` subclass
+decorated with ``@register`` (every module of this package is imported, so the kind is found),
+plus a space file that uses it and its tests.
 """
+import importlib
+import pkgutil
+
 from fpnas.space.blocks.base import BLOCK_KINDS, BlockConfig, BlockKind, Option, Variable, block_kind, group_ops
-from fpnas.space.blocks import conv, fused, mbconv, skip  # noqa: F401  (registers the kinds)
+
+for _module in pkgutil.iter_modules(__path__):  # registers the kinds
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["BLOCK_KINDS", "BlockConfig", "BlockKind", "Option", "Variable", "block_kind", "group_ops"]
