@@ -171,6 +171,27 @@ def top_level(name: str) -> tuple[list[str], dict[str, str]]:
     return lines, defaults
 
 
+def block_kinds_table() -> list[str]:
+    """The registered block kinds (``fpnas.space.blocks``): what a space group's ``op`` can name."""
+    from fpnas.space.blocks import BLOCK_KINDS
+    from fpnas.space.blocks.base import REQUIRED
+
+    lines = ["Block kinds: a group's `op` (generated from `fpnas/space/blocks/`). Per-block keys take a "
+             "value or a list of choices; group options take one value.", "",
+             "| `op` | timm block | per-block keys (default) | group options (default) | what |", "|---|---|---|---|---|"]
+    for name, kind in BLOCK_KINDS.items():
+        if not kind.group_op:
+            continue
+        keys = ", ".join(f"`{v.name}`" + ("" if v.default is REQUIRED else " (space's)" if callable(v.default)
+                                         else f" ({v.default})") for v in kind.variables)
+        options = ", ".join(f"`{o.name}` ({str(o.default).lower()})" for o in kind.options)
+        lines.append(f"| `{name}`{' (default)' if name == 'mbconv' else ''} | {kind.timm_type} | {keys} | "
+                     f"{options} | {cell(kind.summary)} |")
+    skip = BLOCK_KINDS["skip"]
+    lines += ["", f"`kernel: 0` in a group of any kind is the skip: {skip.summary}."]
+    return lines
+
+
 def reference() -> str:
     """The generated Markdown (without the markers)."""
     out = ["Every key below can be set on the command line (`key=value`; `+key=value` adds a key that a "
@@ -183,6 +204,8 @@ def reference() -> str:
         out += lines + [""]
     for group in groups():
         out += [f"#### `{group}`", ""] + group_table(group, defaults.get(group)) + [""]
+        if group == "space":
+            out += block_kinds_table() + [""]
     return "\n".join(out).rstrip() + "\n"
 
 

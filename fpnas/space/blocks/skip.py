@@ -17,7 +17,7 @@ from fpnas.space.blocks.parts import bn, bn_state
 @register
 class Skip(BlockKind):
     name = "skip"
-    summary = "kernel 0 of any kind: identity, or a 1x1 conv + BN + ReLU where width or stride changes"
+    summary = "an identity, or a 1x1 conv + BN + ReLU where the width or the stride changes (mobile-vision's Identity)"
     timm_type = "cn (k1), or no block"
     group_op = False
 
