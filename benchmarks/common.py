@@ -69,11 +69,11 @@ def compose_search(overrides: Sequence[str]):
 
 def build_search(overrides: Sequence[str]):
     """(SearchModule, data module, config) exactly as ``search.py`` builds them."""
-    from fpnas.run_search import build_module, validate
+    from fpnas.run_search import instantiate_search
 
     cfg = compose_search(overrides)
-    space, sampler, datamodule, _ = validate(cfg)
-    return build_module(cfg, space, sampler), datamodule, cfg
+    module, datamodule = instantiate_search(cfg)
+    return module, datamodule, cfg
 
 
 @contextmanager

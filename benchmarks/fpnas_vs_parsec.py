@@ -50,13 +50,14 @@ def random_architecture_under_target(run_dir: Path, overrides: list[str], seed: 
     import torch
 
     from fpnas.arch import architecture_from_indices
-    from fpnas.run_search import validate
+    from fpnas.run_search import instantiate_search
     from fpnas.search_module import SearchModule
 
     cfg = compose_search([*overrides, f"paths.output_dir={run_dir}"])
-    space, sampler, datamodule, _ = validate(cfg)
-    module = SearchModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", space=space, sampler=sampler,
-                                               map_location="cpu")
+    built, datamodule = instantiate_search(cfg)
+    space = built.space
+    module = SearchModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", space=space,
+                                               sampler=built.sampler, map_location="cpu")
     generator = torch.Generator().manual_seed(seed)
     for _ in range(100_000):
         idx = module.sample_architectures(1, generator, uniform=True)

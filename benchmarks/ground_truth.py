@@ -13,7 +13,7 @@ made with other settings), ``--workers`` trains that many architectures at once 
 
     python benchmarks/ground_truth.py mnist5k --workers 2          # a shipped benchmark (BENCHMARKS)
     python benchmarks/ground_truth.py --space my_space --data digits --budgets 0.05 0.1 \\
-        --seeds 0 1 2 -- +train_experiment=ground_truth trainer.max_epochs=10   # any space/data/recipe
+        --seeds 0 1 2 -- train_experiment=ground_truth trainer.max_epochs=10   # any space/data/recipe
     python benchmarks/ground_truth.py mnist5k --report-only         # the spread report from the CSV
 """
 from __future__ import annotations
@@ -37,9 +37,9 @@ from common import RESULTS, ROOT, machine, markdown_table
 # The shipped benchmarks: space, data, recipe (train.py overrides), seeds and the FLOPs budgets
 # (MFLOPs) that benchmarks/search_quality.py searches under.
 BENCHMARKS: dict[str, dict[str, Any]] = {
-    "mnist5k": {"space": "bench_mnist", "data": "mnist5k", "train_overrides": ["+train_experiment=ground_truth"],
+    "mnist5k": {"space": "bench_mnist", "data": "mnist5k", "train_overrides": ["train_experiment=ground_truth"],
                 "seeds": [0, 1, 2], "budgets_mflops": [0.12, 0.17, 0.24]},
-    "digits": {"space": "bench_digits", "data": "digits", "train_overrides": ["+train_experiment=ground_truth"],
+    "digits": {"space": "bench_digits", "data": "digits", "train_overrides": ["train_experiment=ground_truth"],
                "seeds": [0, 1, 2], "budgets_mflops": [0.045, 0.06, 0.08]},  # 48%, 72%, 83% of the archs (mnist5k's: 45%, 72%, 84%)
 }
 MAX_ARCHITECTURES = 5000  # every one is trained: a larger space is a mistake here

@@ -120,13 +120,15 @@ def child(mode: str, device: str, overrides: list[str], steps: int, arch: list[i
     import torch
     from hydra.utils import instantiate
 
-    from fpnas.run_search import build_module, validate
+    from fpnas.errors import instantiate_checked
+    from fpnas.run_search import build_space, instantiate_search
     from fpnas.space.builder import build_model
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as out:
         cfg = compose_search([*overrides, f"paths.output_dir={out}", "search.warmup_epochs=0"])
-        space, sampler, datamodule, _ = validate(cfg)
+        datamodule = instantiate_checked(cfg.data, "data")
+        space = build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
         datamodule.setup("fit")
         loaders = datamodule.train_dataloader()  # {"train": ω loader, "val": α loader}
         train_batches = list(zip(itertools.islice(loaders["train"], steps), itertools.islice(loaders["val"], steps)))
@@ -134,7 +136,7 @@ def child(mode: str, device: str, overrides: list[str], steps: int, arch: list[i
         sampled: list[list[int]] = []
         params = 0
         if mode in ("search", "idle_fit"):
-            module = build_module(cfg, space, sampler) if mode == "search" else _idle_module()
+            module = instantiate_search(cfg)[0] if mode == "search" else _idle_module()  # its data module is unloaded
             params = sum(p.numel() for p in module.parameters())
             if mode == "search":
                 sample = module.sample_architectures
@@ -211,10 +213,13 @@ def measure(device: str, label: str, overrides: list[str], steps: int, allocator
 
 
 def build_search_space(overrides: list[str]):
-    from fpnas.run_search import validate
+    from fpnas.errors import instantiate_checked
+    from fpnas.run_search import build_space
 
     with tempfile.TemporaryDirectory() as out:
-        return validate(compose_search([*overrides, f"paths.output_dir={out}"]))[0]
+        cfg = compose_search([*overrides, f"paths.output_dir={out}"])
+        data = instantiate_checked(cfg.data, "data")
+        return build_space(cfg).with_num_classes(data.num_classes, data.in_chans)
 
 
 def main() -> None:

@@ -63,13 +63,14 @@ def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]],
     from torchmetrics.classification import MulticlassAccuracy
 
     from common import compose_search
-    from fpnas.run_search import validate
+    from fpnas.run_search import instantiate_search
     from fpnas.search_module import SearchModule
 
     torch.set_num_threads(threads)  # as many threads as the search had: the pool's other worker is busy
     cfg = compose_search([o for o in overrides if not o.startswith("hydra.")] + [f"paths.output_dir={run_dir}"])
-    space, sampler, datamodule, _ = validate(cfg)
-    module = SearchModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", space=space, sampler=sampler,
+    built, datamodule = instantiate_search(cfg)
+    space = built.space
+    module = SearchModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", space=space, sampler=built.sampler,
                                                map_location="cpu")
     module.eval()
     datamodule.setup()

@@ -36,11 +36,8 @@ def plain_model(device: str, module, arch: list[int]):
     """The architecture as a plain timm model with the search's ω optimizer settings."""
     from fpnas.space.builder import build_model
 
-    h = module.hparams
     model = build_model(module.space, arch).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=h.omega_lr, momentum=h.omega_momentum,
-                          nesterov=h.omega_nesterov, weight_decay=h.omega_weight_decay)
-    return model, opt
+    return model, module.omega_optimizer(model.parameters())
 
 
 def batches(device: str, record: dict):

@@ -47,12 +47,11 @@ def search_throughput(device: str, overrides: list[str], epochs: int, channels_l
 def plain_throughput(device: str, module, batch: int, steps: int, channels_last: bool, compiled: bool) -> dict:
     from fpnas.space.builder import build_model
 
-    space, h = module.space, module.hparams
+    space = module.space
     model = build_model(space, module.argmax_architecture().tolist()).to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    opt = torch.optim.SGD(model.parameters(), lr=h.omega_lr, momentum=h.omega_momentum, nesterov=h.omega_nesterov,
-                          weight_decay=h.omega_weight_decay)
+    opt = module.omega_optimizer(model.parameters())  # the search's ω optimizer settings
     forward = torch.compile(model) if compiled else model
     x = torch.randn(batch, space.in_chans, space.input_size, space.input_size, device=device)
     x = x.contiguous(memory_format=fmt)

@@ -25,6 +25,11 @@ class Architecture:
     def choices(self) -> dict[str, Any]:
         return self.space.choices_of(self.indices)
 
+    @property
+    def is_reference(self) -> bool:
+        """A reference architecture: its space is written inline with every variable fixed (zero decisions)."""
+        return self.inline_space and self.space.num_decisions == 0
+
     def complexity(self) -> tuple[int, int]:
         return architecture_complexity(self.space, self.indices)
 
@@ -111,10 +116,7 @@ def architecture_from_dict(data, space: SearchSpace | None = None, where: str | 
             except ConfigError as exc:
                 raise ConfigError(f"architecture file {path}: inline space: {exc}") from None
         else:
-            try:
-                space = SearchSpace.load(data["space"])
-            except ConfigError as exc:
-                raise ConfigError(f"architecture file {path}: space: {exc}") from None
+            space = _named_space(data["space"], path)
     space = space.with_num_classes(data.get("num_classes", space.num_classes), data.get("in_chans", space.in_chans))
     if data.get("input_size", space.input_size) != space.input_size:
         raise ConfigError(f"architecture file {path}: input_size {data['input_size']} differs from "
@@ -135,6 +137,24 @@ def architecture_from_dict(data, space: SearchSpace | None = None, where: str | 
                               f"{len(expected)}" + (f"; block(s) not in the space: {extra[:5]}" if extra else "")
                               + (f"; missing block(s): {missing[:5]}" if missing else ""))
     return Architecture(space, indices, data.get("meta") or {}, inline)
+
+
+def _named_space(entry, where: str | Path) -> SearchSpace:
+    """The space an architecture file names: a shipped space's name, or a space file's path, which is
+    relative to the architecture file's directory (as an include is), not to the current directory."""
+    if not isinstance(entry, str):
+        raise ConfigError(f"architecture file {where}: space must be a space name (e.g. space: tiny), a space file "
+                          f"path or the space written inline, got {entry!r}")
+    if Path(entry).suffix in (".yaml", ".yml") and not Path(entry).is_absolute() and Path(str(where)).is_file():
+        resolved = Path(str(where)).parent / entry
+        if not resolved.is_file():
+            raise ConfigError(f"architecture file {where}: space file {resolved} does not exist (space: {entry} is "
+                              "relative to the architecture file's directory); fix the path or give an absolute one")
+        entry = str(resolved)
+    try:
+        return SearchSpace.load(entry)
+    except ConfigError as exc:
+        raise ConfigError(f"architecture file {where}: space: {exc}") from None
 
 
 def architecture_from_indices(space: SearchSpace, indices: Sequence[int], **meta) -> Architecture:

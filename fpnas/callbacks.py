@@ -8,17 +8,17 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from fpnas.arch import architecture_from_indices
-from fpnas.errors import ConfigError
+from fpnas.errors import ConfigError, check_option
 
 
 def step_numbers(pl_module) -> dict[str, float]:
-    """MFLOPs of the most likely architecture and E[MFLOPs] after the current step, computed once
-    per step and shared by the callbacks that need them."""
+    """MFLOPs (millions of MACs: the unit of logs and plots) of the most likely architecture and
+    E[MFLOPs] after the current step, computed once per step and shared by the callbacks."""
     step = pl_module.steps_completed
     cached = getattr(pl_module, "_fpnas_step_numbers", None)
     if cached is None or cached[0] != step:
-        argmax, _ = pl_module.architecture_mflops(pl_module.argmax_architecture())
-        cached = (step, {"argmax": argmax, "expected": pl_module.expected_mflops()})
+        argmax, _ = pl_module.architecture_cost(pl_module.argmax_architecture())
+        cached = (step, {"argmax": argmax / 1e6, "expected": pl_module.expected_macs() / 1e6})
         pl_module._fpnas_step_numbers = cached
     return cached[1]
 
@@ -34,8 +34,7 @@ class SearchStatsLogger(pl.Callback):
     """
 
     def __init__(self, prob_every_n_steps: int = 50):
-        if prob_every_n_steps < 0:
-            raise ValueError("prob_every_n_steps must be >= 0 (0 disables probability logging)")
+        check_option("callbacks.search_stats.prob_every_n_steps", prob_every_n_steps, int, 0, example=50)
         self.prob_every_n_steps = prob_every_n_steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

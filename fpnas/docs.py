@@ -25,6 +25,8 @@ KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w./@-]*|'[^']*'|\"[^\"]*\")
 ITEM = re.compile(r"^(?P<indent> *)-\s+(?:override\s+)?(?P<key>[\w/@.-]+):\s*(?P<rest>.*)$")
 # groups that are files of another kind: list the options and their top-level keys only
 SHALLOW = {"reference"}
+# a group's shared base, which its other options include (not a choice by itself): the table's value column
+BASES = {"experiment": "fpnas_base"}
 
 
 @dataclass
@@ -135,12 +137,12 @@ def group_table(group: str, default: str | None) -> list[str]:
         mark = " (default)" if name == default else ""
         lines.append(f"| `{name}`{mark} | {cell(f.header)} |")
     union: dict[str, list[str]] = {}
-    for name, f in files.items():
+    for name, f in sorted(files.items(), key=lambda item: item[0] != BASES.get(group)):  # a base's keys first
         for key in f.keys:
             union.setdefault(key, []).append(name)
     if not union:
         return lines
-    ref = default if default in files else next(iter(files))
+    ref = default if default in files else BASES.get(group) if BASES.get(group) in files else next(iter(files))
     prefix = "" if group in ("experiment", "train_experiment") or group.startswith("hydra") else \
         group.replace("/", ".") + "."
     if group.startswith("hydra"):

@@ -108,9 +108,9 @@ def check_required(cfg, prefix: str = "") -> None:
             check_required(cfg[key], f"{full}.")
 
 
-def instantiate_checked(node, group: str):
-    """``hydra.utils.instantiate(node)``, but an unknown key names itself and the allowed ones
-    (Hydra would report a TypeError from deep inside the call)."""
+def instantiate_checked(node, group: str, **kwargs):
+    """``hydra.utils.instantiate(node, **kwargs)``, but an unknown key names itself and the allowed
+    ones (Hydra would report a TypeError from deep inside the call)."""
     import inspect
 
     from hydra.utils import get_method, instantiate
@@ -124,8 +124,8 @@ def instantiate_checked(node, group: str):
         unknown = sorted(k for k in node if not str(k).startswith("_") and k not in params)
         if unknown:
             raise ConfigError(f"{group}.{unknown[0]} is not an option of {target}; "
-                              f"known: {sorted(k for k in params if k != 'self')}")
-    return instantiate(node)
+                              f"known: {sorted(k for k in params if k != 'self' and k not in kwargs)}")
+    return instantiate(node, **kwargs)
 
 
 def instantiate_trainer(node, **kwargs):

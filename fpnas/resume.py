@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from fpnas.run_dir import RunDir
+
 HYDRA_DIR = ".hydra"
 # what a resume may change: it does not alter the computation the checkpoint continues
 CHANGEABLE = ("trainer.", "logger", "callbacks.", "export.", "hydra.", "ckpt_path", "auto_resume",
@@ -47,7 +49,7 @@ def resumed_argv(argv: list[str]) -> tuple[list[str], str | None]:
     if run_dir is None:
         return argv, None
     resuming = values.get("ckpt_path") == "last" or (
-        values.get("auto_resume", "").lower() == "true" and (Path(run_dir) / "checkpoints" / "last.ckpt").is_file())
+        values.get("auto_resume", "").lower() == "true" and RunDir(run_dir).last_checkpoint.is_file())
     saved_file = Path(run_dir) / HYDRA_DIR / "overrides.yaml"
     if not resuming or not saved_file.is_file():
         return argv, None
@@ -113,7 +115,7 @@ def check_run_directory(output_dir: Path, ckpt_path: str | None) -> None:
     """A new run never silently takes over a directory that holds another run's checkpoint."""
     from fpnas.errors import ConfigError
 
-    last = Path(output_dir) / "checkpoints" / "last.ckpt"
+    last = RunDir(output_dir).last_checkpoint
     if last.is_file() and (ckpt_path is None or Path(ckpt_path).resolve() != last.resolve()):
         raise ConfigError(f"hydra.run.dir={output_dir} already holds a run ({last}): resume it with ckpt_path=last "
                           "(or auto_resume=true), or give another hydra.run.dir for a new run")

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fpnas.errors import (
     ConfigError, check_checkpoint, check_option, check_required, instantiate_checked, instantiate_trainer)
+from fpnas.run_dir import RunDir
 
 log = logging.getLogger("fpnas")
 
@@ -32,7 +33,12 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"recipe.label_smoothing must be in [0, 1), got {r.label_smoothing}")
     if not 0 <= check_option("recipe.ema_decay", r.ema_decay, float, 0, 1, example=0.99) < 1:
         raise ConfigError(f"recipe.ema_decay must be in [0, 1) (0 = no EMA), got {r.ema_decay}")
-    check_option("trainer.max_epochs", cfg.trainer.get("max_epochs"), int, 1, example=15)
+    if not check_option("dry_run", cfg.get("dry_run", False), bool, example="true"):  # a dry run trains nothing
+        try:
+            check_option("trainer.max_epochs", cfg.trainer.get("max_epochs"), int, 1, example=15)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; to build the model and count its MFLOPs and params without training, "
+                              "use dry_run=true") from None
     check_option("input_size", cfg.get("input_size"), int, 8, example=224, none_ok=True)
     check_option("seed", cfg.seed, int, 0, example=0)
     for key in ("drop_rate", "drop_path_rate"):
@@ -100,11 +106,35 @@ def evaluate(trainer, module, datamodule) -> dict[str, float]:
     return out
 
 
+def hydra_searchpath() -> list[str]:
+    """The run's ``hydra.searchpath`` (empty outside a Hydra run, e.g. under ``compose``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().searchpath or []) if HydraConfig.initialized() else []
+
+
+def dry_run(cfg: DictConfig, arch) -> dict:
+    """``dry_run=true``: build the model of ``arch`` and print the per-block table of ``python -m fpnas.show``
+    and its totals; nothing is trained and no checkpoint or run file is written."""
+    from fpnas.show import architecture_table, table_title, wide_console
+
+    arch.build(drop_rate=cfg.model.drop_rate, drop_path_rate=cfg.model.drop_path_rate)  # it builds
+    macs, params = arch.complexity()
+    console = wide_console()
+    console.print(architecture_table(arch, title=table_title(str(cfg.arch), arch)))
+    console.print(f"dry run: {macs / 1e6:.4f} MFLOPs (MACs), {params:,} params ({params / 1e6:.4f} M) at "
+                  f"{arch.space.input_size} px; nothing trained (drop dry_run=true to train)")
+    # train.py returns test_acc (None: there is none)
+    return {"arch": str(cfg.arch), "space": arch.space.name, "input_size": arch.space.input_size,
+            "num_classes": arch.space.num_classes, "mflops": macs / 1e6, "params_m": params / 1e6,
+            "dry_run": True, "test_acc": None}
+
+
 def run_train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from fpnas.reference import resolve_architecture
+    from fpnas.reference import resolve_architecture, searchpath_dirs
     from fpnas.resume import check_run_directory, write_hydra_files
     from fpnas.threads import ThreadPolicy, apply_thread_policy
 
@@ -114,13 +144,13 @@ def run_train(cfg: DictConfig) -> dict:
         raise ConfigError("no architecture given: pass arch=<path to arch.yaml written by search.py> or a "
                           "registered name (e.g. arch=mobilenetv2_100)")
     check_config(cfg)
-    arch, is_reference = resolve_architecture(cfg.arch)
+    arch, is_reference = resolve_architecture(cfg.arch, searchpath_dirs(hydra_searchpath()))
     input_size = cfg.get("input_size") or arch.space.input_size
     with open_dict(cfg):
         cfg.data.image_size = input_size  # train at the architecture's (or the requested) input size
     datamodule = instantiate_checked(cfg.data, "data")  # cheap: nothing is loaded before setup()
     adapt = cfg.model.adapt_to_data
-    adapt = is_reference if adapt == "auto" else bool(adapt)
+    adapt = is_reference if adapt == "auto" else bool(adapt)  # a reference: a registered name or a fixed inline space
     data_name = type(datamodule).__name__
     sp = arch.space
     if (adapt and (datamodule.in_chans, datamodule.num_classes) != (sp.in_chans, sp.num_classes)) \
@@ -134,13 +164,15 @@ def run_train(cfg: DictConfig) -> dict:
     if datamodule.num_classes != arch.space.num_classes:
         raise ConfigError(f"architecture {cfg.arch} has {arch.space.num_classes} classes but data "
                           f"{data_name} has {datamodule.num_classes} (model.adapt_to_data=true adapts the classifier)")
+    if cfg.get("dry_run"):  # the data module is constructed (classes, channels), never set up
+        return dry_run(cfg, arch)
     output_dir = Path(cfg.paths.output_dir)
     datamodule.train_splits = train_splits(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     module = build_train_module(cfg, arch, datamodule)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
-        ckpt_path = str(output_dir / "checkpoints" / "last.ckpt")
+        ckpt_path = str(RunDir(output_dir).last_checkpoint)
     if ckpt_path:  # a damaged file or one of another architecture fails here, not inside Lightning
         check_checkpoint("ckpt_path", ckpt_path, module)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
@@ -151,7 +183,7 @@ def run_train(cfg: DictConfig) -> dict:
     write_hydra_files(cfg, output_dir)
     macs, params = arch.complexity()
     if trainer.is_global_zero:
-        arch.save(output_dir / "arch.yaml")
+        arch.save(RunDir(output_dir).arch)
     log.info("training %s (%s): %.4g MFLOPs, %.4g M params at %d px | %s", cfg.arch, arch.space.name, macs / 1e6,
              params / 1e6, arch.space.input_size, threads)
     fit_start = time.time()
@@ -172,7 +204,7 @@ def run_train(cfg: DictConfig) -> dict:
                "init_from_search": str(cfg.init.from_search) if cfg.init.get("from_search") else None,
                "train_time_s": round(train_time, 2), "wall_time_s": round(time.time() - start, 2)}
     if trainer.is_global_zero:
-        (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        RunDir(output_dir).train_summary.write_text(json.dumps(summary, indent=2) + "\n")
         log.info("test acc %.4f (EMA %.4f), %.4g MFLOPs, in %.1f s -> %s", summary["test_acc"],
                  summary["test_acc_ema"], summary["mflops"], summary["wall_time_s"], output_dir)
         from fpnas.summary import print_train_summary

@@ -8,7 +8,9 @@ Logging of entropy, K, sample counts, FLOPs and probabilities lives in callbacks
 """
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from fpnas.cost import arch_importance, dual_ascent_beta, hinge_cost
 from fpnas.distributed import all_reduce_sum, average_gradients
 from fpnas.distribution import ArchDistribution
-from fpnas.errors import ConfigError, NonFiniteLossError
+from fpnas.errors import ConfigError, NonFiniteLossError, check_option
+from fpnas.optim import OptimizerFactory, check_optimizer, describe_optimizer
 from fpnas.space.complexity import ComplexityTables
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
@@ -40,6 +43,18 @@ class StepStats:
     costs: torch.Tensor  # [K] hinge costs
 
 
+def check_target(space: SearchSpace, tables: ComplexityTables, target_macs: float) -> None:
+    """The target must be reachable in ``space``; at or above its largest architecture it never acts."""
+    lo, hi = (m / 1e6 for m in tables.macs_range())
+    target = target_macs / 1e6
+    if target < lo:
+        raise ConfigError(f"cost.target_mflops={target:g} is below what space '{space.name}' can reach "
+                          f"(min {lo:.4g}, max {hi:.4g} MFLOPs); pick a target in that range")
+    if target >= hi:
+        warnings.warn(f"cost.target_mflops={target:g} is at or above the largest architecture of space "
+                      f"'{space.name}' ({hi:.4g} MFLOPs): the cost term never acts and the search is unconstrained")
+
+
 class SearchModule(pl.LightningModule):
     """FP-NAS search over one :class:`SearchSpace`."""
 
@@ -54,40 +69,51 @@ class SearchModule(pl.LightningModule):
         warmup_epochs: int = 0,
         weight_importance: bool = True,
         importance_temperature: float = 1.0,
-        omega_lr: float = 0.1,
-        omega_momentum: float = 0.9,
-        omega_nesterov: bool = True,
-        omega_weight_decay: float = 4e-5,
-        alpha_lr: float = 0.01,
-        alpha_betas: tuple[float, float] = (0.9, 0.999),
+        omega_optimizer: OptimizerFactory | None = None,
+        alpha_optimizer: OptimizerFactory | None = None,
         seed: int = 0,
         eval_batch_stats: bool = True,
         sync_bn: bool = False,
         beta_lr: float = 0.0,
         export_mode: str = "feasible",
         export_max_candidates: int = 100_000,
+        tables: ComplexityTables | None = None,
     ):
+        """Every argument is checked here, with the config key it comes from (``conf/search.yaml``,
+        ``module``), before any data is loaded. ``target_mflops`` is the one value in millions: the
+        search works in MACs. ``omega_optimizer`` / ``alpha_optimizer`` build an optimizer from
+        parameters (the ``_partial_`` nodes ``optim.omega`` / ``optim.alpha``); by default SGD
+        (lr 0.1, Nesterov momentum 0.9, weight decay 4e-5) and Adam (lr 0.01). ``tables``: the
+        space's cost tables, if the caller has them already."""
         super().__init__()
+        check_option("cost.target_mflops", target_mflops, float, 0, exclusive=True, example=0.6)
+        check_option("cost.beta", beta, float, 0, example=0.75)
+        check_option("cost.beta_lr", beta_lr, float, 0, example=0.02)
         if schedule not in SCHEDULES:
-            raise ConfigError(f"distribution.schedule must be one of {list(SCHEDULES)}, got '{schedule}'")
-        if not target_mflops > 0:
-            raise ConfigError(f"cost.target_mflops must be > 0, got {target_mflops}")
-        if beta < 0:
-            raise ConfigError(f"cost.beta must be >= 0, got {beta}")
-        if warmup_epochs < 0 or switch_epoch < 0:
-            raise ConfigError("search.warmup_epochs and distribution.switch_epoch must be >= 0")
-        if not importance_temperature > 0:
-            raise ConfigError(f"search.importance_temperature must be > 0, got {importance_temperature}")
-        if not beta_lr >= 0:
-            raise ConfigError(f"cost.beta_lr must be >= 0 (0 = fixed β), got {beta_lr}")
+            raise ConfigError(f"distribution.schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
+        check_option("distribution.switch_epoch", switch_epoch, int, 0, example=8)
+        check_option("search.warmup_epochs", warmup_epochs, int, 0, example=2)
+        for key, value in (("weight_importance", weight_importance), ("eval_batch_stats", eval_batch_stats),
+                           ("sync_bn", sync_bn)):
+            check_option(f"search.{key}", value, bool, example="true")
+        check_option("search.importance_temperature", importance_temperature, float, 0, exclusive=True, example=1.0)
+        check_option("seed", seed, int, 0, example=0)
         if export_mode not in EXPORT_MODES:
             raise ConfigError(f"export.mode must be one of {list(EXPORT_MODES)}, got {export_mode!r}")
-        self.save_hyperparameters(ignore=["space", "sampler"])
+        self.omega_optimizer = check_optimizer("optim.omega", omega_optimizer or functools.partial(
+            torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5))
+        self.alpha_optimizer = check_optimizer("optim.alpha", alpha_optimizer or functools.partial(torch.optim.Adam, lr=0.01))
+        self.tables = tables if tables is not None else ComplexityTables(space)
+        self.target_macs = float(target_mflops) * 1e6
+        check_target(space, self.tables, self.target_macs)
+        self.save_hyperparameters(ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables"])
+        # the optimizers as text, for hparams.yaml; under other names than the arguments, which
+        # load_from_checkpoint passes back (it drops names __init__ does not take)
+        self.save_hyperparameters(dict(self.hparams, optim_omega=describe_optimizer(self.omega_optimizer),
+                                       optim_alpha=describe_optimizer(self.alpha_optimizer)))
         self.space = space
         self.sampler = sampler
         self.supernet = SuperNet(space, eval_batch_stats=eval_batch_stats)
-        self.tables = ComplexityTables(space)
-        self.target_macs = float(target_mflops) * 1e6
         kind = "joint" if schedule == "joint" else "factorized"
         self.distribution = ArchDistribution(space.sizes, space.units(kind), kind)
         # counters live in buffers so that checkpoints restore them exactly
@@ -108,13 +134,10 @@ class SearchModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self):
-        h = self.hparams
-        omega = torch.optim.SGD(self.supernet.parameters(), lr=h.omega_lr, momentum=h.omega_momentum,
-                                nesterov=h.omega_nesterov and h.omega_momentum > 0,
-                                weight_decay=h.omega_weight_decay)
+        omega = self.omega_optimizer(self.supernet.parameters())
         epochs = max(1, self.trainer.max_epochs or 1) if self._trainer is not None else 1
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(omega, T_max=epochs)
-        alpha = torch.optim.Adam([self.distribution.alpha], lr=h.alpha_lr, betas=tuple(h.alpha_betas))
+        alpha = self.alpha_optimizer([self.distribution.alpha])
         return [omega, alpha], [schedule]
 
     # ------------------------------------------------------------------ host-side state
@@ -359,7 +382,7 @@ class SearchModule(pl.LightningModule):
         counters["samples"] += k
         if not warm and self.hparams.beta_lr > 0:  # after the α step: E[FLOPs] of the new distribution
             beta = dual_ascent_beta(torch.tensor(counters["beta"], dtype=torch.float64),
-                                    self.expected_mflops() * 1e6, self.target_macs, self.hparams.beta_lr)
+                                    self.expected_macs(), self.target_macs, self.hparams.beta_lr)
             counters["beta"] = float(beta)
             self.beta.fill_(counters["beta"])
         self.last_step = StepStats(k, entropy, macs, costs)
@@ -416,15 +439,15 @@ class SearchModule(pl.LightningModule):
         self.log("val/acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
 
     # ------------------------------------------------------------------ reporting helpers
-    def architecture_mflops(self, choice_idx: torch.Tensor) -> tuple[float, float]:
-        """(MFLOPs, M params) of an architecture from the analytic tables."""
+    def architecture_cost(self, choice_idx: torch.Tensor) -> tuple[float, float]:
+        """(MACs, params) of an architecture from the analytic tables."""
         macs, params = self.tables.lookup(choice_idx)
-        return float(macs[0]) / 1e6, float(params[0]) / 1e6
+        return float(macs[0]), float(params[0])
 
-    def expected_mflops(self) -> float:
-        """E[MFLOPs] under the current distribution (exact; computed once per α, on the CPU)."""
+    def expected_macs(self) -> float:
+        """E[MACs] under the current distribution (exact; computed once per α, on the CPU)."""
         key = self._alpha_key()
         if self._expected_cache is None or self._expected_cache[0] != key:
             marginals = self.host_distribution().marginals()
-            self._expected_cache = (key, float(self.tables.expected_macs(marginals)) / 1e6)
+            self._expected_cache = (key, float(self.tables.expected_macs(marginals)))
         return self._expected_cache[1]

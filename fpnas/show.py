@@ -10,7 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 from fpnas.errors import ConfigError
+from fpnas.run_dir import RunDir
 from fpnas.space.rows import block_rows
 
 
@@ -43,20 +46,44 @@ def architecture_table(arch, title: str | None = None, rows: list[dict] | None =
     return table
 
 
+def table_title(label: str, arch) -> str:
+    """The title of :func:`architecture_table`: what was given, the space, input and classes."""
+    sp = arch.space
+    return f"{label} — space '{sp.name}', {sp.in_chans}x{sp.input_size}x{sp.input_size} input, {sp.num_classes} classes"
+
+
+def wide_console():
+    """A ``rich`` console; piped output is not wrapped at 80 columns, which would break the table."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    return console
+
+
 def _load(name_or_path: str, input_size: int | None):
     from fpnas.reference import resolve_architecture
 
     if Path(name_or_path).is_dir():  # a run directory: its arch.yaml
-        if not (Path(name_or_path) / "arch.yaml").is_file():
+        if not RunDir(name_or_path).arch.is_file():
             raise ConfigError(f"{name_or_path} is a directory without an arch.yaml; give an architecture file")
-        name_or_path = str(Path(name_or_path) / "arch.yaml")
+        name_or_path = str(RunDir(name_or_path).arch)
     try:
         arch, _ = resolve_architecture(name_or_path)
     except ConfigError:
         path = Path(name_or_path)
-        if path.is_file() and path.suffix in (".yaml", ".yml") and "entries:" in path.read_text():
+        text = path.read_text(errors="replace") if path.is_file() and path.suffix in (".yaml", ".yml") else ""
+        if "entries:" in text:
             raise ConfigError(f"{path} lists several architectures (top-k export): show one of them with "
                               f"python -m fpnas.show {path.parent / 'top_archs' / 'rank_<i>.yaml'}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            data = None
+        if isinstance(data, dict) and "groups" in data and "choices" not in data:
+            raise ConfigError(f"{path} is a search space, not an architecture: print its report with "
+                              f"python -m fpnas.space {path}") from None
         raise
     if input_size is not None and input_size != arch.space.input_size:
         if input_size < 1:
@@ -66,8 +93,6 @@ def _load(name_or_path: str, input_size: int | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.console import Console
-
     parser = argparse.ArgumentParser(prog="python -m fpnas.show", description=__doc__.splitlines()[0])
     parser.add_argument("arch", help="arch.yaml written by search.py / train.py (or its run directory), "
                                      "top_archs/rank_<i>.yaml, or a registered reference name")
@@ -83,14 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. a directory or an unreadable file
         print(f"error: cannot read {args.arch}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)  # piped output: do not wrap the table at 80 columns
+    console = wide_console()
     macs, params = arch.complexity()
     sp = arch.space
-    console.print(architecture_table(arch, rows=rows, title=f"{args.arch} — space '{sp.name}', "
-                                                             f"{sp.in_chans}x{sp.input_size}x{sp.input_size} input, "
-                                                             f"{sp.num_classes} classes"))
+    console.print(architecture_table(arch, rows=rows, title=table_title(args.arch, arch)))
     console.print(f"total: {macs / 1e6:.4f} MFLOPs (MACs), {params / 1e6:.4f} M params, "
                   f"{sum(r['kind'] == 'skip' for r in rows)} of {len(sp.blocks)} blocks skipped")
     if args.png:

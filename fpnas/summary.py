@@ -2,15 +2,17 @@
 
 Printed to stdout, where Hydra's console log goes too, by the process of rank zero only (the
 callers print inside their ``trainer.is_global_zero`` branch). ``search_summary.json`` /
-``train_summary.json`` keep the same numbers for programs.
+``train_summary.json`` keep the same numbers for programs; :func:`search_summary` assembles them.
 """
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from fpnas.show import architecture_table
+from fpnas.run_dir import RunDir
+from fpnas.show import architecture_table, wide_console
 
 
 def _num(value, fmt: str = ".4g") -> str:
@@ -32,23 +34,52 @@ def _key_values(title: str, rows: Iterable[tuple[str, str]]):
     return table
 
 
-def _paths(output_dir: Path, names: Iterable[str]) -> list[tuple[str, str]]:
+def _paths(output_dir: Path, kind: str) -> list[tuple[str, str]]:
     """(label, path) of the run's output files that exist."""
-    rows = [("run directory", str(output_dir))]
-    for name in names:
-        path = output_dir / name
-        if path.exists():
-            rows.append((name, str(path)))
-    return rows
+    run = RunDir(output_dir)
+    return [("run directory", str(output_dir))] + [(str(p.relative_to(run.root)), str(p))
+                                                   for p in run.outputs(kind) if p.exists()]
 
 
-def _console():
-    from rich.console import Console
+def search_summary(module, trainer, run: RunDir, started: float, fit_time: float, top_k: int) -> dict[str, Any]:
+    """The numbers of a finished search, as ``search_summary.json`` keeps them (millions of MACs and
+    parameters: the unit of files and messages; the module counts MACs)."""
+    from fpnas.checkpointing import LastCheckpoint
+    from fpnas.distributed import AllReduceStats
 
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)  # logs and pipes: do not wrap the tables at 80 columns
-    return console
+    # the last validation of the fit scored the final exported architecture; NaN when validation is off
+    val_acc = trainer.callback_metrics.get("val/acc", float("nan"))
+    macs, params = module.architecture_cost(module.exported_architecture())
+    summary = {
+        "space": module.space.name,
+        "target_mflops": module.target_macs / 1e6,
+        "arch_mflops": macs / 1e6,
+        "arch_params_m": params / 1e6,
+        "export_mode": module.hparams.export_mode,
+        "selection": module.selection(),
+        "argmax_mflops": module.architecture_cost(module.argmax_architecture())[0] / 1e6,
+        "beta_final": float(module.beta),
+        "val_acc": float(val_acc),
+        "total_arch_samples": int(module.samples_total),
+        "steps": int(module.steps_done),
+        "epochs": int(trainer.current_epoch),
+        "entropy_initial": float(module.entropy_initial),
+        "entropy_final": float(module.distribution.entropy()),
+        "k_initial": int(module.k_initial),
+        "k_final": int(module.sampler(float(module.distribution.entropy()))),
+        "phase_final": module.phase,
+        "expected_mflops_final": module.expected_macs() / 1e6,
+        "wall_time_s": round(time.time() - started, 2),
+        "fit_time_s": round(fit_time, 2),
+        "processes": int(trainer.world_size),
+        "grad_allreduces": AllReduceStats.calls,
+        "grad_allreduce_mb": round(AllReduceStats.bytes / 2**20, 3),
+        "arch_file": str(run.arch),
+        "checkpoint": next((str(c.path) for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None),
+    }
+    if top_k:
+        summary["top_archs_file"] = str(run.top_archs)
+    return summary
 
 
 def search_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) -> list:
@@ -73,8 +104,7 @@ def search_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) 
         ("wall time", f"{s['wall_time_s']:.1f} s (fit {_num(s.get('fit_time_s'), '.1f')} s, "
                       f"{s.get('processes', 1)} process{'es' if s.get('processes', 1) != 1 else ''})"),
     ]
-    files = _paths(output_dir, ["arch.yaml", "search_summary.json", "checkpoints/last.ckpt", "plots",
-                                "top_archs.yaml", "csv/metrics.csv", "tensorboard"])
+    files = _paths(output_dir, "search")
     return [architecture_table(arch, title="found architecture"),
             _key_values("search result", numbers), _key_values("outputs", files)]
 
@@ -104,19 +134,18 @@ def train_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) -
     if s.get("init_from_search"):
         numbers.append(("warm start", s["init_from_search"]))
     numbers.append(("wall time", f"{s['wall_time_s']:.1f} s (training {_num(s.get('train_time_s'), '.1f')} s)"))
-    files = _paths(output_dir, ["arch.yaml", "train_summary.json", "checkpoints/last.ckpt", "csv/metrics.csv",
-                                "tensorboard"])
+    files = _paths(output_dir, "train")
     return [architecture_table(arch, title="trained architecture"), _key_values("training result", numbers),
             _key_values("outputs", files)]
 
 
 def print_search_summary(summary: dict[str, Any], arch, output_dir) -> None:
-    console = _console()
+    console = wide_console()
     for item in search_summary_renderables(summary, arch, Path(output_dir)):
         console.print(item)
 
 
 def print_train_summary(summary: dict[str, Any], arch, output_dir) -> None:
-    console = _console()
+    console = wide_console()
     for item in train_summary_renderables(summary, arch, Path(output_dir)):
         console.print(item)

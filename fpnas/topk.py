@@ -23,6 +23,7 @@ import yaml
 from fpnas.arch import architecture_from_indices
 from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError
+from fpnas.run_dir import RunDir
 from fpnas.space.complexity import ComplexityTables
 from fpnas.space.spec import SearchSpace
 
@@ -104,7 +105,7 @@ def network_key(space: SearchSpace, indices) -> tuple:
 class TopK:
     """Result of :func:`top_architectures`."""
 
-    entries: list[dict[str, Any]]  # rank, log_prob, prob, mflops, params_m, indices
+    entries: list[dict[str, Any]]  # rank, log_prob, prob, macs, params, indices
     enumerated: int  # candidates visited in probability order
     over_target: int  # of those, skipped for exceeding the target
     duplicates: int  # skipped: same network as an earlier entry
@@ -144,7 +145,7 @@ def top_architectures(dist: ArchDistribution, space: SearchSpace, k: int, target
                     continue
                 seen.add(key)
             entries.append({"rank": len(entries) + 1, "log_prob": lp, "prob": math.exp(lp),
-                            "mflops": m / 1e6, "params_m": p / 1e6, "indices": idx.tolist()})
+                            "macs": m, "params": p, "indices": idx.tolist()})
             if len(entries) == k:
                 return True
         return False
@@ -184,15 +185,16 @@ def check_export_config(export) -> None:
 
 
 def write_top_architectures(out_dir: str | Path, dist: ArchDistribution, space: SearchSpace, k: int,
-                            target_mflops: float | None, max_candidates: int = 100_000,
+                            target_macs: float | None, max_candidates: int = 100_000,
                             distinct_networks: bool = True, tables: ComplexityTables | None = None,
                             **meta) -> Path:
     """``<out_dir>/top_archs.yaml`` (the list) and ``<out_dir>/top_archs/rank_<i>.yaml`` (one
-    ordinary architecture file per entry, for ``train.py arch=...`` and ``python -m fpnas.show``)."""
+    ordinary architecture file per entry, for ``train.py arch=...`` and ``python -m fpnas.show``).
+    The file gives MFLOPs and M params (millions, as every file and message); the code counts MACs."""
     out_dir = Path(out_dir)
-    target_macs = None if target_mflops is None else float(target_mflops) * 1e6
     res = top_architectures(dist, space, k, target_macs, max_candidates, distinct_networks, tables)
-    arch_dir = out_dir / "top_archs"
+    run = RunDir(out_dir)
+    arch_dir = run.top_archs_dir
     for old in arch_dir.glob("rank_*.yaml"):  # a re-export (resume) must not leave stale ranks
         old.unlink()
     entries = []
@@ -202,8 +204,8 @@ def write_top_architectures(out_dir: str | Path, dist: ArchDistribution, space: 
                                          log_prob=round(e["log_prob"], 6), **meta)
         arch.save(arch_dir / name)
         entries.append({"rank": e["rank"], "log_prob": round(e["log_prob"], 6), "prob": float(f"{e['prob']:.6g}"),
-                        "mflops": round(e["mflops"], 4), "params_m": round(e["params_m"], 4),
-                        "file": f"top_archs/{name}",
+                        "mflops": round(e["macs"] / 1e6, 4), "params_m": round(e["params"] / 1e6, 4),
+                        "file": str((arch_dir / name).relative_to(run.root)),
                         "choices": {n: (float(v) if isinstance(v, float) else v)
                                     for n, v in space.choices_of(e["indices"]).items()}})
     if res.cap_hit:
@@ -216,14 +218,14 @@ def write_top_architectures(out_dir: str | Path, dist: ArchDistribution, space: 
     doc = {
         "space": architecture_from_indices(space, [0] * space.num_decisions).space_entry(),
         "input_size": space.input_size, "in_chans": space.in_chans, "num_classes": space.num_classes,
-        "target_mflops": None if target_mflops is None else float(target_mflops),
+        "target_mflops": None if target_macs is None else float(target_macs) / 1e6,
         **meta,
         "requested": int(k), "found": len(entries), "enumerated": res.enumerated,
         "skipped_over_target": res.over_target, "skipped_same_network": res.duplicates,
         "max_candidates": int(max_candidates), "cap_hit": res.cap_hit, "note": note,
         "entries": entries,
     }
-    path = out_dir / "top_archs.yaml"
+    path = run.top_archs
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         f.write("# The most probable distinct architectures with MFLOPs <= target_mflops under the final\n"
@@ -241,12 +243,12 @@ def export_from_search(module, output_dir: str | Path, export) -> Path | None:
     k = int(export.get("top_k", 0) or 0)
     if k <= 0:
         return None
-    target = float(module.target_macs) / 1e6
     # the CPU copy of the distribution: the enumeration decodes many small batches
-    path = write_top_architectures(output_dir, module.host_distribution(), module.space, k, target,
+    path = write_top_architectures(output_dir, module.host_distribution(), module.space, k, module.target_macs,
                                    int(export.get("max_candidates", 100_000)), tables=module.tables,
                                    phase=module.phase, steps=module.steps_completed)
     doc = yaml.safe_load(path.read_text())
-    log.info("top-k: %d of %d architectures under %.4g MFLOPs after %d candidates%s -> %s", doc["found"], k, target,
+    log.info("top-k: %d of %d architectures under %.4g MFLOPs after %d candidates%s -> %s", doc["found"], k,
+             module.target_macs / 1e6,
              doc["enumerated"], " (max_candidates reached)" if doc["cap_hit"] else "", path)
     return path

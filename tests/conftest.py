@@ -1,4 +1,5 @@
-"""Shared fixtures: search spaces and small deterministic helpers; one data cache for the whole session."""
+"""Shared fixtures: short-run configs, search spaces and small deterministic helpers; one data cache for the
+whole session."""
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,25 @@ from fpnas.space.spec import SearchSpace
 _USER = getattr(os, "getuid", lambda: "user")()
 SESSION_CACHE_DIR = os.environ.setdefault("FPNAS_CACHE_DIR",
                                           str(Path(tempfile.gettempdir()) / f"fpnas-test-cache-{_USER}"))
+
+
+@pytest.fixture
+def cfg_search(tmp_path):
+    """A short search's config (lightning-hydra-template's ``cfg_train``): ``cfg_search(*overrides, out=None)``
+    composes search.yaml with the run directory ``out`` (default: the test's ``tmp_path``), ``QUICK_SEARCH``
+    (tests/helpers.py), then ``overrides``."""
+    from tests.helpers import QUICK_SEARCH, compose_config  # Lightning: imported by the tests that need it
+
+    return lambda *overrides, out=None: compose_config("search", out or tmp_path, *QUICK_SEARCH, *overrides)
+
+
+@pytest.fixture
+def cfg_train(tmp_path):
+    """A short retraining's config: ``cfg_train(*overrides, out=None)`` composes train.yaml with the run
+    directory ``out`` (default: the test's ``tmp_path``), ``QUICK_TRAIN`` (tests/helpers.py), then ``overrides``."""
+    from tests.helpers import QUICK_TRAIN, compose_config
+
+    return lambda *overrides, out=None: compose_config("train", out or tmp_path, *QUICK_TRAIN, *overrides)
 
 
 @pytest.fixture(params=SearchSpace.available())

@@ -1,10 +1,40 @@
-"""Test-only callbacks, importable by the entry points' subprocesses (``+callbacks.x._target_=tests.helpers.X``)."""
+"""Test helpers: the short-run overrides every test shares, a clean environment for subprocesses, and test-only
+callbacks, importable by the entry points' subprocesses (``+callbacks.x._target_=tests.helpers.X``)."""
 from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytorch_lightning as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Short runs, from one place (as lightning-hydra-template's tests/conftest.py limits every test's epochs and
+# batches). A test appends its own overrides after these; a later override of the same key wins.
+MICRO = ["data=digits", "space=micro", "cost.target_mflops=0.08"]  # small space, bundled 8x8 digits, feasible target
+
+
+def quick_search(train_batches: int = 2, val_batches: int = 1, switch_epoch: int | None = 1) -> list[str]:
+    """search.py overrides of a run of a few steps: ``train_batches`` training and ``val_batches`` α-split
+    batches per epoch, no warm-up, the joint distribution from epoch ``switch_epoch`` (None: the config's),
+    no progress bar. The epochs are the test's (``trainer.max_epochs=N``)."""
+    joint = [] if switch_epoch is None else [f"distribution.switch_epoch={switch_epoch}"]
+    return [f"+trainer.limit_train_batches={train_batches}", f"+trainer.limit_val_batches={val_batches}",
+            "search.warmup_epochs=0", *joint, "trainer.enable_progress_bar=false"]
+
+
+QUICK_SEARCH = quick_search()
+QUICK_TRAIN = ["trainer.enable_progress_bar=false"]  # train.py: no progress bar; epochs and batches are the test's
+
+
+def compose_config(name: str, out, *overrides: str):
+    """``conf/<name>.yaml`` ("search" or "train") composed with the run directory ``out`` and ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        return compose(name, overrides=[f"paths.output_dir={out}", *overrides])
+
 
 # what a launcher (Lightning, torchrun, SLURM, submitit) sets: a subprocess must not inherit it
 LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK", "GROUP_RANK",

@@ -25,10 +25,9 @@ from pathlib import Path
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
+from tests.helpers import MICRO, QUICK_SEARCH as QUICK
+
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["trainer.enable_progress_bar=false", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-         "search.warmup_epochs=0", "distribution.switch_epoch=1"]
-MICRO = ["space=micro", "data=digits", "cost.target_mflops=0.08"]
 
 
 def _entry_point(name: str):
@@ -121,6 +120,13 @@ CATALOGUE = [
     ("search", ["search.weight_importance=maybe"], 2, ["search.weight_importance='maybe'", "true or false"]),
     ("search", ["optim.alpha.betas=[0.9]"], 2, ["optim.alpha.betas=[0.9]", "two numbers in [0, 1)",
                                                 "e.g. optim.alpha.betas=[0.9,0.999]"]),
+    ("search", ["optim.omega.lr=0"], 2, ["optim.omega.lr=0 is invalid", "a number > 0", "e.g. optim.omega.lr=0.1"]),
+    ("search", ["+optim.omega.foo=1"], 2, ["optim.omega: torch.optim.sgd.SGD rejects its arguments",
+                                           "unexpected keyword argument 'foo'", "fix or remove the optim.omega.* keys"]),
+    ("search", ["data.test_fraction=1.5"], 2, ["test_fraction must be a number strictly between 0 and 1, got 1.5",
+                                               "set data.test_fraction"]),
+    ("search", ["callbacks.search_stats.prob_every_n_steps=-1"], 2,
+     ["callbacks.search_stats.prob_every_n_steps=-1 is invalid", "an integer >= 0"]),
     ("search", ["trainer.devices=abc"], 2, ["pytorch_lightning.Trainer rejects the trainer.* settings", "devices"]),
     # infeasible target, malformed space
     ("search", ["cost.target_mflops=0.1"], 2, ["cost.target_mflops=0.1 is below what space 'tiny' can reach",

@@ -144,7 +144,7 @@ head: {channels: 16}
 def _ground_truth(tmp_path, *args):
     cmd = [sys.executable, str(BENCH / "ground_truth.py"), "--space", str(tmp_path / "four.yaml"), "--data",
            "digits", "--seeds", "0", "1", "--budgets", "0.02", "--out", str(tmp_path / "gt.csv"), *args,
-           "--", "+train_experiment=ground_truth", "trainer.max_epochs=3", "recipe.warmup_epochs=0"]
+           "--", "train_experiment=ground_truth", "trainer.max_epochs=3", "recipe.warmup_epochs=0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -193,7 +193,7 @@ def test_ground_truth_refuses_a_table_made_with_other_settings(tmp_path):
     (tmp_path / "four.yaml").write_text(FOUR_ARCHS)
     _ground_truth(tmp_path, "--limit", "1")
     cmd = [sys.executable, str(BENCH / "ground_truth.py"), "--space", str(tmp_path / "four.yaml"), "--data", "digits",
-           "--seeds", "0", "1", "--out", str(tmp_path / "gt.csv"), "--", "+train_experiment=ground_truth",
+           "--seeds", "0", "1", "--out", str(tmp_path / "gt.csv"), "--", "train_experiment=ground_truth",
            "trainer.max_epochs=2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "was made with other settings" in proc.stderr

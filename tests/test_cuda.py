@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 
 from fpnas.arch import architecture_from_indices, load_architecture
 from fpnas.run_search import run_search
@@ -26,7 +25,7 @@ from fpnas.space.builder import build_model
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
 from tests.conftest import random_indices
-from tests.helpers import clean_env
+from tests.helpers import MICRO, QUICK_SEARCH, clean_env, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = os.environ.get("FPNAS_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
@@ -34,9 +33,7 @@ ACCELERATOR = "gpu" if DEVICE == "cuda" else "cpu"
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(DEVICE is None, reason="needs a CUDA GPU "
                                                    "(FPNAS_TEST_DEVICE=cpu runs these tests on the CPU)")]
 gpu_only = pytest.mark.skipif(DEVICE != "cuda", reason="means something only on a GPU")
-SEARCH = ["data=digits", "space=micro", "cost.target_mflops=0.08", "trainer.max_epochs=2",
-          "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "search.warmup_epochs=0",
-          "distribution.switch_epoch=1", "trainer.enable_progress_bar=false", "data.batch_size=32"]
+SEARCH = [*MICRO, "trainer.max_epochs=2", *QUICK_SEARCH, "data.batch_size=32"]
 CLEAN_ENV = clean_env()
 
 
@@ -53,10 +50,7 @@ def no_tf32():
 
 
 def _search(tmp_path: Path, overrides: list[str], accelerator: str = ACCELERATOR) -> dict:
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose("search", overrides=[f"paths.output_dir={tmp_path}", *SEARCH,
-                                           f"trainer.accelerator={accelerator}", *overrides])
-    return run_search(cfg)
+    return run_search(compose_config("search", tmp_path, *SEARCH, f"trainer.accelerator={accelerator}", *overrides))
 
 
 def _state(run_dir: Path) -> dict:
@@ -121,13 +115,11 @@ def test_fp16_loss_scaling_leaves_the_alpha_gradient_unscaled(tmp_path):
     assert 0.9 < ratio < 1.1, ratio
 
 
-def test_train_py_one_epoch_on_the_device(tmp_path):
+def test_train_py_one_epoch_on_the_device(tmp_path, cfg_train):
     space = SearchSpace.load("micro")
     path = architecture_from_indices(space, [1] * space.num_decisions).save(tmp_path / "arch.yaml")
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose("train", overrides=[f"paths.output_dir={tmp_path}", "trainer.enable_progress_bar=false",
-                                          f"arch={path}", "data=digits", "trainer.max_epochs=1",
-                                          f"trainer.accelerator={ACCELERATOR}", "model.channels_last=true"])
+    cfg = cfg_train(f"arch={path}", "data=digits", "trainer.max_epochs=1", f"trainer.accelerator={ACCELERATOR}",
+                    "model.channels_last=true")
     summary = run_train(cfg)
     assert summary["epochs"] == 1 and 0.0 <= summary["test_acc"] <= 1.0
     assert json.loads((tmp_path / "train_summary.json").read_text()) == summary

@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import clean_env
+from tests.helpers import MICRO, QUICK_SEARCH, clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ["data=digits", "space=micro", "cost.target_mflops=0.08", "trainer.max_epochs=2",
-         "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "search.warmup_epochs=0",
-         "distribution.switch_epoch=1", "trainer.enable_progress_bar=false", "search.sync_bn=true"]
+SHORT = [*MICRO, "trainer.max_epochs=2", *QUICK_SEARCH, "search.sync_bn=true"]
 CLEAN_ENV = clean_env()
 
 

@@ -1,10 +1,14 @@
-"""Experiment presets (conf/experiment): the paper's settings compose, are feasible, and run."""
+"""Experiment presets (conf/experiment): the paper's settings compose from their shared base, are feasible,
+and run; the debug preset is a search of a few steps."""
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from PIL import Image
 
+from fpnas.arch import load_architecture
+from fpnas.errors import check_required
 from fpnas.run_search import build_space, run_search
 from fpnas.space.complexity import ComplexityTables
 
@@ -16,6 +20,9 @@ PRESETS = {  # name: (space, input size, target MFLOPs) as in FP-NAS Tables 2-3
     "fpnas_l1": ("fpnas_l1", 240, 728), "fpnas_l2": ("fpnas_l2", 256, 1045),
     "parsec_baseline": ("fbnetv2_f", 128, 58),
 }
+BASE = "fpnas_base"  # the nine paper presets' shared settings, included first by each of them
+PAPER = sorted(set(PRESETS) - {"parsec_baseline"})  # parsec_baseline builds on fpnas_s1
+EXPERIMENTS = ROOT / "conf" / "experiment"
 
 
 def _cfg(tmp_path, overrides):
@@ -24,7 +31,44 @@ def _cfg(tmp_path, overrides):
 
 
 def test_every_preset_is_tested():
-    assert {p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")} == set(PRESETS)
+    assert {p.stem for p in EXPERIMENTS.glob("*.yaml")} == set(PRESETS) | {BASE, "debug"}
+
+
+def _leaves(node, prefix=""):
+    """dotted key -> value of a config file's mapping, its defaults list left out."""
+    out = {}
+    for key, value in node.items():
+        if key != "defaults":
+            out |= _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
+    return out
+
+
+def _groups(defaults):
+    """group -> option of a defaults list's ``override /group: option`` entries."""
+    return {k.split()[-1].lstrip("/"): v for e in defaults if isinstance(e, dict) for k, v in e.items()
+            if k.startswith("override ")}
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_preset_is_the_shared_base_plus_what_differs(tmp_path, name):
+    """Each paper preset includes the base first and states only what differs: the composed config has
+    the base's value of every base key the preset does not set, and the preset's own value of the others."""
+    base, own = (OmegaConf.to_container(OmegaConf.load(EXPERIMENTS / f"{n}.yaml")) for n in (BASE, name))
+    assert own["defaults"][0] == BASE, f"{name}.yaml must include {BASE} first"
+    base_keys, own_keys = _leaves(base), _leaves(own)
+    repeated = sorted(k for k, v in own_keys.items() if k in base_keys and base_keys[k] == v)
+    assert not repeated, f"{name}.yaml repeats the base's values of {repeated}: state only what differs"
+    unset = sorted(k for k, v in base_keys.items() if v == "???" and k not in own_keys)
+    assert not unset, f"{name}.yaml must set the base's required {unset}"
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose("search", overrides=[f"paths.output_dir={tmp_path}", f"experiment={name}", "data.root=/data"],
+                      return_hydra_config=True)
+    for key, value in base_keys.items():
+        assert OmegaConf.select(cfg, key) == own_keys.get(key, value), key
+    choices = cfg.hydra.runtime.choices
+    for group, option in (_groups(base["defaults"]) | _groups(own["defaults"])).items():
+        assert choices[group] == option, group
+    check_required(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))  # no ??? left: what search.py checks
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -57,3 +101,14 @@ def test_a_preset_searches_end_to_end_on_a_small_image_folder(tmp_path):
     names = (out / "classes.txt").read_text().split()
     assert len(names) == 2 and set(names) < {"class0", "class1", "class2"}
     assert (out / "arch.yaml").is_file()
+
+
+def test_debug_preset_is_a_search_of_a_few_steps_within_its_target(tmp_path):
+    """`python search.py experiment=debug`: 3 epochs of 4 steps (warm-up, factorized, joint) on the digits."""
+    cfg = _cfg(tmp_path, ["experiment=debug"])
+    summary = run_search(cfg)
+    assert (summary["space"], summary["epochs"], summary["steps"], summary["phase_final"]) == ("micro", 3, 12, "joint")
+    arch = load_architecture(tmp_path / "arch.yaml")
+    macs, _ = arch.complexity()
+    assert arch.space.name == "micro" and 0 < macs / 1e6 <= cfg.cost.target_mflops == 0.08
+    assert summary["arch_mflops"] == pytest.approx(macs / 1e6)

@@ -15,6 +15,7 @@ from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError
 from fpnas.plots import HISTORY_KEYS, probability_heatmap, save_figure, search_figures
 from fpnas.space.spec import SearchSpace
+from tests.helpers import MICRO, quick_search
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -23,11 +24,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 class _FakeModule(SimpleNamespace):
     """What SearchPlots reads from a SearchModule."""
 
-    def architecture_mflops(self, idx):
-        return 0.5, 0.01
+    def architecture_cost(self, idx):
+        return 0.5e6, 0.01e6
 
-    def expected_mflops(self):
-        return 0.25 + 0.001 * int(self.steps_done)
+    def expected_macs(self):
+        return (0.25 + 0.001 * int(self.steps_done)) * 1e6
 
     def argmax_architecture(self):
         return torch.zeros(3, dtype=torch.long)
@@ -100,9 +101,7 @@ def test_search_figures_without_history_draw_only_the_probabilities():
     assert list(figs) == ["probabilities"]
 
 
-SHORT = ["data=digits", "space=micro", "cost.target_mflops=0.08", "trainer.max_epochs=2",
-         "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1", "search.warmup_epochs=0",
-         "distribution.switch_epoch=1", "trainer.enable_progress_bar=false",
+SHORT = [*MICRO, "trainer.max_epochs=2", *quick_search(train_batches=3),
          "callbacks.search_plots.every_n_epochs=1", "export.top_k=3"]
 
 

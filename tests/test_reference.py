@@ -125,3 +125,24 @@ def test_bad_references_and_names():
     with pytest.raises(ConfigError, match="op must be one of"):
         SearchSpace({"input_size": 8, "stem": {"channels": 4},
                      "groups": [{"channels": 4, "kernel": 3, "expansion": 1, "op": "pool"}], "head": {"channels": 8}})
+
+
+def test_own_references_on_the_search_path(tmp_path):
+    from fpnas.arch import architecture_from_indices
+    from fpnas.reference import REFERENCE_DIR, searchpath_dirs
+
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "mine.yaml").write_text((REFERENCE_DIR / "mobilenetv2_100.yaml").read_text())
+    dirs = searchpath_dirs(["pkg://somepackage.conf", f"file://{tmp_path}"])
+    assert dirs == [tmp_path] and "mine" in available_references(dirs) and "mine" not in available_references()
+    arch, is_reference = resolve_architecture("mine", dirs)
+    assert is_reference and arch.complexity() == load_reference("mobilenetv2_100").complexity()
+    with pytest.raises(ConfigError, match=r"registered: \[.*'mobilenetv2_100'.*\]; to add your own, save it as "
+                                          r"<dir>/reference/mine.yaml and pass hydra.searchpath=\[file://<dir>\]"):
+        resolve_architecture("mine")
+    with pytest.raises(ConfigError, match=rf"registered: \[.*'mine'.*\] \(also searched {tmp_path}/reference/\)"):
+        resolve_architecture("nope", dirs)
+    # given by path, a file is a reference when its space is inline with zero decisions (model.adapt_to_data=auto)
+    assert resolve_architecture(tmp_path / "reference" / "mine.yaml")[1]
+    micro = SearchSpace.load("micro")
+    assert not resolve_architecture(architecture_from_indices(micro, [0] * micro.num_decisions).save(tmp_path / "a.yaml"))[1]

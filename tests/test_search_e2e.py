@@ -11,10 +11,10 @@ from hydra import compose, initialize_config_dir
 
 from fpnas.arch import load_architecture
 from fpnas.run_search import run_search
+from tests.helpers import MICRO, quick_search
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ["trainer.max_epochs=2", "+trainer.limit_train_batches=6", "+trainer.limit_val_batches=4",
-         "search.warmup_epochs=0", "distribution.switch_epoch=1", "trainer.enable_progress_bar=false"]
+SHORT = ["trainer.max_epochs=2", *quick_search(train_batches=6, val_batches=4)]
 
 
 def _cfg(tmp_path, overrides):
@@ -95,24 +95,36 @@ def test_unknown_data_lists_the_options(tmp_path):
 
 
 def test_switch_epoch_beyond_the_run_warns(tmp_path):
-    from fpnas.run_search import validate
+    from fpnas.run_search import instantiate_search
 
     with pytest.warns(UserWarning, match="never reaches the joint distribution"):
-        validate(_cfg(tmp_path, ["distribution.switch_epoch=50"]))
+        instantiate_search(_cfg(tmp_path, ["distribution.switch_epoch=50"]))
     with pytest.warns(UserWarning, match="at or above the largest architecture of space 'tiny' .2.063 MFLOPs.: "
                                          "the cost term never acts"):
-        validate(_cfg(tmp_path, ["cost.target_mflops=3"]))
-    space, sampler, datamodule, (lo, hi) = validate(_cfg(tmp_path, []))
+        instantiate_search(_cfg(tmp_path, ["cost.target_mflops=3"]))
+    module, datamodule = instantiate_search(_cfg(tmp_path, []))
     assert datamodule.num_classes == 10 and not datamodule.datasets  # built, nothing loaded yet
-    assert space.name == "tiny" and sampler(17.3) == 4
-    assert (round(lo, 4), round(hi, 4)) == (0.2047, 2.0632)
+    assert module.space.name == "tiny" and module.sampler(17.3) == 4 and module.target_macs == 0.6e6
+    lo, hi = module.tables.macs_range()
+    assert (round(lo / 1e6, 4), round(hi / 1e6, 4)) == (0.2047, 2.0632)
+
+
+def test_the_module_node_builds_the_configured_optimizers_once_checked(tmp_path):
+    from fpnas.run_search import instantiate_search
+
+    cfg = _cfg(tmp_path, ["optim.omega._target_=torch.optim.AdamW", "~optim.omega.momentum", "~optim.omega.nesterov",
+                          "optim.alpha.lr=0.02", "cost.target_mflops=0.5"])
+    module, _ = instantiate_search(cfg)
+    omega, alpha = module.configure_optimizers()[0]
+    assert type(omega) is torch.optim.AdamW and omega.defaults["lr"] == 0.1 and omega.defaults["weight_decay"] == 4e-5
+    assert type(alpha) is torch.optim.Adam and alpha.defaults["lr"] == 0.02 and alpha.defaults["betas"] == (0.9, 0.999)
+    assert module.hparams.optim_omega == "torch.optim.adamw.AdamW(lr=0.1, weight_decay=4e-05)"
+    assert module.hparams.target_mflops == 0.5 and module.target_macs == 0.5e6
 
 
 def test_resumed_search_ends_exactly_like_an_uninterrupted_one(tmp_path):
     """Stopped after the FD -> JD switch and resumed: the same alpha, bit for bit, and the same arch."""
-    three = ["trainer.max_epochs=3", "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
-             "search.warmup_epochs=0", "distribution.switch_epoch=1", "trainer.enable_progress_bar=false",
-             "data=digits", "space=micro", "cost.target_mflops=0.08"]
+    three = ["trainer.max_epochs=3", *quick_search(train_batches=4, val_batches=2), *MICRO]
     run_search(_cfg(tmp_path / "straight", three))
     # interrupted after 2 of 3 epochs (max_steps counts both optimizers' steps: 2 per search step);
     # the run still plans 3 epochs, so its cosine schedule is the uninterrupted run's

@@ -1,4 +1,6 @@
 """The search LightningModule on real (tiny) data: alpha learns, the FLOPs hinge bites, FD->JD."""
+from functools import partial
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -18,10 +20,19 @@ WIDTH_SPACE = dict(
     head={"channels": 32})
 
 
+def sgd(lr: float):
+    """The default ω optimizer (conf/optim/default.yaml) at another learning rate."""
+    return partial(torch.optim.SGD, lr=lr, momentum=0.9, nesterov=True, weight_decay=4e-5)
+
+
+def adam(lr: float):
+    return partial(torch.optim.Adam, lr=lr)
+
+
 def _search(space, target_mflops, beta, epochs=6, **kwargs):
     pl.seed_everything(0)
     module = SearchModule(space, AdaptiveK(0.25, 2), target_mflops=target_mflops, beta=beta,
-                          alpha_lr=0.1, omega_lr=0.05, warmup_epochs=1, seed=0, **kwargs)
+                          alpha_optimizer=adam(0.1), omega_optimizer=sgd(0.05), warmup_epochs=1, seed=0, **kwargs)
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                          limit_val_batches=0)
@@ -118,14 +129,14 @@ class _RecordBeta(pl.Callback):
         self.rows = []  # (β after the step, E[MFLOPs] after the step's α update)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.rows.append((float(pl_module.beta), pl_module.expected_mflops()))
+        self.rows.append((float(pl_module.beta), pl_module.expected_macs() / 1e6))
 
 
 @pytest.mark.parametrize("target, rising", [(0.05, True), (0.15, False)])
 def test_adaptive_beta_rises_while_over_the_target_and_falls_while_under(target, rising):
     space = SearchSpace.load("micro")  # uniform E[MFLOPs] ~ 0.093: 0.05 is under it, 0.15 over
     pl.seed_everything(0)
-    module = SearchModule(space, AdaptiveK(), target_mflops=target, beta=0.75, beta_lr=0.05, alpha_lr=0.05)
+    module = SearchModule(space, AdaptiveK(), target_mflops=target, beta=0.75, beta_lr=0.05, alpha_optimizer=adam(0.05))
     record = _RecordBeta()
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=8, accelerator="cpu", logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

@@ -97,6 +97,13 @@ def test_errors_are_one_line_and_exit_2(tmp_path, capsys, content, message):
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 
 
+def test_a_space_file_points_to_the_space_report(capsys):
+    path = ROOT / "conf" / "space" / "micro.yaml"
+    assert main([str(path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {path} is a search space, not an architecture: print its report with python -m fpnas.space {path}"]
+
+
 def test_module_entry_point(tmp_path):
     _, path = _micro_file(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "fpnas.show", str(path)], capture_output=True, text=True,
@@ -116,16 +123,12 @@ def test_a_run_directory_shows_its_arch_yaml(tmp_path, capsys):
     assert f"{arch.complexity()[0] / 1e6:.4f} MFLOPs" in capsys.readouterr().out
 
 
-def test_train_ends_with_a_summary_table(tmp_path, capsys):
-    from hydra import compose, initialize_config_dir
-
+def test_train_ends_with_a_summary_table(tmp_path, capsys, cfg_train):
     from fpnas.run_train import run_train
 
     arch, path = _micro_file(tmp_path)
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose("train", overrides=[f"paths.output_dir={tmp_path / 'run'}", "trainer.enable_progress_bar=false",
-                                          f"arch={path}", "data=digits", "trainer.max_epochs=1",
-                                          "+trainer.limit_train_batches=2", "+trainer.limit_test_batches=2"])
+    cfg = cfg_train(f"arch={path}", "data=digits", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                    "+trainer.limit_test_batches=2", out=tmp_path / "run")
     summary = run_train(cfg)
     out = capsys.readouterr().out
     assert "trained architecture" in out and "training result" in out and "outputs" in out

@@ -270,3 +270,33 @@ def test_architecture_file_round_trip_and_validation(tiny, tmp_path):
         (tmp_path / "bad.yaml").write_text(bad)
         with pytest.raises(ConfigError, match=message):
             load_architecture(tmp_path / "bad.yaml")
+
+
+def test_space_path_in_an_architecture_file_is_relative_to_the_file(tmp_path, monkeypatch):
+    import re
+
+    import yaml
+
+    from fpnas.arch import architecture_from_dict
+    from fpnas.space.spec import SPACE_DIR
+
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "mine.yaml").write_text((SPACE_DIR / "micro.yaml").read_text().replace("name: micro", "name: mine"))
+    space = SearchSpace.load(tmp_path / "spaces" / "mine.yaml")
+    row = random_indices(space, 1, seed=3)[0].tolist()
+    data = architecture_from_indices(space, row).to_dict()
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "arch.yaml").write_text(yaml.safe_dump(dict(data, space="../../spaces/mine.yaml"), sort_keys=False))
+    monkeypatch.chdir(tmp_path / "runs")  # the current directory plays no part
+    arch = load_architecture(run / "arch.yaml")
+    assert (arch.space.name, arch.indices, arch.complexity()) == ("mine", row, architecture_complexity(space, row))
+    (run / "bad.yaml").write_text(yaml.safe_dump(dict(data, space="../spaces/mine.yaml"), sort_keys=False))
+    tried = re.escape(str(run / "../spaces/mine.yaml"))
+    with pytest.raises(ConfigError, match=f"space file {tried} does not exist .*relative to the architecture file's"):
+        load_architecture(run / "bad.yaml")
+    # no file to be relative to (a mapping, e.g. from a checkpoint): the current directory, as before
+    monkeypatch.chdir(tmp_path)
+    assert architecture_from_dict(dict(data, space="spaces/mine.yaml")).indices == row
+    assert load_architecture(architecture_from_indices(SearchSpace.load("micro"), row).save(run / "shipped.yaml")
+                             ).space.name == "micro"  # a shipped space's name keeps working

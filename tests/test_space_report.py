@@ -73,3 +73,26 @@ def test_report_command(capsys):
     assert "| fbnetv2_f | 224 | 17 | block | 41.89 | 306 | 6256 | 20.44 |" in table
     assert main(["nope"]) == 2
     assert "unknown search space 'nope'" in capsys.readouterr().err
+
+
+def test_report_of_an_architecture_files_space(tmp_path, capsys):
+    from fpnas.arch import architecture_from_indices
+    from fpnas.reference import REFERENCE_DIR
+
+    assert main(["micro", "--samples", "20"]) == 0
+    micro_report = capsys.readouterr().out
+    space = SearchSpace.load("micro")
+    path = architecture_from_indices(space, [1] * space.num_decisions).save(tmp_path / "arch.yaml")
+    for given in (path, tmp_path):  # the file, or its run directory
+        assert main([str(given), "--samples", "20"]) == 0
+        first, rest = capsys.readouterr().out.split("\n", 1)
+        assert first == f"space 'micro' of architecture file {path} (space: micro)" and rest == micro_report
+    # a reference name: its inline space, one architecture
+    assert main(["fbnetv2_f1", "--samples", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"space 'fbnetv2_f1' of architecture file {REFERENCE_DIR / 'fbnetv2_f1.yaml'} (written inline in the file)"
+    assert "0 decisions" in out[1] and "logits FD / JD       0 / 0  (no decisions: every variable is fixed)" in out
+    assert "MFLOPs (exact)       min 55.57  max 55.57" in out
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "is a directory without an arch.yaml" in capsys.readouterr().err

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from fpnas.launch import adopt_submitit_local_task
-from tests.helpers import clean_env
+from tests.helpers import clean_env, quick_search
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ["data=digits", "space=micro", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
-         "+trainer.limit_val_batches=1", "search.warmup_epochs=0", "distribution.schedule=factorized",
-         "trainer.enable_progress_bar=false", "data.batch_size=16"]
+SHORT = ["data=digits", "space=micro", "trainer.max_epochs=1", *quick_search(switch_epoch=None),
+         "distribution.schedule=factorized", "data.batch_size=16"]
 CLEAN_ENV = clean_env()
 
 

@@ -77,8 +77,8 @@ def test_top_k_under_the_target_equals_brute_force(micro, kind, target_mflops):
     assert [e["rank"] for e in res.entries] == list(range(1, k + 1))
     for e in res.entries:
         macs_e, params_e = architecture_complexity(micro, e["indices"])  # formulas, not the tables
-        assert macs_e <= target and e["mflops"] == pytest.approx(macs_e / 1e6)
-        assert e["params_m"] == pytest.approx(params_e / 1e6) and e["prob"] == pytest.approx(math.exp(e["log_prob"]))
+        assert macs_e <= target and e["macs"] == macs_e
+        assert e["params"] == params_e and e["prob"] == pytest.approx(math.exp(e["log_prob"]))
     assert len({tuple(network_key(micro, e["indices"])) for e in res.entries}) == k
     assert not res.cap_hit and res.enumerated == res.over_target + res.duplicates + k
     if target_mflops == 0.2:  # the whole space is under 0.206 MFLOPs, nearly all under 0.2
@@ -112,7 +112,7 @@ def test_enumeration_visits_every_architecture_exactly_once(kind):
 
 def test_the_file_lists_entries_that_train_py_accepts(micro, tmp_path):
     dist = _hand_set(micro, "joint", seed=3)
-    path = write_top_architectures(tmp_path, dist, micro, 4, 0.05, phase="joint")
+    path = write_top_architectures(tmp_path, dist, micro, 4, 0.05e6, phase="joint")
     doc = yaml.safe_load(path.read_text())
     assert doc["found"] == 4 and doc["requested"] == 4 and doc["cap_hit"] is False and doc["space"] == "micro"
     assert doc["target_mflops"] == 0.05 and doc["phase"] == "joint"
@@ -125,14 +125,14 @@ def test_the_file_lists_entries_that_train_py_accepts(micro, tmp_path):
         assert macs <= 0.05e6 and e["mflops"] == pytest.approx(macs / 1e6, abs=1e-4)
         assert float(dist.log_prob(torch.tensor([arch.indices]))[0]) == pytest.approx(e["log_prob"], abs=1e-5)
     # a re-export with fewer entries removes the stale files
-    write_top_architectures(tmp_path, dist, micro, 2, 0.05)
+    write_top_architectures(tmp_path, dist, micro, 2, 0.05e6)
     assert sorted(p.name for p in (tmp_path / "top_archs").iterdir()) == ["rank_1.yaml", "rank_2.yaml"]
 
 
 def test_the_candidate_cap_is_reported(micro, tmp_path):
     dist = _hand_set(micro, "factorized")
     lo, _ = ComplexityTables(micro).macs_range()
-    path = write_top_architectures(tmp_path, dist, micro, 3, lo / 1e6 + 1e-9, max_candidates=50)
+    path = write_top_architectures(tmp_path, dist, micro, 3, lo + 1e-3, max_candidates=50)
     doc = yaml.safe_load(path.read_text())
     assert doc["cap_hit"] is True and doc["enumerated"] == 50 and doc["found"] < 3
     assert "export.max_candidates" in doc["note"]

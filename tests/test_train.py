@@ -9,14 +9,13 @@ from fpnas.arch import architecture_from_indices
 from fpnas.errors import ConfigError
 from fpnas.run_train import run_train
 from fpnas.space.spec import SearchSpace
+from tests.helpers import QUICK_TRAIN, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cfg(tmp_path, overrides):
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        return compose("train", overrides=[f"paths.output_dir={tmp_path}", "trainer.enable_progress_bar=false",
-                                           *overrides])
+    return compose_config("train", tmp_path, *QUICK_TRAIN, *overrides)
 
 
 def test_train_an_architecture_file_on_digits(tmp_path):
@@ -163,7 +162,7 @@ def test_architecture_not_matching_its_space_names_the_entry(tmp_path, edit, mes
 
 def test_imagenet_preset_composes():
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose("train", overrides=["+train_experiment=imagenet", "arch=efficientnet_b0", "paths.output_dir=x"])
+        cfg = compose("train", overrides=["train_experiment=imagenet", "arch=efficientnet_b0", "paths.output_dir=x"])
     assert cfg.recipe.opt == "rmsproptf" and cfg.recipe.ema_decay == 0.9999 and cfg.recipe.label_smoothing == 0.1
     assert cfg.data._target_.endswith("ImageFolderDataModule") and cfg.data.auto_augment == "rand-m9-mstd0.5"
     assert cfg.model.drop_path_rate == 0.2
@@ -189,3 +188,63 @@ def test_channels_last_keeps_the_model_and_its_outputs():
         assert torch.allclose(module.model.eval()(xb), expected, atol=1e-5)
     plain = TrainModule(architecture_from_indices(space, [1] * space.num_decisions).build(), 10)
     assert plain.on_after_batch_transfer([x], 0)[0].is_contiguous()
+
+
+# ----------------------------------------------------------------------------- dry run, own references
+def test_dry_run_prints_the_table_and_totals_without_training(tmp_path, capsys, monkeypatch):
+    from fpnas.data.digits import DigitsDataModule
+
+    def no_loading(self):
+        raise AssertionError("a dry run loads no data")
+
+    monkeypatch.setattr(DigitsDataModule, "load_arrays", no_loading)
+    arch, path = _micro_arch(tmp_path)
+    out_dir = tmp_path / "run"
+    summary = run_train(_cfg(out_dir, [f"arch={path}", "data=digits", "dry_run=true", "trainer.max_epochs=0"]))
+    out = capsys.readouterr().out
+    macs, params = arch.complexity()
+    total = next(line for line in out.splitlines() if "total" in line)  # the table's footer
+    assert [c.strip() for c in total.split("│")[-4:-1]] == [f"{macs / 1e6:.4f}", "100", f"{params:,}"]
+    assert f"dry run: {macs / 1e6:.4f} MFLOPs (MACs), {params:,} params ({params / 1e6:.4f} M) at 8 px" in out
+    for name in ("stem", "g1.b0", "g2.b1", "head"):
+        assert name in out
+    assert (summary["mflops"], summary["params_m"], summary["test_acc"]) == (macs / 1e6, params / 1e6, None)
+    assert not out_dir.exists()  # no checkpoint, arch.yaml or summary
+
+
+def test_max_epochs_0_points_to_dry_run(tmp_path):
+    _, path = _micro_arch(tmp_path)
+    with pytest.raises(ConfigError, match=r"trainer.max_epochs=0 is invalid: .*use dry_run=true"):
+        run_train(_cfg(tmp_path, [f"arch={path}", "data=digits", "trainer.max_epochs=0"]))
+
+
+def test_auto_adapts_a_reference_given_by_path(tmp_path, capsys):
+    from fpnas.reference import REFERENCE_DIR, load_reference
+
+    path = tmp_path / "my_f1.yaml"  # a user's copy: a file, not a registered name
+    path.write_text((REFERENCE_DIR / "fbnetv2_f1.yaml").read_text())
+    summary = run_train(_cfg(tmp_path / "run", [f"arch={path}", "data=digits", "input_size=16", "dry_run=true"]))
+    expected = load_reference("fbnetv2_f1").with_data(10, 1, 16)  # classifier and stem follow the data
+    assert summary["num_classes"] == 10 and summary["mflops"] == expected.complexity()[0] / 1e6
+    assert f"{expected.complexity()[1]:,} params" in capsys.readouterr().out
+
+
+def test_own_reference_by_name_through_hydra_searchpath(tmp_path):
+    """The command line: ``hydra.searchpath=[file://<dir>] arch=<name>`` finds ``<dir>/reference/<name>.yaml``."""
+    import subprocess
+    import sys
+
+    from fpnas.reference import REFERENCE_DIR, load_reference
+
+    from .helpers import clean_env
+
+    (tmp_path / "mine" / "reference").mkdir(parents=True)
+    (tmp_path / "mine" / "reference" / "myref.yaml").write_text((REFERENCE_DIR / "mobilenetv2_100.yaml").read_text())
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), f"hydra.searchpath=[file://{tmp_path / 'mine'}]",
+                           "arch=myref", "data=digits", "input_size=16", "dry_run=true",
+                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, cwd=tmp_path,
+                          env=clean_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    macs, params = load_reference("mobilenetv2_100").with_data(10, 1, 16).complexity()
+    assert f"dry run: {macs / 1e6:.4f} MFLOPs (MACs), {params:,} params" in proc.stdout
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -1,5 +1,8 @@
 """Data modules for FP-NAS: ω (weights) / α (architecture) / test splits.
 
+Every one is a :class:`~fpnas.data.base.ThreeSplitDataModule`; its contract is written in
+:mod:`fpnas.data.base`.
+
 * ``mnist5k``, ``digits``: small bundled sets held in memory (:class:`SearchDataModule`).
 * ``imagefolder``: ImageNet-layout folders, optionally the ImageNet-100 class-subset protocol.
 * ``cifar10``, ``cifar100``, ``mnist``, ``fashion_mnist``: torchvision data sets.
@@ -8,7 +11,8 @@ The last two kinds halve the official train split into ω/α and hold out the of
 test split (:class:`HalvedTrainDataModule`).
 """
 
-from fpnas.data.base import SearchDataModule
+from fpnas.data.arrays import SearchDataModule
+from fpnas.data.base import ThreeSplitDataModule
 from fpnas.data.digits import DigitsDataModule
 from fpnas.data.imagefolder import ImageFolderDataModule
 from fpnas.data.mnist5k import Mnist5kDataModule
@@ -32,6 +36,7 @@ DATAMODULES = {
 }
 
 __all__ = [
+    "ThreeSplitDataModule",
     "SearchDataModule",
     "Mnist5kDataModule",
     "DigitsDataModule",

@@ -1,206 +1,89 @@
-"""Base LightningDataModule for FP-NAS search on small in-memory image data sets.
+"""The one base class of the search's data modules, and its contract.
 
-FP-NAS alternates two updates: network weights on the omega (ω) split and
-architecture probabilities on the alpha (α) split. Keeping the two splits
-disjoint prevents the architecture from being chosen on data the weights were
-fit on. A third, held-out test split is never touched during search.
+Every data module of fpnas (``conf/data/*.yaml``) is a :class:`ThreeSplitDataModule`:
 
-Everything lives in memory as tensors (the bundled data sets are tiny), so
-subclasses only implement :meth:`SearchDataModule.load_arrays`.
+* ``__init__`` is cheap and checks every argument: a bad value raises
+  :class:`~fpnas.errors.ConfigError` naming the ``data.*`` key to change (one line, before any
+  data is read). After ``__init__``, ``num_classes``, ``in_chans`` and ``input_size`` are known:
+  the search fits its space to them before anything is loaded.
+* ``setup()`` reads the data and fills ``self.datasets`` with three disjoint splits: ``omega``
+  (ω, the super-net's weights), ``alpha`` (α, the architecture distribution) and ``test`` (held
+  out, never seen by the search).
+* ``train_dataloader()`` returns ``{"train": ω loader, "val": α loader}`` (the splits of
+  ``train_splits``); Lightning zips them, so a training batch is ``{"train": (x, y), "val": (x, y)}``.
+  ``val_dataloader()`` is α in a fixed order, ``test_dataloader()`` the test split.
+* Every loader shards the same way with one process or many and resumes mid-epoch exactly
+  (:mod:`fpnas.data.sharding`).
+
+:class:`~fpnas.data.arrays.SearchDataModule` (small arrays in memory, split three ways) and
+:class:`~fpnas.data.split.HalvedTrainDataModule` (an official train split halved into ω and α) are
+the two ways of filling the splits.
 """
-
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
-from fpnas.data.sharding import ThreeSplitDataModule
+from fpnas.data.sharding import SPLIT_STREAMS, TRAIN_LOADER_KEYS, ResumableLoader, shard_sampler
 from fpnas.errors import ConfigError
 
-SPLITS = ("omega", "alpha", "test")
+
+def check_int(name: str, value: Any, minimum: int, hint: str) -> int:
+    """Return ``value`` as int, raising :class:`ConfigError` naming ``name`` if it is invalid."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; {hint}")
+    return int(value)
 
 
-def stratified_split(
-    labels: torch.Tensor, test_fraction: float, generator: torch.Generator
-) -> Dict[str, torch.Tensor]:
-    """Split indices into test / omega / alpha, stratified by class.
+class ThreeSplitDataModule(pl.LightningDataModule):
+    """The loaders every search data module shares: ω / α for training, α and test for scoring.
 
-    The test part gets ``round(N * test_fraction)`` samples, allotted to classes
-    proportionally (largest-remainder rounding). The remainder of every class is
-    halved between omega and alpha; odd leftovers alternate between the two so
-    the halves differ by at most one sample overall. Returns sorted index tensors.
-    """
-    labels = labels.long()
-    n = labels.numel()
-    classes = torch.unique(labels)
-    counts = torch.stack([(labels == c).sum() for c in classes]).double()
-    n_test = int(round(n * test_fraction))
-    ideal = counts * n_test / n
-    per_class = ideal.floor().long()
-    short = n_test - int(per_class.sum())
-    if short > 0:
-        order = torch.argsort(ideal - per_class.double(), descending=True)
-        per_class[order[:short]] += 1
-
-    parts = {k: [] for k in SPLITS}
-    extra_to_omega = True
-    for c, k in zip(classes.tolist(), per_class.tolist()):
-        idx = torch.nonzero(labels == c, as_tuple=False).flatten()
-        idx = idx[torch.randperm(idx.numel(), generator=generator)]
-        parts["test"].append(idx[:k])
-        rest = idx[k:]
-        half = rest.numel() // 2
-        if rest.numel() % 2 == 1:
-            half += int(extra_to_omega)
-            extra_to_omega = not extra_to_omega
-        parts["omega"].append(rest[:half])
-        parts["alpha"].append(rest[half:])
-    return {k: torch.sort(torch.cat(v)).values for k, v in parts.items()}
-
-
-class SearchDataModule(ThreeSplitDataModule):
-    """In-memory ω / α / test splits for differentiable architecture search.
-
-    Args:
-        batch_size: images per ω and per α batch in ``train_dataloader``.
-        val_batch_size: batch size for ``val_dataloader`` / ``test_dataloader``
-            (defaults to ``batch_size``).
-        num_workers: DataLoader worker processes (0 = load in the main process).
-        image_size: resize images to ``image_size``×``image_size`` with bilinear
-            interpolation (antialiased when shrinking); ``None`` keeps the native size.
-        split_seed: seed of the ``torch.Generator`` that draws the splits.
-        test_fraction: fraction of the data held out as the test split, in (0, 1);
-            the rest is halved into ω (weights) and α (architecture).
-        normalize: standardize every channel with the mean/std of the ω split
-            (computed after resizing), so only training data informs the statistics.
-
-    Subclasses set ``name``, ``num_classes``, ``in_chans``, ``native_size`` and
-    implement :meth:`load_arrays`. After :meth:`setup`, ``split_indices`` maps
-    ``"omega"/"alpha"/"test"`` to indices into the full data set, and ``mean``
-    / ``std`` hold the per-channel normalization constants (0 / 1 if disabled).
+    Subclasses fill ``self.datasets`` (``omega``, ``alpha``, ``test``) in ``setup()``.
     """
 
-    name: str = "base"
-    num_classes: int = 0
-    in_chans: int = 1
-    native_size: int = 0
+    def __init__(self, batch_size: int = 64, val_batch_size: Optional[int] = None, num_workers: int = 0,
+                 image_size: Optional[int] = None, split_seed: int = 0) -> None:
+        super().__init__()
+        self.batch_size = check_int("batch_size", batch_size, 1, "set data.batch_size to a positive integer")
+        self.val_batch_size = self.batch_size if val_batch_size is None else check_int(
+            "val_batch_size", val_batch_size, 1, "set data.val_batch_size to a positive integer or null")
+        self.num_workers = check_int("num_workers", num_workers, 0, "set data.num_workers to 0 or more")
+        self.image_size = None if image_size is None else check_int(
+            "image_size", image_size, 1, "set data.image_size to a positive integer or null")
+        self.split_seed = check_int("split_seed", split_seed, 0, "set data.split_seed to a non-negative integer")
+        self.datasets: Dict[str, Dataset] = {}
+        # the splits train_dataloader yields: the search needs both; retraining may use ω only, so
+        # that α stays a validation split (train.py train_on=[omega])
+        self.train_splits: tuple[str, ...] = ("omega", "alpha")
 
-    def __init__(
-        self,
-        batch_size: int = 64,
-        val_batch_size: Optional[int] = None,
-        num_workers: int = 0,
-        image_size: Optional[int] = None,
-        split_seed: int = 0,
-        test_fraction: float = 0.2,
-        normalize: bool = True,
-    ) -> None:
-        super().__init__(batch_size, val_batch_size, num_workers, image_size, split_seed)
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0.0 < float(test_fraction) < 1.0:
-            raise ConfigError(
-                f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}; "
-                "set data.test_fraction to e.g. 0.2"
-            )
-        self.test_fraction = float(test_fraction)
-        self.normalize = bool(normalize)
-        self.save_hyperparameters()
-
-        self.split_indices: Dict[str, torch.Tensor] = {}
-        self.datasets: Dict[str, TensorDataset] = {}
-        self.mean: Optional[torch.Tensor] = None
-        self.std: Optional[torch.Tensor] = None
-        self.num_samples: int = 0
-
-    # ------------------------------------------------------------------ data
-    def load_arrays(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Return ``(X, y)``: images N×H×W or N×C×H×W (values in native range) and int labels."""
-        raise NotImplementedError
-
-    def _scale(self, x: np.ndarray) -> np.ndarray:
-        """Map raw pixel values to [0, 1]; default assumes 8-bit (0..255) data."""
-        return x / 255.0
-
-    @property
-    def input_size(self) -> int:
-        """Side length of the images the loaders produce."""
-        return self.image_size if self.image_size is not None else self.native_size
-
-    def setup(self, stage: Optional[str] = None) -> None:
-        """Load, scale, resize, split and normalize once; later calls are no-ops."""
-        if self.datasets:
-            return
-        x_np, y_np = self.load_arrays()
-        x = torch.as_tensor(self._scale(np.asarray(x_np, dtype=np.float64)), dtype=torch.float32)
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"{type(self).__name__}.load_arrays returned images of shape {tuple(x.shape)}; expected N×{self.in_chans}×H×W")
-        y = torch.as_tensor(np.asarray(y_np), dtype=torch.long).flatten()
-        if y.numel() != x.shape[0]:
-            raise ValueError(f"{type(self).__name__}.load_arrays returned {x.shape[0]} images but {y.numel()} labels")
-
-        if self.image_size is not None and self.image_size != x.shape[-1]:
-            x = F.interpolate(
-                x,
-                size=(self.image_size, self.image_size),
-                mode="bilinear",
-                align_corners=False,
-                antialias=self.image_size < x.shape[-1],
-            )
-
-        gen = torch.Generator().manual_seed(self.split_seed)
-        indices = stratified_split(y, self.test_fraction, gen)
-        sizes = {k: int(v.numel()) for k, v in indices.items()}
-        if min(sizes.values()) == 0:
-            raise ConfigError(f"test_fraction={self.test_fraction} leaves an empty split {sizes}; choose a value nearer 0.2")
-        smallest_search = min(sizes["omega"], sizes["alpha"])
-        if self.batch_size > smallest_search:
-            raise ConfigError(
-                f"batch_size={self.batch_size} exceeds the smaller of the ω/α splits ({smallest_search} images) "
-                "and drop_last would yield no batches; lower data.batch_size or data.test_fraction"
-            )
-
-        if self.normalize:
-            omega = x[indices["omega"]]
-            self.mean = omega.mean(dim=(0, 2, 3))
-            self.std = omega.std(dim=(0, 2, 3)).clamp_min(1e-6)
-        else:
-            self.mean = torch.zeros(x.shape[1])
-            self.std = torch.ones(x.shape[1])
-        x = ((x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)).contiguous()
-
-        self.num_samples = int(x.shape[0])
-        self.split_indices = indices
-        # Each split is stored in a fixed random order (not sorted by class): unshuffled val/test
-        # batches then mix classes, which matters when architectures are scored with
-        # batch-norm batch statistics (search.eval_batch_stats).
-        order = torch.Generator().manual_seed(self.split_seed + 1)
-        self.datasets = {}
-        for k, idx in indices.items():
-            idx = idx[torch.randperm(idx.numel(), generator=order)]
-            self.datasets[k] = TensorDataset(x[idx].contiguous(), y[idx].contiguous())
-
-    # ------------------------------------------------------------ reporting
-    def split_sizes(self) -> Dict[str, int]:
-        """Number of samples per split (sets the module up if needed)."""
+    def _loader(self, split: str, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         if not self.datasets:
             self.setup()
-        return {k: int(v.numel()) for k, v in self.split_indices.items()}
-
-    def describe(self) -> str:
-        """One-line human-readable summary of the data set and splits."""
-        size = f"{self.in_chans}x{self.native_size}x{self.native_size}"
-        if self.input_size != self.native_size:
-            size += f"->{self.input_size}x{self.input_size}"
-        if not self.datasets:
-            return f"{self.name}: {size}, {self.num_classes} classes (not set up)"
-        s = self.split_sizes()
-        return (
-            f"{self.name}: {self.num_samples} images {size}, {self.num_classes} classes, "
-            f"omega={s['omega']} alpha={s['alpha']} test={s['test']} (seed {self.split_seed}), "
-            f"batch {self.batch_size}, normalize={self.normalize}"
+        dataset = self.datasets[split]
+        return ResumableLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=shard_sampler(self, dataset, shuffle, drop_last, stream=SPLIT_STREAMS[split]),
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
         )
+
+    def train_dataloader(self) -> Dict[str, DataLoader]:
+        """``{"train": ω loader, "val": α loader}`` (the splits of ``train_splits``), shuffled with
+        ``drop_last``; Lightning zips them (max_size_cycle)."""
+        return {TRAIN_LOADER_KEYS[split]: self._loader(split, self.batch_size, shuffle=True, drop_last=True)
+                for split in self.train_splits}
+
+    def val_dataloader(self) -> DataLoader:
+        """α split in a fixed order, to score the current most likely architecture."""
+        return self._loader("alpha", self.val_batch_size, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Held-out test split (official test / ``val/`` where there is one) in a fixed order."""
+        return self._loader("test", self.val_batch_size, shuffle=False, drop_last=False)

@@ -21,7 +21,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from fpnas.data.sharding import check_int
+from fpnas.data.base import check_int
 from fpnas.data.split import HalvedTrainDataModule, check_stats
 from fpnas.errors import ConfigError
 

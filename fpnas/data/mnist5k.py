@@ -6,7 +6,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from fpnas.data.base import SearchDataModule
+from fpnas.data.arrays import SearchDataModule
 from fpnas.data.cache import cached_arrays
 
 

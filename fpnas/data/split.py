@@ -17,7 +17,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import Dataset
 
-from fpnas.data.sharding import ThreeSplitDataModule
+from fpnas.data.base import ThreeSplitDataModule
 from fpnas.errors import ConfigError
 
 SPLITS = ("omega", "alpha", "test")

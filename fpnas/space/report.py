@@ -1,16 +1,20 @@
 """Space statistics: size, FD vs JD logits, initial entropy and K, FLOPs/params of uniform samples.
 
-Run ``python -m fpnas.space <name or file> [--input-size N] [--samples N] [--lam L]``.
+Run ``python -m fpnas.space <name or file> [--input-size N] [--samples N] [--lam L]``; an architecture
+file (an ``arch.yaml``, its run directory, a reference name) gives the report of its space.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+from pathlib import Path
 
 import torch
+import yaml
 
 from fpnas.distribution import ArchDistribution
+from fpnas.run_dir import RunDir
 from fpnas.space.complexity import ComplexityTables
 from fpnas.space.spec import SearchSpace
 
@@ -21,16 +25,18 @@ def space_statistics(space: SearchSpace, samples: int = 1000, lam: float = 0.25,
     fd = ArchDistribution(space.sizes, space.units("factorized"), "factorized")
     jd = fd.to_joint(space.units("joint"))
     g = torch.Generator().manual_seed(seed)
-    idx = torch.stack([torch.randint(s, (samples,), generator=g) for s in space.sizes], 1)
+    idx = torch.stack([torch.randint(s, (samples,), generator=g) for s in space.sizes], 1) if space.sizes \
+        else torch.zeros(samples, 0, dtype=torch.long)  # a reference's space: one architecture
     macs, params = tables.lookup(idx)
     lo, hi = tables.macs_range()
-    h0 = float(fd.entropy())
+    h0 = float(fd.entropy()) + 0.0  # + 0.0: no decisions gives -0.0
     fd_logits, jd_logits = int(fd.mask.sum()), int(jd.mask.sum())
     return {
         "space": space.name, "input_size": space.input_size, "blocks": len(space.blocks),
         "channels_per": space.channels_per,
         "decisions": space.num_decisions, "log10_architectures": round(space.log10_num_architectures, 2),
-        "fd_logits": fd_logits, "jd_logits": jd_logits, "jd_fd_ratio": round(jd_logits / fd_logits, 2),
+        "fd_logits": fd_logits, "jd_logits": jd_logits,
+        "jd_fd_ratio": round(jd_logits / fd_logits, 2) if fd_logits else None,
         "entropy_h0_nats": round(h0, 3), "k0": max(1, math.floor(lam * h0)), "lam": lam,
         "mflops_min": lo / 1e6, "mflops_max": hi / 1e6,
         "mflops_uniform_min": float(macs.min()) / 1e6, "mflops_uniform_median": float(macs.median()) / 1e6,
@@ -48,7 +54,8 @@ def format_report(space: SearchSpace, stats: dict) -> str:
     lines += [
         "",
         f"architectures        10^{s['log10_architectures']}",
-        f"logits FD / JD       {s['fd_logits']} / {s['jd_logits']}  (JD = {s['jd_fd_ratio']}x FD)",
+        f"logits FD / JD       {s['fd_logits']} / {s['jd_logits']}  "
+        + (f"(JD = {s['jd_fd_ratio']}x FD)" if s["fd_logits"] else "(no decisions: every variable is fixed)"),
         f"H0                   {s['entropy_h0_nats']} nats  ->  K0 = {s['k0']} at lambda = {s['lam']}",
         f"MFLOPs (exact)       min {s['mflops_min']:.2f}  max {s['mflops_max']:.2f}",
         f"MFLOPs ({s['samples']} uniform) min {s['mflops_uniform_min']:.2f}  median "
@@ -62,11 +69,39 @@ def format_report(space: SearchSpace, stats: dict) -> str:
     return "\n".join(lines)
 
 
+def space_of(name_or_path: str) -> tuple[SearchSpace, str | None]:
+    """The space ``name_or_path`` names, and for an architecture file (``arch.yaml``, a run directory
+    holding one, a reference name) the line saying which space of which file it is (else None)."""
+    from fpnas.arch import load_architecture
+    from fpnas.errors import ConfigError
+    from fpnas.reference import available_references, reference_path
+
+    path = Path(name_or_path)
+    if path.is_dir():
+        if not RunDir(path).arch.is_file():
+            raise ConfigError(f"{path} is a directory without an arch.yaml; give a space name or file, or an "
+                              "architecture file")
+        path = RunDir(path).arch
+    elif name_or_path not in SearchSpace.available() and name_or_path in available_references():
+        path = reference_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") and path.is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        data = None  # SearchSpace.load reports it
+    if not (isinstance(data, dict) and "choices" in data):
+        return SearchSpace.load(name_or_path), None
+    arch = load_architecture(path)
+    entry = data.get("space")
+    how = "written inline in the file" if isinstance(entry, dict) else f"space: {entry}"
+    return arch.space, f"space '{arch.space.name}' of architecture file {path} ({how})"
+
+
 def main(argv: list[str] | None = None) -> int:
     from fpnas.errors import ConfigError
 
     parser = argparse.ArgumentParser(prog="python -m fpnas.space", description=__doc__.splitlines()[0])
-    parser.add_argument("space", nargs="?", help=f"space name ({', '.join(SearchSpace.available())}) or YAML file")
+    parser.add_argument("space", nargs="?", help=f"space name ({', '.join(SearchSpace.available())}) or YAML file, "
+                                                 "or an architecture file (arch.yaml, run directory, reference name)")
     parser.add_argument("--input-size", type=int, help="override the space's input size")
     parser.add_argument("--num-classes", type=int, help="classifier size (default: the space file's)")
     parser.add_argument("--samples", type=int, default=1000, help="uniform samples for the FLOPs statistics")
@@ -77,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         names = SearchSpace.available() if args.all or not args.space else [args.space]
         rows = []
         for name in names:
-            space = SearchSpace.load(name)
+            space, origin = space_of(name) if len(names) == 1 else (SearchSpace.load(name), None)
             spec = dict(space.spec)
             if args.num_classes:
                 spec["num_classes"] = args.num_classes
@@ -87,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             stats = space_statistics(space, args.samples, args.lam)
             rows.append(stats)
             if len(names) == 1:
-                print(format_report(space, stats))
+                print(format_report(space, stats) if origin is None else f"{origin}\n{format_report(space, stats)}")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
