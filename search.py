@@ -1,4 +1,5 @@
 """FP-NAS search entry point: ``python search.py [hydra overrides]`` (see README)."""
+
 import hydra
 from omegaconf import DictConfig
 

@@ -1,4 +1,5 @@
 """Retrain a searched architecture from scratch: ``python train.py arch=<run dir>/arch.yaml``."""
+
 import hydra
 from omegaconf import DictConfig
 

@@ -7,6 +7,7 @@ what the periodic checkpoint costs.
 
     python benchmarks/checkpoint_overhead.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,15 @@ from common import build_search, markdown_table, write_report
 
 # (label, search overrides, epochs, training batches per epoch or None for all)
 CASES = {
-    "full": [("tiny@28 (default)", [], 2, None),
-             ("fbnetv2_f@64", ["space=fbnetv2_f", "space.input_size=64", "cost.target_mflops=20", "sampler=fixed",
-                               "sampler.k=4"], 1, 20)],
+    "full": [
+        ("tiny@28 (default)", [], 2, None),
+        (
+            "fbnetv2_f@64",
+            ["space=fbnetv2_f", "space.input_size=64", "cost.target_mflops=20", "sampler=fixed", "sampler.k=4"],
+            1,
+            20,
+        ),
+    ],
     "quick": [("micro@8", ["data=digits", "space=micro", "cost.target_mflops=0.08"], 1, None)],
 }
 
@@ -44,20 +51,37 @@ def measure(label: str, overrides: list[str], epochs: int, batches: int | None, 
                 epoch_times.append(time.perf_counter() - self.t0)
 
         limit = {"limit_train_batches": batches} if batches else {}
-        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                             enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
-                             use_distributed_sampler=False, plugins=[AtomicCheckpointIO()],
-                             callbacks=[EpochClock(), checkpoint], **limit)
+        trainer = pl.Trainer(
+            max_epochs=epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,
+            plugins=[AtomicCheckpointIO()],
+            callbacks=[EpochClock(), checkpoint],
+            **limit,
+        )
         trainer.fit(module, datamodule=datamodule)
         size_mb = (Path(out) / "last.ckpt").stat().st_size / 2**20
     saves = checkpoint.saves
     per_epoch = statistics.fmean(epoch_times)
     save_s = statistics.median(saves)
     saves_per_epoch = len(saves) / epochs
-    return {"case": label, "every_n_steps": every_n_steps, "epochs": epochs,
-            "steps_per_epoch": trainer.num_training_batches, "epoch_s": per_epoch, "save_s": save_s,
-            "saves_per_epoch": saves_per_epoch, "checkpoint_mb": size_mb,
-            "overhead_pct": 100 * save_s * saves_per_epoch / per_epoch}
+    return {
+        "case": label,
+        "every_n_steps": every_n_steps,
+        "epochs": epochs,
+        "steps_per_epoch": trainer.num_training_batches,
+        "epoch_s": per_epoch,
+        "save_s": save_s,
+        "saves_per_epoch": saves_per_epoch,
+        "checkpoint_mb": size_mb,
+        "overhead_pct": 100 * save_s * saves_per_epoch / per_epoch,
+    }
 
 
 def main() -> None:
@@ -69,12 +93,23 @@ def main() -> None:
         for every in (0, 10):
             rows.append(measure(label, overrides, epochs, batches, every))
             print(rows[-1], flush=True)
-    md = markdown_table(rows, [("case", "search"), ("every_n_steps", "every N steps"),
-                               ("steps_per_epoch", "steps/epoch"), ("epoch_s", "epoch s"), ("save_s", "s per save"),
-                               ("saves_per_epoch", "saves/epoch"), ("checkpoint_mb", "last.ckpt MiB"),
-                               ("overhead_pct", "overhead % of an epoch")])
-    md += ("\n\nEvery save is the full state (weights, α, both optimizers, loops, loaders, callbacks), written to a "
-           "temporary file beside last.ckpt, flushed to disk and renamed (fpnas.checkpointing).")
+    md = markdown_table(
+        rows,
+        [
+            ("case", "search"),
+            ("every_n_steps", "every N steps"),
+            ("steps_per_epoch", "steps/epoch"),
+            ("epoch_s", "epoch s"),
+            ("save_s", "s per save"),
+            ("saves_per_epoch", "saves/epoch"),
+            ("checkpoint_mb", "last.ckpt MiB"),
+            ("overhead_pct", "overhead % of an epoch"),
+        ],
+    )
+    md += (
+        "\n\nEvery save is the full state (weights, α, both optimizers, loops, loaders, callbacks), written to a "
+        "temporary file beside last.ckpt, flushed to disk and renamed (fpnas.checkpointing)."
+    )
     write_report("checkpoint_overhead", args.quick, {"rows": rows}, md)
 
 

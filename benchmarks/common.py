@@ -1,4 +1,5 @@
 """Shared pieces of the benchmark scripts: composing a search config, devices, timing, reports."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -19,12 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 # FPNAS_BENCH_RESULTS: another folder for the reports (gpu_check.sh --cpu writes to a temporary one)
 RESULTS = Path(os.environ.get("FPNAS_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 # a child process must not believe it belongs to a distributed job of its parent
-CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if k not in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK",
-                          "PL_GLOBAL_SEED")}
+CLEAN_ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK", "PL_GLOBAL_SEED")
+}
 # the issue's CUDA case (gpu_check.sh): FP-NAS-S1's space at its 128 px input, K = 4, batch 128
-FBNET_128 = ["space=fbnetv2_f", "space.input_size=128", "cost.target_mflops=58", "sampler=fixed", "sampler.k=4",
-             "data.batch_size=128"]
+FBNET_128 = [
+    "space=fbnetv2_f",
+    "space.input_size=128",
+    "cost.target_mflops=58",
+    "sampler=fixed",
+    "sampler.k=4",
+    "data.batch_size=128",
+]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -42,8 +52,12 @@ def devices(choice: str = "auto") -> list[str]:
 def add_run_options(parser, cases: dict) -> None:
     """The options every device benchmark shares: which devices, which case set, the report's name."""
     parser.add_argument("--quick", action="store_true", help="a few steps on the 8x8 digits (smoke test)")
-    parser.add_argument("--devices", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="auto: the CPU, plus CUDA when a GPU is present")
+    parser.add_argument(
+        "--devices",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto: the CPU, plus CUDA when a GPU is present",
+    )
     parser.add_argument("--cases", choices=sorted(cases), help="case set (default: quick with --quick, else full)")
     parser.add_argument("--suffix", default="", help="appended to the report's name, e.g. _cuda")
 
@@ -91,11 +105,18 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def run_python(args: Sequence[str], cwd: str | Path | None = None, timeout: float | None = None,
-               env: dict[str, str] | None = None) -> str:
+def run_python(
+    args: Sequence[str], cwd: str | Path | None = None, timeout: float | None = None, env: dict[str, str] | None = None
+) -> str:
     """Run ``python <args>`` in a clean environment (plus ``env``); stdout on success, a clear error otherwise."""
-    proc = subprocess.run([sys.executable, *args], cwd=cwd or ROOT, env={**CLEAN_ENV, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd or ROOT,
+        env={**CLEAN_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise RuntimeError(f"command failed ({proc.returncode}): python {' '.join(args)}\n{tail}")
@@ -103,8 +124,13 @@ def run_python(args: Sequence[str], cwd: str | Path | None = None, timeout: floa
 
 
 def machine() -> dict[str, Any]:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
-            "cpus": os.cpu_count(), "platform": platform.platform()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -112,6 +138,7 @@ def machine() -> dict[str, Any]:
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     """A Markdown table of ``rows`` with ``columns`` = [(key, header)]; floats get 3-4 digits."""
+
     def fmt(v):
         if isinstance(v, float):
             return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
@@ -153,8 +180,11 @@ class StepTimer:
         class Stop(pl.Callback):
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
                 synchronize(device)
-                record = {"seconds": time.perf_counter() - clock.t0, "archs": clock.last_archs.tolist(),
-                          "batch": int(batch["train"][1].numel())}
+                record = {
+                    "seconds": time.perf_counter() - clock.t0,
+                    "archs": clock.last_archs.tolist(),
+                    "batch": int(batch["train"][1].numel()),
+                }
                 if keep_batches:
                     record["train"] = [t.detach().clone() for t in batch["train"]]
                     record["val"] = [t.detach().clone() for t in batch["val"]]
@@ -165,8 +195,16 @@ class StepTimer:
         self.start_cb, self.stop_cb = Start(), Stop()
 
 
-def search_steps(device: str, overrides: list[str], steps: int | None, skip: int, keep_batches: bool = True,
-                 max_epochs: int = 1, prepare=None, on_step=None) -> tuple[list[dict], object]:
+def search_steps(
+    device: str,
+    overrides: list[str],
+    steps: int | None,
+    skip: int,
+    keep_batches: bool = True,
+    max_epochs: int = 1,
+    prepare=None,
+    on_step=None,
+) -> tuple[list[dict], object]:
     """Run real search steps (``skip + steps`` of one epoch, or every step of ``max_epochs`` when
     ``steps`` is None); returns the timed records after the first ``skip`` and the module.
 
@@ -191,10 +229,19 @@ def search_steps(device: str, overrides: list[str], steps: int | None, skip: int
         # the product's per-step callbacks (statistics logging) are part of the step; checkpoints are per epoch
         product = [instantiate(c) for name, c in cfg.callbacks.items() if name == "search_stats"]
         limit = {} if steps is None else {"limit_train_batches": skip + steps}
-        trainer = instantiate(cfg.trainer, accelerator=device, devices=1, max_epochs=max_epochs, **limit,
-                              limit_val_batches=0, enable_progress_bar=False,
-                              enable_model_summary=False, enable_checkpointing=False, logger=False,
-                              callbacks=[clock.start_cb, *product, clock.stop_cb])
+        trainer = instantiate(
+            cfg.trainer,
+            accelerator=device,
+            devices=1,
+            max_epochs=max_epochs,
+            **limit,
+            limit_val_batches=0,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            logger=False,
+            callbacks=[clock.start_cb, *product, clock.stop_cb],
+        )
         trainer.fit(module, datamodule=datamodule)
     return clock.records[skip:], module
 

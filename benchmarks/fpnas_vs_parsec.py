@@ -14,6 +14,7 @@ Targets: FP-NAS samples <= 0.40 x PARSEC, search >= 2x faster, accuracy not lowe
 
     python benchmarks/fpnas_vs_parsec.py [--quick] [--seeds 0 1 2] [--epochs 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,12 @@ SETTINGS = {
 
 def search_overrides(setting: str, epochs: int, quick: bool) -> list[str]:
     """The shared protocol: epochs, θ and warm-up scaled from the default 20 / 8 / 2."""
-    common = [f"trainer.max_epochs={epochs}", f"distribution.switch_epoch={max(1, round(epochs * 0.4))}",
-              f"search.warmup_epochs={epochs if setting == 'uniform' else max(1, round(epochs * 0.1))}",
-              "trainer.enable_progress_bar=false"]
+    common = [
+        f"trainer.max_epochs={epochs}",
+        f"distribution.switch_epoch={max(1, round(epochs * 0.4))}",
+        f"search.warmup_epochs={epochs if setting == 'uniform' else max(1, round(epochs * 0.1))}",
+        "trainer.enable_progress_bar=false",
+    ]
     if quick:
         common += ["data=digits", "space=micro", "cost.target_mflops=0.08"]
     return [*common, *SETTINGS[setting]]
@@ -56,8 +60,9 @@ def random_architecture_under_target(run_dir: Path, overrides: list[str], seed: 
     cfg = compose_search([*overrides, f"paths.output_dir={run_dir}"])
     built, datamodule = instantiate_search(cfg)
     space = built.space
-    module = SearchModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", space=space,
-                                               sampler=built.sampler, map_location="cpu")
+    module = SearchModule.load_from_checkpoint(
+        run_dir / "checkpoints" / "last.ckpt", space=space, sampler=built.sampler, map_location="cpu"
+    )
     generator = torch.Generator().manual_seed(seed)
     for _ in range(100_000):
         idx = module.sample_architectures(1, generator, uniform=True)
@@ -81,12 +86,19 @@ def run_one(setting: str, seed: int, epochs: int, retrain_epochs: int, quick: bo
     arch, alpha_acc = run_dir / "arch.yaml", summary["val_acc"]
     if setting == "uniform":
         arch, alpha_acc = random_architecture_under_target(run_dir, overrides, seed)
-    row = {"setting": setting, "seed": seed, "samples": summary["total_arch_samples"],
-           "search_s": summary["fit_time_s"], "wall_s": summary["wall_time_s"],
-           "target_mflops": summary["target_mflops"],
-           "mflops": summary["arch_mflops"], "alpha_acc": alpha_acc,
-           "k_initial": summary["k_initial"], "k_final": summary["k_final"],
-           "entropy_final": summary["entropy_final"]}
+    row = {
+        "setting": setting,
+        "seed": seed,
+        "samples": summary["total_arch_samples"],
+        "search_s": summary["fit_time_s"],
+        "wall_s": summary["wall_time_s"],
+        "target_mflops": summary["target_mflops"],
+        "mflops": summary["arch_mflops"],
+        "alpha_acc": alpha_acc,
+        "k_initial": summary["k_initial"],
+        "k_final": summary["k_final"],
+        "entropy_final": summary["entropy_final"],
+    }
     if setting == "uniform":
         from fpnas.arch import load_architecture
 
@@ -94,8 +106,17 @@ def run_one(setting: str, seed: int, epochs: int, retrain_epochs: int, quick: bo
     if retrain_epochs:
         train_dir = work / f"{setting}_seed{seed}_train"
         data = ["data=digits"] if quick else []
-        run_python(["train.py", f"arch={arch}", f"hydra.run.dir={train_dir}", f"seed={seed}",
-                    f"trainer.max_epochs={retrain_epochs}", "trainer.enable_progress_bar=false", *data])
+        run_python(
+            [
+                "train.py",
+                f"arch={arch}",
+                f"hydra.run.dir={train_dir}",
+                f"seed={seed}",
+                f"trainer.max_epochs={retrain_epochs}",
+                "trainer.enable_progress_bar=false",
+                *data,
+            ]
+        )
         train = json.loads((train_dir / "train_summary.json").read_text())
         row["test_acc"] = train["test_acc"]
     return row
@@ -128,8 +149,12 @@ def ratios(agg: list[dict]) -> dict:
     p, f = by.get("parsec"), by.get("fpnas")
     if not (p and f):
         return {}
-    res = {"samples_fpnas_over_parsec": f["samples"] / p["samples"], "samples_target": 0.40,
-           "speedup_parsec_over_fpnas": p["search_s"] / f["search_s"], "speedup_target": 2.0}
+    res = {
+        "samples_fpnas_over_parsec": f["samples"] / p["samples"],
+        "samples_target": 0.40,
+        "speedup_parsec_over_fpnas": p["search_s"] / f["search_s"],
+        "speedup_target": 2.0,
+    }
     for key in ("alpha_acc", "test_acc"):
         if f.get(key) is not None and p.get(key) is not None:
             res[f"{key}_fpnas_minus_parsec"] = f[key] - p[key]
@@ -159,29 +184,56 @@ def main() -> None:
                 rows.append(run_one(setting, seed, epochs, retrain, args.quick, Path(tmp)))
                 print(json.dumps(rows[-1]), flush=True)
     agg = aggregate(rows)
-    table = [{"setting": a["setting"], "seeds": a["seeds"], "samples": pm(a["samples"], a["samples_std"], "{:.0f}"),
-              "search_s": pm(a["search_s"], a["search_s_std"], "{:.1f}"),
-              "mflops": pm(a["mflops"], a["mflops_std"]) + f" / {a['target_mflops']:g}",
-              "over": a["over_target"], "alpha_acc": pm(a["alpha_acc"], a["alpha_acc_std"]),
-              "test_acc": pm(a["test_acc"], a["test_acc_std"])} for a in agg]
-    md = markdown_table(table, [("setting", "setting"), ("seeds", "seeds"), ("samples", "arch samples"),
-                                ("search_s", "search s"), ("mflops", "found MFLOPs / target"),
-                                ("over", "runs over target"), ("alpha_acc", "α-split acc"),
-                                ("test_acc", f"test acc (retrained {retrain} ep)")])
+    table = [
+        {
+            "setting": a["setting"],
+            "seeds": a["seeds"],
+            "samples": pm(a["samples"], a["samples_std"], "{:.0f}"),
+            "search_s": pm(a["search_s"], a["search_s_std"], "{:.1f}"),
+            "mflops": pm(a["mflops"], a["mflops_std"]) + f" / {a['target_mflops']:g}",
+            "over": a["over_target"],
+            "alpha_acc": pm(a["alpha_acc"], a["alpha_acc_std"]),
+            "test_acc": pm(a["test_acc"], a["test_acc_std"]),
+        }
+        for a in agg
+    ]
+    md = markdown_table(
+        table,
+        [
+            ("setting", "setting"),
+            ("seeds", "seeds"),
+            ("samples", "arch samples"),
+            ("search_s", "search s"),
+            ("mflops", "found MFLOPs / target"),
+            ("over", "runs over target"),
+            ("alpha_acc", "α-split acc"),
+            ("test_acc", f"test acc (retrained {retrain} ep)"),
+        ],
+    )
     r = ratios(agg)
     if r:
-        md += (f"\n\nFP-NAS / PARSEC samples: **{r['samples_fpnas_over_parsec']:.3f}** (target <= 0.40); "
-               f"PARSEC / FP-NAS search time: **{r['speedup_parsec_over_fpnas']:.2f}x** (target >= 2)")
+        md += (
+            f"\n\nFP-NAS / PARSEC samples: **{r['samples_fpnas_over_parsec']:.3f}** (target <= 0.40); "
+            f"PARSEC / FP-NAS search time: **{r['speedup_parsec_over_fpnas']:.2f}x** (target >= 2)"
+        )
         for key, name in (("alpha_acc", "α-split acc"), ("test_acc", "test acc")):
             if f"{key}_fpnas_minus_parsec" in r:
-                md += (f"; {name} FP-NAS − PARSEC: {r[f'{key}_fpnas_minus_parsec']:+.4f} "
-                       f"(seed std {r[f'{key}_seed_std']:.4f})")
+                md += (
+                    f"; {name} FP-NAS − PARSEC: {r[f'{key}_fpnas_minus_parsec']:+.4f} "
+                    f"(seed std {r[f'{key}_seed_std']:.4f})"
+                )
         md += "."
-    md += (f"\n\nProtocol: {'digits/micro' if args.quick else 'mnist5k, space tiny, target 0.6 MFLOPs, β 0.75'}, "
-           f"{epochs} search epochs (θ = {max(1, round(epochs * 0.4))}, warm-up {max(1, round(epochs * 0.1))}), "
-           f"seeds {seeds}; mean ± std over seeds; search s = Lightning fit time.")
-    write_report("fpnas_vs_parsec", args.quick, {"epochs": epochs, "retrain_epochs": retrain, "seeds": seeds,
-                                                 "rows": rows, "aggregate": agg, "ratios": r}, md)
+    md += (
+        f"\n\nProtocol: {'digits/micro' if args.quick else 'mnist5k, space tiny, target 0.6 MFLOPs, β 0.75'}, "
+        f"{epochs} search epochs (θ = {max(1, round(epochs * 0.4))}, warm-up {max(1, round(epochs * 0.1))}), "
+        f"seeds {seeds}; mean ± std over seeds; search s = Lightning fit time."
+    )
+    write_report(
+        "fpnas_vs_parsec",
+        args.quick,
+        {"epochs": epochs, "retrain_epochs": retrain, "seeds": seeds, "rows": rows, "aggregate": agg, "ratios": r},
+        md,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ made with other settings), ``--workers`` trains that many architectures at once 
         --seeds 0 1 2 -- train_experiment=ground_truth trainer.max_epochs=10   # any space/data/recipe
     python benchmarks/ground_truth.py mnist5k --report-only         # the spread report from the CSV
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,18 +30,29 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from common import RESULTS, ROOT, machine, markdown_table
 
 # The shipped benchmarks: space, data, recipe (train.py overrides), seeds and the FLOPs budgets
 # (MFLOPs) that benchmarks/search_quality.py searches under.
 BENCHMARKS: dict[str, dict[str, Any]] = {
-    "mnist5k": {"space": "bench_mnist", "data": "mnist5k", "train_overrides": ["train_experiment=ground_truth"],
-                "seeds": [0, 1, 2], "budgets_mflops": [0.12, 0.17, 0.24]},
-    "digits": {"space": "bench_digits", "data": "digits", "train_overrides": ["train_experiment=ground_truth"],
-               "seeds": [0, 1, 2], "budgets_mflops": [0.045, 0.06, 0.08]},  # 48%, 72%, 83% of the archs (mnist5k's: 45%, 72%, 84%)
+    "mnist5k": {
+        "space": "bench_mnist",
+        "data": "mnist5k",
+        "train_overrides": ["train_experiment=ground_truth"],
+        "seeds": [0, 1, 2],
+        "budgets_mflops": [0.12, 0.17, 0.24],
+    },
+    "digits": {
+        "space": "bench_digits",
+        "data": "digits",
+        "train_overrides": ["train_experiment=ground_truth"],
+        "seeds": [0, 1, 2],
+        "budgets_mflops": [0.045, 0.06, 0.08],
+    },  # 48%, 72%, 83% of the archs (mnist5k's: 45%, 72%, 84%)
 }
 MAX_ARCHITECTURES = 5000  # every one is trained: a larger space is a mistake here
 
@@ -68,8 +80,10 @@ def distinct_architectures(space) -> list[list[int]]:
     from fpnas.topk import network_key
 
     if space.log10_num_architectures > math.log10(MAX_ARCHITECTURES):
-        raise SystemExit(f"error: space '{space.name}' has 10^{space.log10_num_architectures:.1f} architectures; "
-                         f"the ground truth trains every one: use a space of at most {MAX_ARCHITECTURES}")
+        raise SystemExit(
+            f"error: space '{space.name}' has 10^{space.log10_num_architectures:.1f} architectures; "
+            f"the ground truth trains every one: use a space of at most {MAX_ARCHITECTURES}"
+        )
     seen: dict[tuple, list[int]] = {}
     for idx in itertools.product(*[range(s) for s in space.sizes]):
         seen.setdefault(network_key(space, idx), list(idx))
@@ -138,14 +152,24 @@ def train_architecture(task: tuple[int, list[int], list[int]]) -> dict[str, Any]
     cfg, datamodule, space = _WORKER["cfg"], _WORKER["datamodule"], _WORKER["space"]
     arch = architecture_from_indices(space, indices)
     macs, params = arch.complexity()
-    row: dict[str, Any] = {"arch_id": arch_id, "arch": readable(space, indices), "mflops": round(macs / 1e6, 6),
-                           "params_m": round(params / 1e6, 6)}
+    row: dict[str, Any] = {
+        "arch_id": arch_id,
+        "arch": readable(space, indices),
+        "mflops": round(macs / 1e6, 6),
+        "params_m": round(params / 1e6, 6),
+    }
     times = []
     for seed in seeds:
         pl.seed_everything(seed, workers=True, verbose=False)
         module = build_train_module(cfg, arch, datamodule)
-        trainer = instantiate_trainer(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False,
-                                      enable_progress_bar=False, enable_model_summary=False)
+        trainer = instantiate_trainer(
+            cfg.trainer,
+            logger=False,
+            callbacks=[],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         times.append(time.perf_counter() - start)
@@ -155,16 +179,23 @@ def train_architecture(task: tuple[int, list[int], list[int]]) -> dict[str, Any]
         row[f"alpha_acc_s{seed}"] = round(metrics["alpha_acc_ema"], 6)
     tests = [row[f"test_acc_s{s}"] for s in seeds]
     alphas = [row[f"alpha_acc_s{s}"] for s in seeds]
-    row.update(test_acc_mean=round(statistics.fmean(tests), 6),
-               test_acc_std=round(statistics.stdev(tests), 6) if len(tests) > 1 else 0.0,
-               alpha_acc_mean=round(statistics.fmean(alphas), 6), train_s=round(statistics.fmean(times), 3))
+    row.update(
+        test_acc_mean=round(statistics.fmean(tests), 6),
+        test_acc_std=round(statistics.stdev(tests), 6) if len(tests) > 1 else 0.0,
+        alpha_acc_mean=round(statistics.fmean(alphas), 6),
+        train_s=round(statistics.fmean(times), 3),
+    )
     return row
 
 
 # ----------------------------------------------------------------------------- the table
 def columns(seeds: Sequence[int]) -> list[str]:
-    return (["arch_id", "arch", "mflops", "params_m", "test_acc_mean", "test_acc_std", "alpha_acc_mean"]
-            + [f"test_acc_s{s}" for s in seeds] + [f"alpha_acc_s{s}" for s in seeds] + ["train_s"])
+    return (
+        ["arch_id", "arch", "mflops", "params_m", "test_acc_mean", "test_acc_std", "alpha_acc_mean"]
+        + [f"test_acc_s{s}" for s in seeds]
+        + [f"alpha_acc_s{s}" for s in seeds]
+        + ["train_s"]
+    )
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -182,14 +213,24 @@ def settings(space, data: str, overrides: Sequence[str], seeds: Sequence[int], c
     """What the rows depend on; a restart must match it."""
     from omegaconf import OmegaConf
 
-    recipe = {"recipe": OmegaConf.to_container(cfg.recipe, resolve=True),
-              "max_epochs": cfg.trainer.max_epochs, "train_on": list(cfg.train_on),
-              "data": {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=False).items() if k != "image_size"}}
-    key = json.dumps({"space": space.spec, "data": data, "recipe": recipe, "seeds": list(seeds)}, sort_keys=True,
-                     default=str)
-    return {"space": space.name, "data": data, "train_overrides": list(overrides), "seeds": list(seeds),
-            "metric": "accuracy of the recipe's model (EMA weights when recipe.ema_decay > 0), trained on ω only",
-            "recipe": recipe, "settings_hash": hashlib.sha256(key.encode()).hexdigest()[:16]}
+    recipe = {
+        "recipe": OmegaConf.to_container(cfg.recipe, resolve=True),
+        "max_epochs": cfg.trainer.max_epochs,
+        "train_on": list(cfg.train_on),
+        "data": {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=False).items() if k != "image_size"},
+    }
+    key = json.dumps(
+        {"space": space.spec, "data": data, "recipe": recipe, "seeds": list(seeds)}, sort_keys=True, default=str
+    )
+    return {
+        "space": space.name,
+        "data": data,
+        "train_overrides": list(overrides),
+        "seeds": list(seeds),
+        "metric": "accuracy of the recipe's model (EMA weights when recipe.ema_decay > 0), trained on ω only",
+        "recipe": recipe,
+        "settings_hash": hashlib.sha256(key.encode()).hexdigest()[:16],
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -230,45 +271,78 @@ def budget_report(rows: list[dict[str, Any]], budgets: Sequence[float]) -> list[
         accs = [r["test_acc_mean"] for r in feasible]
         spread = percentile(accs, 90) - percentile(accs, 10)
         noise = statistics.fmean(r["test_acc_std"] for r in feasible)
-        out.append({"budget_mflops": budget, "feasible": len(feasible), "feasible_pct": 100 * len(feasible) / len(rows),
-                    "best_acc": max(accs), "p90_minus_p10": spread, "mean_seed_std": noise,
-                    "ratio": spread / noise if noise > 0 else float("inf"),
-                    "spearman_acc_mflops": spearman([r["mflops"] for r in feasible], accs)})
+        out.append(
+            {
+                "budget_mflops": budget,
+                "feasible": len(feasible),
+                "feasible_pct": 100 * len(feasible) / len(rows),
+                "best_acc": max(accs),
+                "p90_minus_p10": spread,
+                "mean_seed_std": noise,
+                "ratio": spread / noise if noise > 0 else float("inf"),
+                "spearman_acc_mflops": spearman([r["mflops"] for r in feasible], accs),
+            }
+        )
     return out
 
 
-def write_report(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], total: int,
-                 budgets: Sequence[float]) -> None:
+def write_report(
+    out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], total: int, budgets: Sequence[float]
+) -> None:
     report = budget_report(rows, budgets) if len(rows) == total else []
     accs = [r["test_acc_mean"] for r in rows]
-    doc = {**meta, "architectures": total, "rows": len(rows), "complete": len(rows) == total,
-           "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-           "mflops_range": [min(r["mflops"] for r in rows), max(r["mflops"] for r in rows)] if rows else None,
-           "test_acc_range": [min(accs), max(accs)] if rows else None,
-           "mean_train_s": statistics.fmean(r["train_s"] for r in rows) if rows else None,
-           "spearman_acc_mflops": spearman([r["mflops"] for r in rows], accs) if len(rows) > 2 else None,
-           "budgets": report}
+    doc = {
+        **meta,
+        "architectures": total,
+        "rows": len(rows),
+        "complete": len(rows) == total,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "mflops_range": [min(r["mflops"] for r in rows), max(r["mflops"] for r in rows)] if rows else None,
+        "test_acc_range": [min(accs), max(accs)] if rows else None,
+        "mean_train_s": statistics.fmean(r["train_s"] for r in rows) if rows else None,
+        "spearman_acc_mflops": spearman([r["mflops"] for r in rows], accs) if len(rows) > 2 else None,
+        "budgets": report,
+    }
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
-    md = [f"# Ground truth: space `{meta['space']}` on `{meta['data']}`", "",
-          f"{len(rows)} of {total} architectures, seeds {meta['seeds']}, train.py overrides "
-          f"`{' '.join(meta['train_overrides'])}`; metric: {meta['metric']}."]
+    md = [
+        f"# Ground truth: space `{meta['space']}` on `{meta['data']}`",
+        "",
+        f"{len(rows)} of {total} architectures, seeds {meta['seeds']}, train.py overrides "
+        f"`{' '.join(meta['train_overrides'])}`; metric: {meta['metric']}.",
+    ]
     if rows:
-        md += ["", f"MFLOPs {doc['mflops_range'][0]:.4g}-{doc['mflops_range'][1]:.4g}, mean test accuracy "
-                   f"{doc['test_acc_range'][0]:.4f}-{doc['test_acc_range'][1]:.4f}, Spearman(acc, MFLOPs) "
-                   f"{doc['spearman_acc_mflops'] or float('nan'):.3f}, {doc['mean_train_s']:.1f} s per training "
-                   f"({meta['threads']} thread(s) per worker, {meta['workers']} worker(s))."]
+        md += [
+            "",
+            f"MFLOPs {doc['mflops_range'][0]:.4g}-{doc['mflops_range'][1]:.4g}, mean test accuracy "
+            f"{doc['test_acc_range'][0]:.4f}-{doc['test_acc_range'][1]:.4f}, Spearman(acc, MFLOPs) "
+            f"{doc['spearman_acc_mflops'] or float('nan'):.3f}, {doc['mean_train_s']:.1f} s per training "
+            f"({meta['threads']} thread(s) per worker, {meta['workers']} worker(s)).",
+        ]
     if report:
-        md += ["", markdown_table(report, [("budget_mflops", "budget MFLOPs"), ("feasible", "archs under it"),
-                                           ("best_acc", "best mean test acc"), ("p90_minus_p10", "P90 - P10"),
-                                           ("mean_seed_std", "mean seed std"), ("ratio", "ratio (target >= 5)"),
-                                           ("spearman_acc_mflops", "Spearman acc~MFLOPs")])]
+        md += [
+            "",
+            markdown_table(
+                report,
+                [
+                    ("budget_mflops", "budget MFLOPs"),
+                    ("feasible", "archs under it"),
+                    ("best_acc", "best mean test acc"),
+                    ("p90_minus_p10", "P90 - P10"),
+                    ("mean_seed_std", "mean seed std"),
+                    ("ratio", "ratio (target >= 5)"),
+                    ("spearman_acc_mflops", "Spearman acc~MFLOPs"),
+                ],
+            ),
+        ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("benchmark", nargs="?", choices=list(BENCHMARKS), help="a shipped benchmark")
     parser.add_argument("--space", help="space name or file (instead of a shipped benchmark)")
     parser.add_argument("--data", help="data config name (conf/data)")
@@ -277,12 +351,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="architectures trained at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--limit", type=int, help="stop after this many rows in all (a piece of the table)")
-    parser.add_argument("--out", type=Path, help="CSV path (default benchmarks/results/ground_truth_<space>_<data>.csv)")
+    parser.add_argument(
+        "--out", type=Path, help="CSV path (default benchmarks/results/ground_truth_<space>_<data>.csv)"
+    )
     parser.add_argument("--report-only", action="store_true", help="rewrite the JSON/Markdown report from the CSV")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:cut])
-    args.overrides = argv[cut + 1:]  # train.py overrides, e.g. trainer.max_epochs=10
+    args.overrides = argv[cut + 1 :]  # train.py overrides, e.g. trainer.max_epochs=10
     bench = dict(BENCHMARKS.get(args.benchmark) or {})
     space_name, data = args.space or bench.get("space"), args.data or bench.get("data")
     if not space_name or not data:
@@ -301,17 +377,22 @@ def main() -> None:
     if rows and meta_path.is_file():
         old = json.loads(meta_path.read_text())
         if old.get("settings_hash") != meta["settings_hash"]:
-            raise SystemExit(f"error: {out} was made with other settings ({old.get('train_overrides')}, seeds "
-                             f"{old.get('seeds')}); give another --out or delete it to start over")
+            raise SystemExit(
+                f"error: {out} was made with other settings ({old.get('train_overrides')}, seeds "
+                f"{old.get('seeds')}); give another --out or delete it to start over"
+            )
     if args.report_only:
         write_report(out, meta, rows, len(archs), budgets)
         return
     done = {r["arch_id"] for r in rows}
     todo = [(i, idx, list(seeds)) for i, idx in enumerate(archs) if i not in done]
     if args.limit is not None:
-        todo = todo[:max(0, args.limit - len(done))]
-    print(f"{space.describe()}; {len(archs)} distinct architectures, {len(done)} done, {len(todo)} to train "
-          f"x {len(seeds)} seeds with {args.workers} worker(s) -> {out}", flush=True)
+        todo = todo[: max(0, args.limit - len(done))]
+    print(
+        f"{space.describe()}; {len(archs)} distinct architectures, {len(done)} done, {len(todo)} to train "
+        f"x {len(seeds)} seeds with {args.workers} worker(s) -> {out}",
+        flush=True,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     write_report(out, meta, rows, len(archs), budgets)  # the settings, before the first row
     new_file = not out.is_file() or out.stat().st_size == 0
@@ -323,8 +404,9 @@ def main() -> None:
         if args.workers > 1:
             import multiprocessing as mp
 
-            pool = mp.get_context("spawn").Pool(args.workers, init_worker,
-                                                (space_name, data, list(overrides), args.threads))
+            pool = mp.get_context("spawn").Pool(
+                args.workers, init_worker, (space_name, data, list(overrides), args.threads)
+            )
             results = pool.imap_unordered(train_architecture, todo)
         else:
             pool, results = None, map(train_architecture, todo)
@@ -335,9 +417,12 @@ def main() -> None:
                 os.fsync(f.fileno())
                 rows.append(row)
                 eta = (time.time() - start) / n * (len(todo) - n)
-                print(f"[{len(rows)}/{len(archs)}] {row['mflops']:.4f} MFLOPs  test {row['test_acc_mean']:.4f} "
-                      f"± {row['test_acc_std']:.4f}  α {row['alpha_acc_mean']:.4f}  {row['train_s']:.1f} s/training  "
-                      f"ETA {eta / 60:.1f} min  ({row['arch']})", flush=True)
+                print(
+                    f"[{len(rows)}/{len(archs)}] {row['mflops']:.4f} MFLOPs  test {row['test_acc_mean']:.4f} "
+                    f"± {row['test_acc_std']:.4f}  α {row['alpha_acc_mean']:.4f}  {row['train_s']:.1f} s/training  "
+                    f"ETA {eta / 60:.1f} min  ({row['arch']})",
+                    flush=True,
+                )
         finally:
             if pool is not None:
                 pool.terminate()

@@ -6,6 +6,7 @@ Each script writes benchmarks/results/<name>.json/.md (``<name>_quick.*`` with `
 this one adds ``run_all.json`` with each script's wall time. Run on an otherwise idle machine:
 the timings are ratios of runs made side by side, but a busy machine still adds noise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,13 @@ def main() -> None:
         print(run_python([str(ROOT / "benchmarks" / f"{name}.py"), *(["--quick"] if args.quick else [])]), flush=True)
         times[name] = round(time.perf_counter() - t0, 1)
     total = round(time.perf_counter() - start, 1)
-    report = {"quick": args.quick, "seconds": times, "total_seconds": total, "machine": machine(),
-              "date": time.strftime("%Y-%m-%d %H:%M")}
+    report = {
+        "quick": args.quick,
+        "seconds": times,
+        "total_seconds": total,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / ("run_all_quick.json" if args.quick else "run_all.json")).write_text(json.dumps(report, indent=2) + "\n")
     print(f"total {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))

@@ -20,6 +20,7 @@ restart skips it. ``benchmarks/results/search_quality.json|md`` holds every row 
     python benchmarks/search_quality.py mnist5k --workers 2
     python benchmarks/search_quality.py mnist5k --settings fpnas --variant beta_fixed -- cost.beta_lr=0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,21 +49,28 @@ WORK = ROOT / "benchmarks" / ".work" / "search_quality"
 
 
 # ----------------------------------------------------------------------------- one search
-def search_overrides(bench: dict, setting: str, budget: float, seed: int, run_dir: Path,
-                     extra: list[str]) -> list[str]:
-    return [f"space={bench['space']}", f"data={bench['data']}", *bench.get("data_overrides", []),
-            f"cost.target_mflops={budget}", f"seed={seed}", f"hydra.run.dir={run_dir}",
-            "trainer.enable_progress_bar=false", "callbacks.search_plots.every_n_epochs=0",
-            *SEARCH_SETTINGS[setting.split("@")[0]], *extra]
+def search_overrides(bench: dict, setting: str, budget: float, seed: int, run_dir: Path, extra: list[str]) -> list[str]:
+    return [
+        f"space={bench['space']}",
+        f"data={bench['data']}",
+        *bench.get("data_overrides", []),
+        f"cost.target_mflops={budget}",
+        f"seed={seed}",
+        f"hydra.run.dir={run_dir}",
+        "trainer.enable_progress_bar=false",
+        "callbacks.search_plots.every_n_epochs=0",
+        *SEARCH_SETTINGS[setting.split("@")[0]],
+        *extra,
+    ]
 
 
 def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]], threads: int) -> list[float]:
     """α-split accuracy of every architecture under the trained super-net, scored as the search's
     validation scores its exported architecture (batch statistics, fixed α order)."""
     import torch
+    from common import compose_search
     from torchmetrics.classification import MulticlassAccuracy
 
-    from common import compose_search
     from fpnas.run_search import instantiate_search
     from fpnas.search_module import SearchModule
 
@@ -70,8 +78,9 @@ def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]],
     cfg = compose_search([o for o in overrides if not o.startswith("hydra.")] + [f"paths.output_dir={run_dir}"])
     built, datamodule = instantiate_search(cfg)
     space = built.space
-    module = SearchModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", space=space, sampler=built.sampler,
-                                               map_location="cpu")
+    module = SearchModule.load_from_checkpoint(
+        run_dir / "checkpoints" / "last.ckpt", space=space, sampler=built.sampler, map_location="cpu"
+    )
     module.eval()
     datamodule.setup()
     batches = list(datamodule.val_dataloader())
@@ -97,8 +106,7 @@ def run_search_task(task: dict[str, Any]) -> dict[str, Any]:
     if run_dir.exists():  # an unfinished run of an earlier invocation: start it again
         shutil.rmtree(run_dir)
     env = {**CLEAN_ENV, "OMP_NUM_THREADS": str(task["threads"]), "MKL_NUM_THREADS": str(task["threads"])}
-    proc = subprocess.run([sys.executable, "search.py", *overrides], cwd=ROOT, env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run([sys.executable, "search.py", *overrides], cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
         raise RuntimeError(f"search failed: python search.py {' '.join(overrides)}\n{tail}")
@@ -106,12 +114,21 @@ def run_search_task(task: dict[str, Any]) -> dict[str, Any]:
     from fpnas.arch import load_architecture
 
     arch = load_architecture(run_dir / "arch.yaml")
-    row = {"setting": task["setting"], "data": bench["data"], "space": bench["space"],
-           "budget_mflops": task["budget"], "seed": task["seed"], **lookup(gt, arch.space, arch.indices, task["budget"]),
-           "samples": summary["total_arch_samples"], "wall_time_s": summary["wall_time_s"],
-           "fit_time_s": summary["fit_time_s"], "argmax_mflops": summary.get("argmax_mflops"),
-           "beta_final": summary.get("beta_final"), "supernet_alpha_acc": summary["val_acc"],
-           "overrides": task["extra"]}
+    row = {
+        "setting": task["setting"],
+        "data": bench["data"],
+        "space": bench["space"],
+        "budget_mflops": task["budget"],
+        "seed": task["seed"],
+        **lookup(gt, arch.space, arch.indices, task["budget"]),
+        "samples": summary["total_arch_samples"],
+        "wall_time_s": summary["wall_time_s"],
+        "fit_time_s": summary["fit_time_s"],
+        "argmax_mflops": summary.get("argmax_mflops"),
+        "beta_final": summary.get("beta_final"),
+        "supernet_alpha_acc": summary["val_acc"],
+        "overrides": task["extra"],
+    }
     if task["kendall"]:
         space = arch.space
         archs = [parse_readable(space, r["arch"]) for r in gt]
@@ -119,8 +136,9 @@ def run_search_task(task: dict[str, Any]) -> dict[str, Any]:
         truth = [r["test_acc_mean"] for r in gt]
         feasible = [i for i, r in enumerate(gt) if r["mflops"] <= task["budget"]]
         row["kendall_tau"] = float(kendalltau(scores, truth).statistic)
-        row["kendall_tau_feasible"] = float(kendalltau([scores[i] for i in feasible],
-                                                       [truth[i] for i in feasible]).statistic)
+        row["kendall_tau_feasible"] = float(
+            kendalltau([scores[i] for i in feasible], [truth[i] for i in feasible]).statistic
+        )
     return row
 
 
@@ -129,11 +147,20 @@ def calibrate_task(task: dict[str, Any]) -> dict[str, Any]:
     from ground_truth import _WORKER, init_worker, train_architecture
 
     if not _WORKER:
-        init_worker(task["bench"]["space"], task["bench"]["data"],
-                    [*task["bench"].get("data_overrides", []), *task["bench"]["train_overrides"]], task["threads"])
+        init_worker(
+            task["bench"]["space"],
+            task["bench"]["data"],
+            [*task["bench"].get("data_overrides", []), *task["bench"]["train_overrides"]],
+            task["threads"],
+        )
     row = train_architecture((task["arch_id"], task["indices"], [0]))
-    return {"setting": "calibration", "data": task["bench"]["data"], "budget_mflops": task["budget"],
-            "arch_id": task["arch_id"], "train_s": row["train_s"]}
+    return {
+        "setting": "calibration",
+        "data": task["bench"]["data"],
+        "budget_mflops": task["budget"],
+        "arch_id": task["arch_id"],
+        "train_s": row["train_s"],
+    }
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -152,13 +179,20 @@ def lookup(gt: list[dict], space, indices, budget: float) -> dict[str, Any]:
     r = match[0]
     feasible = [g["test_acc_mean"] for g in gt if g["mflops"] <= budget]
     better = sum(acc > r["test_acc_mean"] for acc in feasible)
-    return {"arch": r["arch"], "arch_id": int(r["arch_id"]), "arch_mflops": r["mflops"],
-            "over_target": r["mflops"] > budget, "test_acc": r["test_acc_mean"],
-            "percentile": 100.0 * better / len(feasible), "regret": max(feasible) - r["test_acc_mean"]}
+    return {
+        "arch": r["arch"],
+        "arch_id": int(r["arch_id"]),
+        "arch_mflops": r["mflops"],
+        "over_target": r["mflops"] > budget,
+        "test_acc": r["test_acc_mean"],
+        "percentile": 100.0 * better / len(feasible),
+        "regret": max(feasible) - r["test_acc_mean"],
+    }
 
 
-def baseline_rows(bench: dict, gt: list[dict], budget: float, seeds: list[int], rows: list[dict],
-                  gt_seeds: list[int]) -> list[dict]:
+def baseline_rows(
+    bench: dict, gt: list[dict], budget: float, seeds: list[int], rows: list[dict], gt_seeds: list[int]
+) -> list[dict]:
     """random_search (equal compute) and random_arch for every seed, from the table alone."""
     from fpnas.space.spec import SearchSpace
 
@@ -176,10 +210,19 @@ def baseline_rows(bench: dict, gt: list[dict], budget: float, seeds: list[int], 
         col = f"alpha_acc_s{gt_seeds[seed % len(gt_seeds)]}"  # the drawn architecture's own training
         best = max(drawn, key=lambda r: r[col])
         for setting, pick, count in (("random_search", best, n), ("random_arch", rng.choice(feasible), 1)):
-            out.append({"setting": setting, "data": bench["data"], "space": bench["space"], "budget_mflops": budget,
-                        "seed": seed, **lookup(gt, space, parse_readable(space, pick["arch"]), budget),
-                        "samples": count, "wall_time_s": round(count * train_s, 2),
-                        "fit_time_s": round(count * train_s, 2)})
+            out.append(
+                {
+                    "setting": setting,
+                    "data": bench["data"],
+                    "space": bench["space"],
+                    "budget_mflops": budget,
+                    "seed": seed,
+                    **lookup(gt, space, parse_readable(space, pick["arch"]), budget),
+                    "samples": count,
+                    "wall_time_s": round(count * train_s, 2),
+                    "fit_time_s": round(count * train_s, 2),
+                }
+            )
     return out
 
 
@@ -187,38 +230,63 @@ def baseline_rows(bench: dict, gt: list[dict], budget: float, seeds: list[int], 
 def summarize(rows: list[dict], gt: list[dict]) -> list[dict]:
     """Per setting and budget: mean percentile, regret, over-target count, MFLOPs / budget, samples, time."""
     out = []
-    keys = sorted({(r["setting"], r["budget_mflops"]) for r in rows if r["setting"] != "calibration"},
-                  key=lambda k: (k[1], list(SEARCH_SETTINGS).index(k[0].split("@")[0])
-                                 if k[0].split("@")[0] in SEARCH_SETTINGS else 10 + list(BASELINES).index(k[0]), k[0]))
+    keys = sorted(
+        {(r["setting"], r["budget_mflops"]) for r in rows if r["setting"] != "calibration"},
+        key=lambda k: (
+            k[1],
+            list(SEARCH_SETTINGS).index(k[0].split("@")[0])
+            if k[0].split("@")[0] in SEARCH_SETTINGS
+            else 10 + list(BASELINES).index(k[0]),
+            k[0],
+        ),
+    )
     for setting, budget in keys:
         rs = [r for r in rows if r["setting"] == setting and r["budget_mflops"] == budget]
         feasible = [g for g in gt if g["mflops"] <= budget]
 
-        def mean(key):
+        def mean(key, rs=rs):
             vals = [r[key] for r in rs if r.get(key) is not None]
             return statistics.fmean(vals) if vals else None
 
-        def std(key):
+        def std(key, rs=rs):
             vals = [r[key] for r in rs if r.get(key) is not None]
             return statistics.stdev(vals) if len(vals) > 1 else 0.0
 
-        out.append({"setting": setting, "budget_mflops": budget, "runs": len(rs),
-                    "percentile": mean("percentile"), "percentile_std": std("percentile"),
-                    "regret": mean("regret"), "regret_std": std("regret"), "test_acc": mean("test_acc"),
-                    "best_feasible_acc": max(g["test_acc_mean"] for g in feasible),
-                    "over_target": sum(bool(r["over_target"]) for r in rs),
-                    "mflops_over_budget": statistics.fmean(r["arch_mflops"] / budget for r in rs),
-                    "samples": mean("samples"), "wall_time_s": mean("wall_time_s"), "fit_time_s": mean("fit_time_s"),
-                    "kendall_tau": mean("kendall_tau"), "kendall_tau_feasible": mean("kendall_tau_feasible")})
+        out.append(
+            {
+                "setting": setting,
+                "budget_mflops": budget,
+                "runs": len(rs),
+                "percentile": mean("percentile"),
+                "percentile_std": std("percentile"),
+                "regret": mean("regret"),
+                "regret_std": std("regret"),
+                "test_acc": mean("test_acc"),
+                "best_feasible_acc": max(g["test_acc_mean"] for g in feasible),
+                "over_target": sum(bool(r["over_target"]) for r in rs),
+                "mflops_over_budget": statistics.fmean(r["arch_mflops"] / budget for r in rs),
+                "samples": mean("samples"),
+                "wall_time_s": mean("wall_time_s"),
+                "fit_time_s": mean("fit_time_s"),
+                "kendall_tau": mean("kendall_tau"),
+                "kendall_tau_feasible": mean("kendall_tau_feasible"),
+            }
+        )
     return out
 
 
 def write_results(all_rows: dict[str, list[dict]], all_summaries: dict[str, list[dict]], meta: dict) -> None:
     rows = [r for rs in all_rows.values() for r in rs]
     summary = [s | {"data": data} for data, ss in all_summaries.items() for s in ss]
-    doc = {"benchmark": "search_quality", "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), **meta,
-           "rows": [r for r in rows if r["setting"] != "calibration"],
-           "calibration": [r for r in rows if r["setting"] == "calibration"], "summary": summary}
+    doc = {
+        "benchmark": "search_quality",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        **meta,
+        "rows": [r for r in rows if r["setting"] != "calibration"],
+        "calibration": [r for r in rows if r["setting"] == "calibration"],
+        "summary": summary,
+    }
     (RESULTS / "search_quality.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = []
     for data, all_ss in all_summaries.items():
@@ -233,20 +301,42 @@ def write_results(all_rows: dict[str, list[dict]], all_summaries: dict[str, list
 
 def _summary_table(title: str, ss: list[dict]) -> list[str]:
     """A Markdown section: one row per setting and budget."""
-    return [f"### {title}", "", markdown_table(
-        [s | {"pct": f"{s['percentile']:.1f} ± {s['percentile_std']:.1f}",
-              "reg": f"{s['regret']:.4f} ± {s['regret_std']:.4f}",
-              "over": f"{s['over_target']} of {s['runs']}",
-              "tau": "" if s["kendall_tau"] is None else f"{s['kendall_tau']:.3f}"} for s in ss],
-        [("budget_mflops", "budget MFLOPs"), ("setting", "setting"), ("pct", "percentile (0 = best)"),
-         ("reg", "regret"), ("test_acc", "test acc"), ("best_feasible_acc", "best feasible"),
-         ("over", "over target"), ("mflops_over_budget", "MFLOPs / budget"), ("samples", "arch samples"),
-         ("fit_time_s", "fit s"), ("tau", "Kendall τ")]), ""]
+    return [
+        f"### {title}",
+        "",
+        markdown_table(
+            [
+                s
+                | {
+                    "pct": f"{s['percentile']:.1f} ± {s['percentile_std']:.1f}",
+                    "reg": f"{s['regret']:.4f} ± {s['regret_std']:.4f}",
+                    "over": f"{s['over_target']} of {s['runs']}",
+                    "tau": "" if s["kendall_tau"] is None else f"{s['kendall_tau']:.3f}",
+                }
+                for s in ss
+            ],
+            [
+                ("budget_mflops", "budget MFLOPs"),
+                ("setting", "setting"),
+                ("pct", "percentile (0 = best)"),
+                ("reg", "regret"),
+                ("test_acc", "test acc"),
+                ("best_feasible_acc", "best feasible"),
+                ("over", "over target"),
+                ("mflops_over_budget", "MFLOPs / budget"),
+                ("samples", "arch samples"),
+                ("fit_time_s", "fit s"),
+                ("tau", "Kendall τ"),
+            ],
+        ),
+        "",
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("benchmarks", nargs="+", choices=list(BENCHMARKS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--budgets", type=float, nargs="+", help="MFLOPs (default: the benchmark's)")
@@ -259,7 +349,7 @@ def main() -> None:
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:cut])
-    extra = argv[cut + 1:]
+    extra = argv[cut + 1 :]
     if extra and not args.variant:
         parser.error("overrides after -- need --variant NAME (their rows are kept apart)")
     all_rows, all_summaries = {}, {}
@@ -271,8 +361,10 @@ def main() -> None:
         gt = read_rows(gt_path)
         gt_meta = json.loads(gt_path.with_suffix(".json").read_text())
         if not gt_meta.get("complete"):
-            raise SystemExit(f"error: {gt_path} is not complete ({gt_meta.get('rows')} of "
-                             f"{gt_meta.get('architectures')} rows): finish benchmarks/ground_truth.py {name} first")
+            raise SystemExit(
+                f"error: {gt_path} is not complete ({gt_meta.get('rows')} of "
+                f"{gt_meta.get('architectures')} rows): finish benchmarks/ground_truth.py {name} first"
+            )
         log = RESULTS / f"search_quality_{name}.jsonl"
         rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
         if name in args.benchmarks and not args.summary_only:
@@ -284,18 +376,37 @@ def main() -> None:
                 feasible = [r for r in gt if r["mflops"] <= budget]
                 for r in random.Random(f"calibrate-{budget}").sample(feasible, CALIBRATION_ARCHS):
                     if (budget, r["arch_id"]) not in done_calibration:
-                        tasks.append({"kind": "calibrate", "bench": bench, "budget": budget, "arch_id": r["arch_id"],
-                                      "indices": None, "arch": r["arch"], "threads": args.threads})
+                        tasks.append(
+                            {
+                                "kind": "calibrate",
+                                "bench": bench,
+                                "budget": budget,
+                                "arch_id": r["arch_id"],
+                                "indices": None,
+                                "arch": r["arch"],
+                                "threads": args.threads,
+                            }
+                        )
             for setting in args.settings:  # setting by setting: FP-NAS's results come first
                 name_ = f"{setting}@{args.variant}" if args.variant else setting
                 for budget in budgets:
                     for seed in args.seeds:
                         if (name_, budget, seed) in done_runs:
                             continue
-                        tasks.append({"kind": "search", "bench": bench, "gt": gt, "setting": name_, "budget": budget,
-                                      "seed": seed, "extra": extra, "threads": args.threads,
-                                      "kendall": setting == "fpnas" and not args.no_kendall,
-                                      "run_dir": str(WORK / name / f"{name_}_b{budget}_s{seed}")})
+                        tasks.append(
+                            {
+                                "kind": "search",
+                                "bench": bench,
+                                "gt": gt,
+                                "setting": name_,
+                                "budget": budget,
+                                "seed": seed,
+                                "extra": extra,
+                                "threads": args.threads,
+                                "kendall": setting == "fpnas" and not args.no_kendall,
+                                "run_dir": str(WORK / name / f"{name_}_b{budget}_s{seed}"),
+                            }
+                        )
             from fpnas.space.spec import SearchSpace
 
             space = SearchSpace.load(bench["space"])
@@ -313,18 +424,27 @@ def main() -> None:
                     os.fsync(f.fileno())
                     rows.append(row)
                     eta = (time.time() - start) / n * (len(tasks) - n) / 60
-                    what = (f"{row['arch_mflops']:.4f} MFLOPs, pct {row['percentile']:.1f}, test {row['test_acc']:.4f}"
-                            if "percentile" in row else f"train {row['train_s']:.1f} s")
-                    print(f"[{n}/{len(tasks)}] {row['setting']} budget {row['budget_mflops']} seed {row.get('seed')}: "
-                          f"{what}  ETA {eta:.1f} min", flush=True)
+                    what = (
+                        f"{row['arch_mflops']:.4f} MFLOPs, pct {row['percentile']:.1f}, test {row['test_acc']:.4f}"
+                        if "percentile" in row
+                        else f"train {row['train_s']:.1f} s"
+                    )
+                    print(
+                        f"[{n}/{len(tasks)}] {row['setting']} budget {row['budget_mflops']} seed {row.get('seed')}: "
+                        f"{what}  ETA {eta:.1f} min",
+                        flush=True,
+                    )
         budgets = sorted({r["budget_mflops"] for r in rows if r["setting"] != "calibration"})
         searched = [r for r in rows if r["setting"] not in BASELINES]
         seeds = sorted({r["seed"] for r in rows if r["setting"] == "fpnas"})
         baselines = [b for budget in budgets for b in baseline_rows(bench, gt, budget, seeds, rows, gt_meta["seeds"])]
         all_rows[name] = searched + baselines
         all_summaries[bench["data"]] = summarize(searched + baselines, gt)
-    write_results(all_rows, all_summaries, {"protocol": "search.py defaults on the ground-truth space; "
-                                            "see benchmarks/search_quality.py"})
+    write_results(
+        all_rows,
+        all_summaries,
+        {"protocol": "search.py defaults on the ground-truth space; see benchmarks/search_quality.py"},
+    )
 
 
 if __name__ == "__main__":

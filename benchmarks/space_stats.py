@@ -6,17 +6,20 @@ H0 = 59.36 nats and K0 = 14 at λ = 1/4.
 
     python benchmarks/space_stats.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
 
 from common import markdown_table, write_report
 
-PAPER = {"fbnetv2_f": "6e25 archs (10^25.8), JD/FD ~22 (~6.8K / ~311), H0 59.36 = ln(6e25), K0 14",
-         "fbnetv2_f_fine": "1e45 archs",
-         "fpnas_l0": "2e32 archs, median 390 MFLOPs",
-         "fpnas_l1": "1e36 archs, median 900 MFLOPs",
-         "fpnas_l2": "1e36 archs, median 1100 MFLOPs"}
+PAPER = {
+    "fbnetv2_f": "6e25 archs (10^25.8), JD/FD ~22 (~6.8K / ~311), H0 59.36 = ln(6e25), K0 14",
+    "fbnetv2_f_fine": "1e45 archs",
+    "fpnas_l0": "2e32 archs, median 390 MFLOPs",
+    "fpnas_l1": "1e36 archs, median 900 MFLOPs",
+    "fpnas_l2": "1e36 archs, median 1100 MFLOPs",
+}
 
 
 def mflops(value: float) -> str:
@@ -37,11 +40,23 @@ def main() -> None:
         stats["paper"] = PAPER.get(name, "")
         stats["mflops_uniform"] = " / ".join(mflops(stats[f"mflops_uniform_{k}"]) for k in ("min", "median", "max"))
         rows.append(stats)
-    md = markdown_table(rows, [
-        ("space", "space"), ("input_size", "px"), ("blocks", "blocks"), ("channels_per", "widths per"),
-        ("log10_architectures", "log10 archs"), ("fd_logits", "FD logits"), ("jd_logits", "JD logits"),
-        ("jd_fd_ratio", "JD/FD"), ("entropy_h0_nats", "H0 nats"), ("k0", "K0 (λ=1/4)"),
-        ("mflops_uniform", "MFLOPs uniform min / median / max"), ("paper", "paper (FPNAS.md)")])
+    md = markdown_table(
+        rows,
+        [
+            ("space", "space"),
+            ("input_size", "px"),
+            ("blocks", "blocks"),
+            ("channels_per", "widths per"),
+            ("log10_architectures", "log10 archs"),
+            ("fd_logits", "FD logits"),
+            ("jd_logits", "JD logits"),
+            ("jd_fd_ratio", "JD/FD"),
+            ("entropy_h0_nats", "H0 nats"),
+            ("k0", "K0 (λ=1/4)"),
+            ("mflops_uniform", "MFLOPs uniform min / median / max"),
+            ("paper", "paper (FPNAS.md)"),
+        ],
+    )
     write_report("space_stats", args.quick, {"rows": rows}, md)
 
 

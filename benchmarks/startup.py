@@ -28,6 +28,7 @@ data set and writes the ``.npz``); warm: the same directory again.
 
 Writes benchmarks/results/startup.json/.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,19 @@ TOTALS = [
     ("total", "launch -> exit"),
 ]
 # modules whose first import is shown on its own (nested: torchvision's time is part of torchmetrics')
-NOTABLE = ["hydra", "torch", "pytorch_lightning", "torchmetrics.functional", "torchvision", "torch._dynamo",
-           "scipy.signal", "matplotlib", "timm", "mlxtend", "sklearn.datasets"]
+NOTABLE = [
+    "hydra",
+    "torch",
+    "pytorch_lightning",
+    "torchmetrics.functional",
+    "torchvision",
+    "torch._dynamo",
+    "scipy.signal",
+    "matplotlib",
+    "timm",
+    "mlxtend",
+    "sklearn.datasets",
+]
 MARKER = "startup_probe: callbacks built"  # startup_probe.MARKER (not imported: it imports Lightning)
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]\[fpnas\]\[INFO\] - .* \| target ")
 
@@ -91,7 +103,7 @@ def import_times(stderr: str) -> dict:
         built = built or line.strip() == MARKER
         if not line.startswith("import time:") or "[us]" in line:
             continue
-        _, cumulative, name = line[len("import time:"):].split("|")
+        _, cumulative, name = line[len("import time:") :].split("|")
         top, name = not name[1:].startswith(" "), name.strip()
         if top and not built:
             before += int(cumulative) / 1e6
@@ -103,9 +115,16 @@ def import_times(stderr: str) -> dict:
 def launch(overrides: list[str], cache_dir: Path, work: Path, importtime: bool, root: Path = ROOT) -> dict:
     """One ``search.py`` run of checkout ``root`` to its first step and on to its end; the phase times in seconds."""
     run_dir, probe = work / "run", work / "probe.json"
-    cmd = [sys.executable, *(["-X", "importtime"] if importtime else []), str(root / "search.py"), *overrides,
-           "+trainer.max_steps=1", f"hydra.run.dir={run_dir}",
-           "+callbacks.startup_probe._target_=startup_probe.FirstStepProbe", f"+callbacks.startup_probe.path={probe}"]
+    cmd = [
+        sys.executable,
+        *(["-X", "importtime"] if importtime else []),
+        str(root / "search.py"),
+        *overrides,
+        "+trainer.max_steps=1",
+        f"hydra.run.dir={run_dir}",
+        "+callbacks.startup_probe._target_=startup_probe.FirstStepProbe",
+        f"+callbacks.startup_probe.path={probe}",
+    ]
     # the probe alone on the path (a copy of this checkout's, whichever checkout runs); fpnas comes from root
     probe_dir = work / "probe_module"
     probe_dir.mkdir(parents=True)
@@ -115,8 +134,9 @@ def launch(overrides: list[str], cache_dir: Path, work: Path, importtime: bool, 
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
     t_exit = time.time()
     if proc.returncode != 0 or not probe.is_file():
-        tail = "\n".join(line for line in (proc.stdout + proc.stderr).strip().splitlines()
-                         if not line.startswith("import time:"))
+        tail = "\n".join(
+            line for line in (proc.stdout + proc.stderr).strip().splitlines() if not line.startswith("import time:")
+        )
         raise RuntimeError(f"search.py failed ({proc.returncode}): {' '.join(cmd)}\n{tail[-3000:]}")
     t = json.loads(probe.read_text())
     if Path(t["fpnas"]).resolve().parents[1] != root.resolve():
@@ -148,14 +168,16 @@ def summarize(rows: list[dict], keys: list[str]) -> dict:
         values = [r[k] for r in rows if r.get(k) is not None]
         out[k] = median(values) if values else None
     notable = [r.get("notable_imports", {}) for r in rows]
-    out["notable_imports"] = {m: median(n[m] for n in notable if m in n) for m in NOTABLE
-                              if any(m in n for n in notable)}
+    out["notable_imports"] = {
+        m: median(n[m] for n in notable if m in n) for m in NOTABLE if any(m in n for n in notable)
+    }
     return out
 
 
 def show(row: dict) -> None:
-    print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "notable_imports"},
-          flush=True)
+    print(
+        {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "notable_imports"}, flush=True
+    )
 
 
 def render(report: dict) -> str:
@@ -169,29 +191,54 @@ def render(report: dict) -> str:
     md = markdown_table(table, columns)
     md += f"\n\nCase: {report['case']}, `+trainer.max_steps=1`, CPU."
     imports = summary["warm"]["notable_imports"]
-    md += (" First import of (median of the runs with a warm cache, seconds including what each pulled in; "
-           "nested, so they overlap): " + ", ".join(f"{m} {v:.2f}" for m, v in imports.items()) + ".")
+    md += (
+        " First import of (median of the runs with a warm cache, seconds including what each pulled in; "
+        "nested, so they overlap): " + ", ".join(f"{m} {v:.2f}" for m, v in imports.items()) + "."
+    )
     headline = summary.get("warm_plain", summary["warm"])["to_first_step"]
-    md += (f"\n\nTarget: <= {TARGET_S:g} s from launch to the first training step with a warm cache: "
-           f"{'met' if headline <= TARGET_S else 'not met'} ({headline:.2f} s). Cache file(s): "
-           f"{', '.join(report['rows'][-1]['cache_files']) or 'none'} ({summary['warm']['cache_mib']:.1f} MiB).")
+    md += (
+        f"\n\nTarget: <= {TARGET_S:g} s from launch to the first training step with a warm cache: "
+        f"{'met' if headline <= TARGET_S else 'not met'} ({headline:.2f} s). Cache file(s): "
+        f"{', '.join(report['rows'][-1]['cache_files']) or 'none'} ({summary['warm']['cache_mib']:.1f} MiB)."
+    )
     ab = report.get("ab_summary")
     if ab:
-        rows = [{"phase": text, "this": ab["this"][k], "against": ab["against"][k],
-                 "diff": ab["this"][k] - ab["against"][k]}
-                for k, text in [("callbacks_built", "launch -> callbacks built (imports, config, model)"),
-                                ("data", "data load"), ("to_first_step", "**launch -> first training step**"),
-                                ("first_step", "the first step itself"), ("total", "launch -> exit")]]
-        md += (f"\n\nThis checkout against {report.get('against_label') or report['against']} (runs alternating, "
-               f"warm cache, no -X importtime; medians of n={repeats} each):\n\n" + markdown_table(
-                   rows, [("phase", "phase (s, median)"), ("this", "this checkout"), ("against", "against"),
-                          ("diff", "this - against")]))
-    md += ("\n\nHow it is measured: the real `search.py` in a subprocess, with one extra callback passed only by "
-           "this script (`benchmarks/startup_probe.py`, via `+callbacks.startup_probe`) that notes the wall clock "
-           "when the callbacks are built, after the data module's setup and at the first `on_train_batch_start`; "
-           "'trainer, run directory' ends at the timestamp of run_search's own log line before `trainer.fit`. "
-           "Imports: `-X importtime`'s top-level entries before the probe was built. Cold: an empty "
-           "`FPNAS_CACHE_DIR`; warm: the same directory on the next run.")
+        rows = [
+            {
+                "phase": text,
+                "this": ab["this"][k],
+                "against": ab["against"][k],
+                "diff": ab["this"][k] - ab["against"][k],
+            }
+            for k, text in [
+                ("callbacks_built", "launch -> callbacks built (imports, config, model)"),
+                ("data", "data load"),
+                ("to_first_step", "**launch -> first training step**"),
+                ("first_step", "the first step itself"),
+                ("total", "launch -> exit"),
+            ]
+        ]
+        md += (
+            f"\n\nThis checkout against {report.get('against_label') or report['against']} (runs alternating, "
+            f"warm cache, no -X importtime; medians of n={repeats} each):\n\n"
+            + markdown_table(
+                rows,
+                [
+                    ("phase", "phase (s, median)"),
+                    ("this", "this checkout"),
+                    ("against", "against"),
+                    ("diff", "this - against"),
+                ],
+            )
+        )
+    md += (
+        "\n\nHow it is measured: the real `search.py` in a subprocess, with one extra callback passed only by "
+        "this script (`benchmarks/startup_probe.py`, via `+callbacks.startup_probe`) that notes the wall clock "
+        "when the callbacks are built, after the data module's setup and at the first `on_train_batch_start`; "
+        "'trainer, run directory' ends at the timestamp of run_search's own log line before `trainer.fit`. "
+        "Imports: `-X importtime`'s top-level entries before the probe was built. Cold: an empty "
+        "`FPNAS_CACHE_DIR`; warm: the same directory on the next run."
+    )
     return md
 
 
@@ -199,8 +246,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one cold and one warm run on the 8x8 digits")
     parser.add_argument("--repeats", type=int, help="runs of each kind (default 3, 1 with --quick)")
-    parser.add_argument("--against", type=Path, help="another checkout (e.g. `git worktree add /tmp/base HEAD`): "
-                        "its search.py and this one's, alternately, warm cache, without -X importtime")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. `git worktree add /tmp/base HEAD`): "
+        "its search.py and this one's, alternately, warm cache, without -X importtime",
+    )
     parser.add_argument("--against-label", help="what the other checkout is, for the report (default: its path)")
     parser.add_argument("--render", type=Path, help="only rewrite the Markdown of this JSON report (no runs)")
     args = parser.parse_args()
@@ -225,24 +276,36 @@ def main() -> None:
             launch(overrides, tmp / "cache-warmup", tmp / "warmup", importtime=False)
         for i in range(repeats):
             for kind, importtime in runs:
-                rows.append({**launch(overrides, tmp / f"cache{i}", tmp / f"{kind}{i}", importtime),
-                             "cache": kind, "repeat": i})
+                rows.append(
+                    {**launch(overrides, tmp / f"cache{i}", tmp / f"{kind}{i}", importtime), "cache": kind, "repeat": i}
+                )
                 show(rows[-1])
         for side, root in sides.items():  # untimed: each side's cache (if it has one) filled
             launch(overrides, tmp / f"cache-{side}", tmp / f"fill-{side}", importtime=False, root=root)
         for i in range(repeats):
             for side, root in sides.items():
-                ab.append({**launch(overrides, tmp / f"cache-{side}", tmp / f"{side}{i}", importtime=False, root=root),
-                           "side": side, "repeat": i})
+                ab.append(
+                    {
+                        **launch(overrides, tmp / f"cache-{side}", tmp / f"{side}{i}", importtime=False, root=root),
+                        "side": side,
+                        "repeat": i,
+                    }
+                )
                 show(ab[-1])
     keys = [k for k, _ in PHASES + TOTALS] + ["cache_mib"]
     ab_keys = ["callbacks_built", "data", "to_first_step", "first_step", "total"]
-    report = {"case": label, "overrides": overrides, "repeats": repeats, "target_s": TARGET_S,
-              "summary": {kind: summarize([r for r in rows if r["cache"] == kind], keys) for kind, _ in runs},
-              "rows": rows, "against": str(args.against) if args.against else None,
-              "against_label": args.against_label,
-              "ab_summary": {side: summarize([r for r in ab if r["side"] == side], ab_keys) for side in sides} or None,
-              "ab_rows": ab}
+    report = {
+        "case": label,
+        "overrides": overrides,
+        "repeats": repeats,
+        "target_s": TARGET_S,
+        "summary": {kind: summarize([r for r in rows if r["cache"] == kind], keys) for kind, _ in runs},
+        "rows": rows,
+        "against": str(args.against) if args.against else None,
+        "against_label": args.against_label,
+        "ab_summary": {side: summarize([r for r in ab if r["side"] == side], ab_keys) for side in sides} or None,
+        "ab_rows": ab,
+    }
     write_report("startup", args.quick, report, render(report))
 
 

@@ -9,6 +9,7 @@ around the first training step; writes them to ``path`` as JSON after the first 
 ``MARKER`` to stderr when built, so that ``-X importtime`` lines before it are the start-up's imports.
 Imports nothing beyond Lightning, which the search has loaded already.
 """
+
 from __future__ import annotations
 
 import json

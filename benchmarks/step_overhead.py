@@ -9,26 +9,38 @@ forwards (the α batch) of those architectures built as plain timm models. Targe
 
 Writes benchmarks/results/step_overhead.json/.md. CUDA rows are added when a GPU is present.
 """
+
 from __future__ import annotations
 
 import argparse
 
-import torch
-
-from common import (FBNET_128, add_run_options, chosen_cases, devices, markdown_table, median, plain_step,
-                    search_steps, timer, write_report)
+from common import (
+    FBNET_128,
+    add_run_options,
+    chosen_cases,
+    devices,
+    markdown_table,
+    median,
+    plain_step,
+    search_steps,
+    timer,
+    write_report,
+)
 
 TARGET = 1.10
 # (label, overrides): the default search, and a larger space where compute dominates
 CASES = {
-    "full": [("tiny@28 (default)", []),
-             ("fbnetv2_f@64", ["space=fbnetv2_f", "space.input_size=64", "cost.target_mflops=20",
-                               "sampler=fixed", "sampler.k=4"])],
+    "full": [
+        ("tiny@28 (default)", []),
+        (
+            "fbnetv2_f@64",
+            ["space=fbnetv2_f", "space.input_size=64", "cost.target_mflops=20", "sampler=fixed", "sampler.k=4"],
+        ),
+    ],
     "quick": [("micro@8", ["data=digits", "space=micro", "cost.target_mflops=0.08"])],
     # gpu_check.sh: fbnetv2_f at 128 px, then the same with cudnn.benchmark (the search changes conv
     # shapes every step: does autotuning each new shape pay off?)
-    "cuda": [("fbnetv2_f@128", FBNET_128),
-             ("fbnetv2_f@128, cudnn.benchmark", [*FBNET_128, "+trainer.benchmark=true"])],
+    "cuda": [("fbnetv2_f@128", FBNET_128), ("fbnetv2_f@128, cudnn.benchmark", [*FBNET_128, "+trainer.benchmark=true"])],
 }
 
 
@@ -72,8 +84,7 @@ def profile_case(device: str, label: str, overrides: list[str], steps: int, skip
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     prof = profile(activities=activities, schedule=schedule(wait=max(0, skip - 1), warmup=1, active=steps))
     with prof:
-        records, module = search_steps(device, [*overrides, "search.warmup_epochs=0"], steps, skip,
-                                       on_step=prof.step)
+        records, module = search_steps(device, [*overrides, "search.warmup_epochs=0"], steps, skip, on_step=prof.step)
     search = op_times(prof, steps, device)
     prepared = []
     for record in records:
@@ -85,15 +96,30 @@ def profile_case(device: str, label: str, overrides: list[str], steps: int, skip
         for item in prepared:
             plain_step(*item)
     plain = op_times(prof_plain, steps, device)
-    rows = [{"op": op, "search_ms": search.get(op, 0.0), "plain_ms": plain.get(op, 0.0),
-             "extra_ms": search.get(op, 0.0) - plain.get(op, 0.0)} for op in set(search) | set(plain)]
+    rows = [
+        {
+            "op": op,
+            "search_ms": search.get(op, 0.0),
+            "plain_ms": plain.get(op, 0.0),
+            "extra_ms": search.get(op, 0.0) - plain.get(op, 0.0),
+        }
+        for op in set(search) | set(plain)
+    ]
     rows.sort(key=lambda r: -r["extra_ms"])
+
     def conv(times):  # self time of every convolution op, forward and backward
         return sum(v for k, v in times.items() if "conv" in k)
 
-    return {"device": device, "case": label, "steps": steps, "search_total_ms": sum(search.values()),
-            "plain_total_ms": sum(plain.values()), "conv_search_ms": conv(search), "conv_plain_ms": conv(plain),
-            "top_extra": rows[:top]}
+    return {
+        "device": device,
+        "case": label,
+        "steps": steps,
+        "search_total_ms": sum(search.values()),
+        "plain_total_ms": sum(plain.values()),
+        "conv_search_ms": conv(search),
+        "conv_plain_ms": conv(plain),
+        "top_extra": rows[:top],
+    }
 
 
 def measure(device: str, label: str, overrides: list[str], steps: int, skip: int, repeats: int) -> dict:
@@ -106,11 +132,19 @@ def measure(device: str, label: str, overrides: list[str], steps: int, skip: int
         search_s.append(rec["seconds"])
         plain_s.append(plain)
         ks.append(len(rec["archs"]))
-    return {"device": device, "case": label, "steps": len(records), "k_median": median(ks),
-            "batch": records[0]["batch"], "search_step_ms": 1000 * median(search_s),
-            "standalone_ms": 1000 * median(plain_s), "ratio_median": median(ratios),
-            "ratio_of_sums": sum(search_s) / sum(plain_s), "target": TARGET,
-            "ratios": [round(r, 3) for r in ratios]}
+    return {
+        "device": device,
+        "case": label,
+        "steps": len(records),
+        "k_median": median(ks),
+        "batch": records[0]["batch"],
+        "search_step_ms": 1000 * median(search_s),
+        "standalone_ms": 1000 * median(plain_s),
+        "ratio_median": median(ratios),
+        "ratio_of_sums": sum(search_s) / sum(plain_s),
+        "target": TARGET,
+        "ratios": [round(r, 3) for r in ratios],
+    }
 
 
 def main() -> None:
@@ -125,17 +159,32 @@ def main() -> None:
             first = min(skip, 3) if n < steps else skip
             rows.append(measure(device, label, overrides, n, first, repeats))
             profiles.append(profile_case(device, label, overrides, n, first))
-    md = markdown_table(rows, [("device", "device"), ("case", "search (space@px)"), ("batch", "batch"),
-                               ("k_median", "K"), ("steps", "steps timed"), ("search_step_ms", "search step ms"),
-                               ("standalone_ms", "K plain steps + K val fwd, ms"), ("ratio_median", "ratio (median)"),
-                               ("ratio_of_sums", "ratio of sums"), ("target", "target")])
+    md = markdown_table(
+        rows,
+        [
+            ("device", "device"),
+            ("case", "search (space@px)"),
+            ("batch", "batch"),
+            ("k_median", "K"),
+            ("steps", "steps timed"),
+            ("search_step_ms", "search step ms"),
+            ("standalone_ms", "K plain steps + K val fwd, ms"),
+            ("ratio_median", "ratio (median)"),
+            ("ratio_of_sums", "ratio of sums"),
+            ("target", "target"),
+        ],
+    )
     for p in profiles:
-        md += (f"\n\nWhere the time goes, {p['device']} {p['case']} (torch.profiler, self time per step; "
-               f"all ops: search {p['search_total_ms']:.1f} ms, plain {p['plain_total_ms']:.1f} ms; convolutions: "
-               f"search {p['conv_search_ms']:.1f} ms, plain {p['conv_plain_ms']:.1f} ms); "
-               "the ops with the most extra time in the search:\n\n")
-        md += markdown_table(p["top_extra"][:10], [("op", "op"), ("search_ms", "search ms"), ("plain_ms", "plain ms"),
-                                                   ("extra_ms", "extra ms")])
+        md += (
+            f"\n\nWhere the time goes, {p['device']} {p['case']} (torch.profiler, self time per step; "
+            f"all ops: search {p['search_total_ms']:.1f} ms, plain {p['plain_total_ms']:.1f} ms; convolutions: "
+            f"search {p['conv_search_ms']:.1f} ms, plain {p['conv_plain_ms']:.1f} ms); "
+            "the ops with the most extra time in the search:\n\n"
+        )
+        md += markdown_table(
+            p["top_extra"][:10],
+            [("op", "op"), ("search_ms", "search ms"), ("plain_ms", "plain ms"), ("extra_ms", "extra ms")],
+        )
     write_report("step_overhead", args.quick, {"rows": rows, "profiles": profiles}, md, args.suffix)
 
 

@@ -17,6 +17,7 @@ instead of spinning first).
 
 Writes benchmarks/results/threads.json/.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,15 @@ from pathlib import Path
 from common import CLEAN_ENV, markdown_table, median, run_python, write_report
 
 IDLE_TARGET, BUSY_TARGET = 1.10, 1.5
-CASES = {"full": {"search": [], "steps": 16, "skip": 4, "train_steps": 30},
-         "quick": {"search": ["data=digits", "space=micro", "cost.target_mflops=0.08"], "steps": 3, "skip": 1,
-                   "train_steps": 5}}
+CASES = {
+    "full": {"search": [], "steps": 16, "skip": 4, "train_steps": 30},
+    "quick": {
+        "search": ["data=digits", "space=micro", "cost.target_mflops=0.08"],
+        "steps": 3,
+        "skip": 1,
+        "train_steps": 5,
+    },
+}
 
 
 def child(setting: str, overrides: list[str], steps: int, skip: int, train_steps: int) -> dict:
@@ -41,8 +48,8 @@ def child(setting: str, overrides: list[str], steps: int, skip: int, train_steps
     steps of the default architecture (what train.py runs after the search)."""
     import torch
     import torch.nn.functional as F
-
     from common import search_steps, timer
+
     from fpnas.space.builder import build_model
     from fpnas.threads import apply_thread_policy
 
@@ -58,9 +65,14 @@ def child(setting: str, overrides: list[str], steps: int, skip: int, train_steps
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             opt.step()
-    return {"setting": setting, "chosen": chosen, "threads": torch.get_num_threads(),
-            "search_step_ms": 1000 * median(search_s), "train_step_ms": 1000 * median(times),
-            "search_steps": len(search_s)}
+    return {
+        "setting": setting,
+        "chosen": chosen,
+        "threads": torch.get_num_threads(),
+        "search_step_ms": 1000 * median(search_s),
+        "train_step_ms": 1000 * median(times),
+        "search_steps": len(search_s),
+    }
 
 
 def spin_processes(n: int) -> list[subprocess.Popen]:
@@ -75,8 +87,10 @@ def measure(setting: str, case: dict, busy: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"
             threads_value, _, passive = setting.partition("+")  # "2+passive": OpenMP threads sleep at once
-            run_python([__file__, "--child", threads_value, "--out", str(out), "--case", json.dumps(case)],
-                       env={"OMP_WAIT_POLICY": "PASSIVE"} if passive else None)
+            run_python(
+                [__file__, "--child", threads_value, "--out", str(out), "--case", json.dumps(case)],
+                env={"OMP_WAIT_POLICY": "PASSIVE"} if passive else None,
+            )
             row = json.loads(out.read_text())
     finally:
         for p in spinners:
@@ -88,8 +102,12 @@ def measure(setting: str, case: dict, busy: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps on the 8x8 digits (smoke test)")
-    parser.add_argument("--settings", nargs="+", default=["auto", "1", "2", "2+passive"],
-                        help="threads= values to compare (N+passive: with OMP_WAIT_POLICY=PASSIVE)")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["auto", "1", "2", "2+passive"],
+        help="threads= values to compare (N+passive: with OMP_WAIT_POLICY=PASSIVE)",
+    )
     parser.add_argument("--busy", type=int, default=1, help="competing busy processes in the busy runs")
     parser.add_argument("--repeats", type=int, default=2, help="child runs per setting and state (median)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -111,9 +129,17 @@ def main() -> None:
     for busy_state in dict.fromkeys(r["machine_state"] for r in rows):
         for setting in args.settings:
             sel = [r for r in rows if r["setting"] == setting and r["machine_state"] == busy_state]
-            summary.append({"setting": setting, "machine_state": busy_state, "threads": sel[0]["threads"],
-                            "chosen": sel[0]["chosen"], "search_step_ms": median(r["search_step_ms"] for r in sel),
-                            "train_step_ms": median(r["train_step_ms"] for r in sel), "runs": len(sel)})
+            summary.append(
+                {
+                    "setting": setting,
+                    "machine_state": busy_state,
+                    "threads": sel[0]["threads"],
+                    "chosen": sel[0]["chosen"],
+                    "search_step_ms": median(r["search_step_ms"] for r in sel),
+                    "train_step_ms": median(r["train_step_ms"] for r in sel),
+                    "runs": len(sel),
+                }
+            )
     idle = {s["setting"]: s for s in summary if s["machine_state"] == "idle"}
     busy = {s["setting"]: s for s in summary if s["machine_state"] != "idle"}
     for s in summary:
@@ -123,19 +149,34 @@ def main() -> None:
         s["search_vs_own_idle"] = s["search_step_ms"] / ref["search_step_ms"]
         s["search_vs_best_idle"] = s["search_step_ms"] / best_idle_search
         s["train_vs_best_idle"] = s["train_step_ms"] / best_idle_train
-    md = (f"CPUs: {os.cpu_count()} (usable {len(os.sched_getaffinity(0))}); busy = {args.busy} spinning process(es); "
-          f"search: {'quick' if args.quick else 'default'} config, median of {case['steps']} steps after "
-          f"{case['skip']}; train: {case['train_steps']} plain steps of the argmax architecture; "
-          f"{1 if args.quick else args.repeats} run(s) per cell.\n\n")
-    md += markdown_table(summary, [("setting", "threads="), ("chosen", "resolved to"), ("machine_state", "machine"),
-                                   ("search_step_ms", "search step ms"), ("search_vs_own_idle", "÷ own idle"),
-                                   ("search_vs_best_idle", "÷ best idle"), ("train_step_ms", "train step ms"),
-                                   ("train_vs_best_idle", "train ÷ best idle")])
-    md += (f"\n\nTargets: the default's busy / idle search step ≤ {BUSY_TARGET}; its idle step ≤ {IDLE_TARGET} × "
-           "the best setting's idle step.")
+    md = (
+        f"CPUs: {os.cpu_count()} (usable {len(os.sched_getaffinity(0))}); busy = {args.busy} spinning process(es); "
+        f"search: {'quick' if args.quick else 'default'} config, median of {case['steps']} steps after "
+        f"{case['skip']}; train: {case['train_steps']} plain steps of the argmax architecture; "
+        f"{1 if args.quick else args.repeats} run(s) per cell.\n\n"
+    )
+    md += markdown_table(
+        summary,
+        [
+            ("setting", "threads="),
+            ("chosen", "resolved to"),
+            ("machine_state", "machine"),
+            ("search_step_ms", "search step ms"),
+            ("search_vs_own_idle", "÷ own idle"),
+            ("search_vs_best_idle", "÷ best idle"),
+            ("train_step_ms", "train step ms"),
+            ("train_vs_best_idle", "train ÷ best idle"),
+        ],
+    )
+    md += (
+        f"\n\nTargets: the default's busy / idle search step ≤ {BUSY_TARGET}; its idle step ≤ {IDLE_TARGET} × "
+        "the best setting's idle step."
+    )
     if "auto" in idle and "auto" in busy:
-        md += (f" Measured: busy / idle {busy['auto']['search_vs_own_idle']:.2f}, idle / best idle "
-               f"{idle['auto']['search_vs_best_idle']:.2f}.")
+        md += (
+            f" Measured: busy / idle {busy['auto']['search_vs_own_idle']:.2f}, idle / best idle "
+            f"{idle['auto']['search_vs_best_idle']:.2f}."
+        )
     write_report("threads", args.quick, {"rows": rows, "summary": summary}, md)
 
 

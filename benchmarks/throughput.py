@@ -10,6 +10,7 @@ recompile per architecture).
 
     python benchmarks/throughput.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,13 +18,23 @@ import time
 
 import torch
 import torch.nn.functional as F
+from common import (
+    FBNET_128,
+    add_run_options,
+    chosen_cases,
+    devices,
+    markdown_table,
+    median,
+    search_steps,
+    timer,
+    write_report,
+)
 
-from common import (FBNET_128, add_run_options, chosen_cases, devices, markdown_table, median, search_steps, timer,
-                    write_report)
-
-CASES = {"full": ("tiny@28 (default)", [], 4),
-         "quick": ("micro@8", ["data=digits", "space=micro", "cost.target_mflops=0.08"], 1),
-         "cuda": ("fbnetv2_f@128", FBNET_128, 1)}  # gpu_check.sh
+CASES = {
+    "full": ("tiny@28 (default)", [], 4),
+    "quick": ("micro@8", ["data=digits", "space=micro", "cost.target_mflops=0.08"], 1),
+    "cuda": ("fbnetv2_f@128", FBNET_128, 1),
+}  # gpu_check.sh
 
 
 def to_channels_last(module) -> None:
@@ -33,15 +44,28 @@ def to_channels_last(module) -> None:
 
 
 def search_throughput(device: str, overrides: list[str], epochs: int, channels_last: bool) -> tuple[dict, object]:
-    records, module = search_steps(device, overrides, None, 0, keep_batches=False, max_epochs=epochs,
-                                   prepare=to_channels_last if channels_last else None)
-    records = records[len(records) // (2 * epochs):]  # drop the first half epoch: kernel creation for new shapes
+    records, module = search_steps(
+        device,
+        overrides,
+        None,
+        0,
+        keep_batches=False,
+        max_epochs=epochs,
+        prepare=to_channels_last if channels_last else None,
+    )
+    records = records[len(records) // (2 * epochs) :]  # drop the first half epoch: kernel creation for new shapes
     step_s = median(r["seconds"] for r in records)
     k = sum(len(r["archs"]) for r in records) / len(records)
     batch = records[0]["batch"]
-    return {"mode": "search" + (" + channels_last" if channels_last else ""), "steps": len(records),
-            "k_mean": k, "batch": batch, "step_ms": 1000 * step_s, "images_per_s": batch / step_s,
-            "arch_images_per_s": k * batch / step_s}, module
+    return {
+        "mode": "search" + (" + channels_last" if channels_last else ""),
+        "steps": len(records),
+        "k_mean": k,
+        "batch": batch,
+        "step_ms": 1000 * step_s,
+        "images_per_s": batch / step_s,
+        "arch_images_per_s": k * batch / step_s,
+    }, module
 
 
 def plain_throughput(device: str, module, batch: int, steps: int, channels_last: bool, compiled: bool) -> dict:
@@ -66,8 +90,16 @@ def plain_throughput(device: str, module, batch: int, steps: int, channels_last:
     warmup_s = time.perf_counter() - start - sum(times)
     step_s = median(times)
     mode = "plain argmax" + (" + channels_last" if channels_last else "") + (" + compile" if compiled else "")
-    return {"mode": mode, "steps": steps, "k_mean": 1, "batch": batch, "step_ms": 1000 * step_s,
-            "images_per_s": batch / step_s, "arch_images_per_s": batch / step_s, "warmup_s": warmup_s}
+    return {
+        "mode": mode,
+        "steps": steps,
+        "k_mean": 1,
+        "batch": batch,
+        "step_ms": 1000 * step_s,
+        "images_per_s": batch / step_s,
+        "arch_images_per_s": batch / step_s,
+        "warmup_s": warmup_s,
+    }
 
 
 def main() -> None:
@@ -90,10 +122,20 @@ def main() -> None:
         for channels_last, compiled in variants:
             row = plain_throughput(device, argmax_module, batch, 5 if args.quick else 50, channels_last, compiled)
             rows.append({"device": device, "case": f"{label}, argmax {mflops:.3g} MFLOPs", **row})
-    md = markdown_table(rows, [("device", "device"), ("case", "case"), ("mode", "mode"), ("batch", "batch"),
-                               ("k_mean", "K (mean)"), ("step_ms", "step ms (median)"),
-                               ("images_per_s", "images/s"), ("arch_images_per_s", "arch-images/s"),
-                               ("warmup_s", "warm-up / compile s")])
+    md = markdown_table(
+        rows,
+        [
+            ("device", "device"),
+            ("case", "case"),
+            ("mode", "mode"),
+            ("batch", "batch"),
+            ("k_mean", "K (mean)"),
+            ("step_ms", "step ms (median)"),
+            ("images_per_s", "images/s"),
+            ("arch_images_per_s", "arch-images/s"),
+            ("warmup_s", "warm-up / compile s"),
+        ],
+    )
     write_report("throughput", args.quick, {"epochs": epochs, "rows": rows}, md, args.suffix)
 
 

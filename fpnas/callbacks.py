@@ -1,11 +1,12 @@
 """Lightning callbacks of the search: metric logging, pictures and architecture export."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+from pytorch_lightning.utilities import rank_zero_only
 
 from fpnas.arch import architecture_from_indices
 from fpnas.errors import ConfigError, check_option
@@ -88,8 +89,10 @@ class SearchPlots(pl.Callback):
 
     def __init__(self, dirpath: str, every_n_epochs: int = 5, max_points: int = 5000, dpi: int = 110):
         if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 0:
-            raise ConfigError(f"callbacks.search_plots.every_n_epochs must be an integer >= 0 (0 = only at the "
-                              f"end), got {every_n_epochs!r}")
+            raise ConfigError(
+                f"callbacks.search_plots.every_n_epochs must be an integer >= 0 (0 = only at the "
+                f"end), got {every_n_epochs!r}"
+            )
         if not isinstance(max_points, int) or max_points < 10:
             raise ConfigError(f"callbacks.search_plots.max_points must be an integer >= 10, got {max_points!r}")
         from fpnas.plots import HISTORY_KEYS
@@ -110,9 +113,18 @@ class SearchPlots(pl.Callback):
             return
         numbers = step_numbers(pl_module)
         macs = stats.macs
-        row = (step, int(pl_module.current_epoch), float(stats.entropy), int(stats.k), float(macs.mean()) / 1e6,
-               float(macs.min()) / 1e6, float(macs.max()) / 1e6, numbers["expected"], numbers["argmax"],
-               pl_module.phase == "joint")
+        row = (
+            step,
+            int(pl_module.current_epoch),
+            float(stats.entropy),
+            int(stats.k),
+            float(macs.mean()) / 1e6,
+            float(macs.min()) / 1e6,
+            float(macs.max()) / 1e6,
+            numbers["expected"],
+            numbers["argmax"],
+            pl_module.phase == "joint",
+        )
         for key, value in zip(self.history, row):
             self.history[key].append(value)
         if len(self.history["step"]) > self.max_points:
@@ -149,11 +161,15 @@ class SearchPlots(pl.Callback):
         from fpnas.plots import search_figures
 
         target = getattr(pl_module, "target_macs", None)
-        figs = search_figures(pl_module.space, pl_module.host_distribution(), self.history,
-                              None if target is None else target / 1e6)
+        figs = search_figures(
+            pl_module.space, pl_module.host_distribution(), self.history, None if target is None else target / 1e6
+        )
         # TensorBoardLogger's SummaryWriter, or any logger whose writer takes figures the same way
-        boards = [lg.experiment for lg in trainer.loggers
-                  if isinstance(lg, TensorBoardLogger) or callable(getattr(lg.experiment, "add_figure", None))]
+        boards = [
+            lg.experiment
+            for lg in trainer.loggers
+            if isinstance(lg, TensorBoardLogger) or callable(getattr(lg.experiment, "add_figure", None))
+        ]
         self.dirpath.mkdir(parents=True, exist_ok=True)
         paths = []
         for name, fig in figs.items():
@@ -177,8 +193,13 @@ class ArchitectureExporter(pl.Callback):
     @rank_zero_only
     def export(self, pl_module) -> None:
         idx = pl_module.exported_architecture()
-        arch = architecture_from_indices(pl_module.space, idx.tolist(), epoch=int(pl_module.current_epoch),
-                                         phase=pl_module.phase, selection=pl_module.selection())
+        arch = architecture_from_indices(
+            pl_module.space,
+            idx.tolist(),
+            epoch=int(pl_module.current_epoch),
+            phase=pl_module.phase,
+            selection=pl_module.selection(),
+        )
         arch.save(self.path)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:

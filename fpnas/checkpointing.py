@@ -6,6 +6,7 @@ at the end of the fit, it takes one trigger (epochs, steps or time), and it vers
 a temporary file in the system's temp directory and ``shutil.move``, which is a plain copy when that
 directory is on another file system (a cluster's local ``/tmp`` vs the shared run directory).
 """
+
 from __future__ import annotations
 
 import os
@@ -71,10 +72,16 @@ class LastCheckpoint(Checkpoint):
 
     def __init__(self, path: str, every_n_steps: int = 0, every_n_minutes: float = 0.0):
         for key, value, kind in (("every_n_steps", every_n_steps, int), ("every_n_minutes", every_n_minutes, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                    kind is int and int(value) != value):
-                raise ConfigError(f"callbacks.checkpoint.{key}={value!r} is invalid: it must be "
-                                  f"{'an integer' if kind is int else 'a number'} >= 0 (0 = off)")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or value < 0
+                or (kind is int and int(value) != value)
+            ):
+                raise ConfigError(
+                    f"callbacks.checkpoint.{key}={value!r} is invalid: it must be "
+                    f"{'an integer' if kind is int else 'a number'} >= 0 (0 = off)"
+                )
         self.path = Path(path)
         self.every_n_steps = int(every_n_steps)
         self.every_n_minutes = float(every_n_minutes)
@@ -83,7 +90,7 @@ class LastCheckpoint(Checkpoint):
         self.saves: list[float] = []  # seconds per save (the checkpoint overhead, for the benchmarks)
         self._saved_at: int | None = None  # global step of the last save
 
-    def save(self, trainer: "pl.Trainer") -> None:
+    def save(self, trainer: pl.Trainer) -> None:
         start = time.perf_counter()
         trainer.save_checkpoint(self.path)  # every rank takes part; rank 0 writes
         self.saves.append(time.perf_counter() - start)
@@ -118,12 +125,14 @@ class LastCheckpoint(Checkpoint):
         if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             self.interrupted_by = "SIGINT" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
             self.save(trainer)
-            rank_zero_info(f"[fpnas] interrupted ({self.interrupted_by}) at step "
-                           f"{trainer.fit_loop.epoch_loop.batch_progress.total.completed}: saved {self.path}; "
-                           "resume with ckpt_path=last (same hydra.run.dir)")
+            rank_zero_info(
+                f"[fpnas] interrupted ({self.interrupted_by}) at step "
+                f"{trainer.fit_loop.epoch_loop.batch_progress.total.completed}: saved {self.path}; "
+                "resume with ckpt_path=last (same hydra.run.dir)"
+            )
 
 
-def exit_status_of_interrupt(trainer: "pl.Trainer") -> int | None:
+def exit_status_of_interrupt(trainer: pl.Trainer) -> int | None:
     """130 / 143 when a signal stopped ``trainer``'s fit (after :class:`LastCheckpoint` saved), else None."""
     for callback in trainer.callbacks:
         if isinstance(callback, LastCheckpoint) and callback.interrupted_by:

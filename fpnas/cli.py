@@ -1,10 +1,11 @@
 """Thin helpers for the Hydra entry points: user errors become one clear line."""
+
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -80,8 +81,9 @@ class CheckOutputDir(Callback):
     def _check(self, key: str, directory: str) -> None:
         reason = unwritable_reason(directory)
         if reason is not None and not full_error():
-            report(f"{key}={directory} cannot be created: {reason}; choose a writable directory, "
-                   f"e.g. {key}=outputs/my_run")
+            report(
+                f"{key}={directory} cannot be created: {reason}; choose a writable directory, e.g. {key}=outputs/my_run"
+            )
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         self._check("hydra.run.dir", config.hydra.run.dir)

@@ -1,4 +1,5 @@
 """FLOPs-aware cost and the importance weights of PARSEC / FP-NAS (FPNAS.md sections 1 and 4)."""
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,9 @@ def weight_importance(log_lik: torch.Tensor, temperature: float = 1.0) -> torch.
     return torch.softmax(log_lik / temperature, dim=0)
 
 
-def arch_importance(val_log_lik: torch.Tensor, costs: torch.Tensor, beta: float,
-                    temperature: float = 1.0) -> torch.Tensor:
+def arch_importance(
+    val_log_lik: torch.Tensor, costs: torch.Tensor, beta: float, temperature: float = 1.0
+) -> torch.Tensor:
     """m_k = softmax_k(v_k / T) - beta * C_k / sum_j C_j (Eq. 7); the cost term is 0 when sum C = 0.
 
     On the device of ``val_log_lik``; ``costs`` may live elsewhere (the search keeps them on the

@@ -7,6 +7,7 @@ before it may weight them. So the search keeps DDP's process group, launcher and
 but not its wrapper: each sample's log-likelihood is all-reduced (a scalar), gradients are
 accumulated locally with the global weights, and all-reduced once per step.
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,7 +55,7 @@ def average_gradients(params) -> None:
     AllReduceStats.bytes += flat.numel() * flat.element_size()
     offset = 0
     for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 
@@ -89,11 +90,13 @@ def synced_batch_norm(x, running_mean, running_var, weight, bias, momentum: floa
     if running_mean is not None:
         with torch.no_grad():
             running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
-            running_var.mul_(1 - momentum).add_((var.detach() * (n / max(n - 1, 1))).to(running_var.dtype),
-                                                alpha=momentum)
+            running_var.mul_(1 - momentum).add_(
+                (var.detach() * (n / max(n - 1, 1))).to(running_var.dtype), alpha=momentum
+            )
     shape = (1, -1, 1, 1)
-    out = (x.to(mean.dtype) - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps) * weight.view(shape) \
-        + bias.view(shape)
+    out = (x.to(mean.dtype) - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps) * weight.view(shape) + bias.view(
+        shape
+    )
     return out.to(x.dtype)
 
 

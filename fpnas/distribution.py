@@ -5,11 +5,12 @@ A unit is a tuple of decisions sampled jointly. Factorized (FD): every decision 
 all units live in one padded matrix so that sampling, log-probabilities, entropy and the
 closed-form score-function gradient are a few batched tensor ops per step.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Callable, Sequence
 
 import torch
 
@@ -23,8 +24,13 @@ class ArchDistribution(torch.nn.Module):
     reducer, and its gradient is set in closed form (:meth:`grad_weighted_nll`).
     """
 
-    def __init__(self, sizes: Sequence[int], units: Sequence[Sequence[int]], kind: str,
-                 logits: Sequence[torch.Tensor] | None = None):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        units: Sequence[Sequence[int]],
+        kind: str,
+        logits: Sequence[torch.Tensor] | None = None,
+    ):
         super().__init__()
         if kind not in PHASES:
             raise ValueError(f"kind must be one of {PHASES}, got {kind!r}")
@@ -60,10 +66,10 @@ class ArchDistribution(torch.nn.Module):
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def uniform(cls, sizes: Sequence[int], units: Sequence[Sequence[int]], kind: str) -> "ArchDistribution":
+    def uniform(cls, sizes: Sequence[int], units: Sequence[Sequence[int]], kind: str) -> ArchDistribution:
         return cls(sizes, units, kind)
 
-    def to_joint(self, units: Sequence[Sequence[int]]) -> "ArchDistribution":
+    def to_joint(self, units: Sequence[Sequence[int]]) -> ArchDistribution:
         """Exact FD->JD conversion: alpha_JD[(a_1..a_M)] = sum_m log_softmax(alpha_m)[a_m]."""
         marginal = self.marginals()
         marg = [marginal([d]) for d in range(len(self.sizes))]
@@ -98,8 +104,7 @@ class ArchDistribution(torch.nn.Module):
         """[n, n_units] flat indices -> [n, D] choice indices."""
         per_slot = (flat[..., None] // self.unit_strides.clamp_min(1)) % self.unit_radix
         out = flat.new_zeros(flat.shape[0], len(self.sizes) + 1)
-        out.scatter_(1, self.unit_decisions.flatten()[None].expand(flat.shape[0], -1),
-                     per_slot.flatten(1))
+        out.scatter_(1, self.unit_decisions.flatten()[None].expand(flat.shape[0], -1), per_slot.flatten(1))
         return out[:, :-1]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -7,6 +7,7 @@ a key or group option added to ``conf/`` cannot go undocumented.
 The YAML is read line by line (PyYAML only for flow mappings) because PyYAML drops the comments,
 which are the documentation, and ruamel.yaml is not a dependency.
 """
+
 from __future__ import annotations
 
 import re
@@ -51,7 +52,7 @@ def split_comment(text: str) -> tuple[str, str]:
         elif ch in "}]":
             depth -= 1
         elif ch == "#" and depth == 0 and (i == 0 or text[i - 1].isspace()):
-            return text[:i].strip(), text[i + 1:].strip()
+            return text[:i].strip(), text[i + 1 :].strip()
     return text.strip(), ""
 
 
@@ -143,8 +144,11 @@ def group_table(group: str, default: str | None) -> list[str]:
     if not union:
         return lines
     ref = default if default in files else BASES.get(group) if BASES.get(group) in files else next(iter(files))
-    prefix = "" if group in ("experiment", "train_experiment") or group.startswith("hydra") else \
-        group.replace("/", ".") + "."
+    prefix = (
+        ""
+        if group in ("experiment", "train_experiment") or group.startswith("hydra")
+        else group.replace("/", ".") + "."
+    )
     if group.startswith("hydra"):
         prefix = group.replace("/", ".") + "." if group != "hydra" else "hydra."
     lines += ["", f"| key | value{f' (`{ref}`)' if len(files) > 1 else ''} | meaning |", "|---|---|---|"]
@@ -152,8 +156,13 @@ def group_table(group: str, default: str | None) -> list[str]:
         src = ref if ref in owners else owners[0]
         value, comment = files[src].keys[key]
         others = [n for n in files if n not in owners]
-        only = ("" if not others else f" (only in: {', '.join(owners)})" if len(owners) <= len(others)
-                else f" (not in: {', '.join(others)})")
+        only = (
+            ""
+            if not others
+            else f" (only in: {', '.join(owners)})"
+            if len(owners) <= len(others)
+            else f" (not in: {', '.join(others)})"
+        )
         shown = cell(code(value)) + (f" ({src})" if src != ref and value else "")
         lines.append(f"| `{prefix}{key}` | {shown} | {cell(comment + only)} |")
     return lines
@@ -178,17 +187,26 @@ def block_kinds_table() -> list[str]:
     from fpnas.space.blocks import BLOCK_KINDS
     from fpnas.space.blocks.base import REQUIRED
 
-    lines = ["Block kinds: a group's `op` (generated from `fpnas/space/blocks/`). Per-block keys take a "
-             "value or a list of choices; group options take one value.", "",
-             "| `op` | timm block | per-block keys (default) | group options (default) | what |", "|---|---|---|---|---|"]
+    lines = [
+        "Block kinds: a group's `op` (generated from `fpnas/space/blocks/`). Per-block keys take a "
+        "value or a list of choices; group options take one value.",
+        "",
+        "| `op` | timm block | per-block keys (default) | group options (default) | what |",
+        "|---|---|---|---|---|",
+    ]
     for name, kind in BLOCK_KINDS.items():
         if not kind.group_op:
             continue
-        keys = ", ".join(f"`{v.name}`" + ("" if v.default is REQUIRED else " (space's)" if callable(v.default)
-                                         else f" ({v.default})") for v in kind.variables)
+        keys = ", ".join(
+            f"`{v.name}`"
+            + ("" if v.default is REQUIRED else " (space's)" if callable(v.default) else f" ({v.default})")
+            for v in kind.variables
+        )
         options = ", ".join(f"`{o.name}` ({str(o.default).lower()})" for o in kind.options)
-        lines.append(f"| `{name}`{' (default)' if name == 'mbconv' else ''} | {kind.timm_type} | {keys} | "
-                     f"{options} | {cell(kind.summary)} |")
+        lines.append(
+            f"| `{name}`{' (default)' if name == 'mbconv' else ''} | {kind.timm_type} | {keys} | "
+            f"{options} | {cell(kind.summary)} |"
+        )
     skip = BLOCK_KINDS["skip"]
     lines += ["", f"`kernel: 0` in a group of any kind is the skip: {skip.summary}."]
     return lines
@@ -196,8 +214,11 @@ def block_kinds_table() -> list[str]:
 
 def reference() -> str:
     """The generated Markdown (without the markers)."""
-    out = ["Every key below can be set on the command line (`key=value`; `+key=value` adds a key that a "
-           "file does not have, `group=option` picks a file). Generated from the comments in `conf/`.", ""]
+    out = [
+        "Every key below can be set on the command line (`key=value`; `+key=value` adds a key that a "
+        "file does not have, `group=option` picks a file). Generated from the comments in `conf/`.",
+        "",
+    ]
     defaults: dict[str, str] = {}
     for name in ("search", "train"):
         lines, found = top_level(name)

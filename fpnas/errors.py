@@ -1,5 +1,6 @@
 """Errors that mean "the user asked for something wrong" (shown as one line with a hint), and the
 checks that raise them."""
+
 from __future__ import annotations
 
 import math
@@ -12,12 +13,21 @@ class ConfigError(ValueError):
 
 class NonFiniteLossError(ConfigError):
     """The search diverged (a NaN or infinite loss / log-likelihood): a user error, since the fix is a
-    setting (learning rates, search.importance_temperature) or the data, reported as one line naming the step and the last good
-    checkpoint."""
+    setting (learning rates, search.importance_temperature) or the data, reported as one line naming
+    the step and the last good checkpoint."""
 
 
-def check_option(key: str, value: Any, kind: type, minimum: float | None = None, maximum: float | None = None,
-                 *, exclusive: bool = False, example: Any = None, none_ok: bool = False):
+def check_option(
+    key: str,
+    value: Any,
+    kind: type,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    exclusive: bool = False,
+    example: Any = None,
+    none_ok: bool = False,
+):
     """``value`` of config key ``key`` as ``kind`` (``int``, ``float`` or ``bool``), else a :class:`ConfigError`
     saying what the key must be and, with ``example``, a value that works.
 
@@ -65,8 +75,10 @@ def check_checkpoint(key: str, path, module=None, ignore: tuple[str, ...] = ()) 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{key}={path}: no such file; give a checkpoint file (e.g. <run dir>/checkpoints/last.ckpt)")
-    damaged = (f"{key}={path} is not a readable PyTorch checkpoint ({{}}); it is damaged (e.g. a copy cut short) "
-               "or another kind of file: give another checkpoint, e.g. the run's checkpoints/last.ckpt")
+    damaged = (
+        f"{key}={path} is not a readable PyTorch checkpoint ({{}}); it is damaged (e.g. a copy cut short) "
+        "or another kind of file: give another checkpoint, e.g. the run's checkpoints/last.ckpt"
+    )
     if not zipfile.is_zipfile(path):  # torch.save (and so Lightning) writes zip archives
         raise ConfigError(damaged.format("not a torch.save zip archive"))
     try:
@@ -83,13 +95,24 @@ def check_checkpoint(key: str, path, module=None, ignore: tuple[str, ...] = ()) 
     missing, extra = sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine))
     wrong = sorted(k for k in set(mine) & set(theirs) if mine[k] != theirs[k])
     if missing or extra or wrong:
-        detail = (f"{wrong[0]} has shape {list(theirs[wrong[0]])} there but {list(mine[wrong[0]])} here" if wrong
-                  else f"{len(missing)} tensor(s) missing (e.g. {missing[0]})" if missing
-                  else f"{len(extra)} unexpected tensor(s) (e.g. {extra[0]})")
-        kind = ("a search.py checkpoint" if "fpnas" in ckpt else
-                "a train.py checkpoint" if "arch" in (ckpt.get("hyper_parameters") or {}) else "a checkpoint")
-        raise ConfigError(f"{key}={path} is {kind} of another space or architecture ({detail}); resume with the "
-                          "settings it was written with (space=, data=, arch=) or start a new run")
+        detail = (
+            f"{wrong[0]} has shape {list(theirs[wrong[0]])} there but {list(mine[wrong[0]])} here"
+            if wrong
+            else f"{len(missing)} tensor(s) missing (e.g. {missing[0]})"
+            if missing
+            else f"{len(extra)} unexpected tensor(s) (e.g. {extra[0]})"
+        )
+        kind = (
+            "a search.py checkpoint"
+            if "fpnas" in ckpt
+            else "a train.py checkpoint"
+            if "arch" in (ckpt.get("hyper_parameters") or {})
+            else "a checkpoint"
+        )
+        raise ConfigError(
+            f"{key}={path} is {kind} of another space or architecture ({detail}); resume with the "
+            "settings it was written with (space=, data=, arch=) or start a new run"
+        )
 
 
 def check_required(cfg, prefix: str = "") -> None:
@@ -102,8 +125,10 @@ def check_required(cfg, prefix: str = "") -> None:
     for key in cfg:
         full = f"{prefix}{key}"
         if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(f"{full} is required and has no value: give it on the command line, "
-                              f"e.g. {full}=<value> (see the comment next to it in conf/)")
+            raise ConfigError(
+                f"{full} is required and has no value: give it on the command line, "
+                f"e.g. {full}=<value> (see the comment next to it in conf/)"
+            )
         if not OmegaConf.is_interpolation(cfg, key) and isinstance(cfg[key], DictConfig):
             check_required(cfg[key], f"{full}.")
 
@@ -123,8 +148,10 @@ def instantiate_checked(node, group: str, **kwargs):
     if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = sorted(k for k in node if not str(k).startswith("_") and k not in params)
         if unknown:
-            raise ConfigError(f"{group}.{unknown[0]} is not an option of {target}; "
-                              f"known: {sorted(k for k in params if k != 'self' and k not in kwargs)}")
+            raise ConfigError(
+                f"{group}.{unknown[0]} is not an option of {target}; "
+                f"known: {sorted(k for k in params if k != 'self' and k not in kwargs)}"
+            )
     return instantiate(node, **kwargs)
 
 

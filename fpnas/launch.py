@@ -11,6 +11,7 @@ device), so Lightning must see them as launched externally: on SLURM its ``SLURM
 reads srun's variables; for submitit's local executor :func:`adopt_submitit_local_task` sets the
 variables Lightning's own launcher would have set.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,11 @@ def export_job_argv_for_ddp_children() -> None:
 
 def adopt_job_argv_if_ddp_child() -> None:
     """Called at the top of an entry point, before Hydra parses ``sys.argv``."""
-    if os.environ.get("LOCAL_RANK", "0") != "0" and CHILD_ARGV in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
+    if (
+        os.environ.get("LOCAL_RANK", "0") != "0"
+        and CHILD_ARGV in os.environ
+        and "TORCHELASTIC_RUN_ID" not in os.environ
+    ):
         sys.argv = [sys.argv[0], *json.loads(os.environ[CHILD_ARGV])]
 
 
@@ -55,11 +60,18 @@ def adopt_submitit_local_task(trainer_cfg) -> None:
     if not isinstance(devices, int) or devices * nodes != task.world_size:
         from fpnas.cli import report
 
-        report(f"submitit started {task.world_size} processes for this job (hydra.launcher.tasks_per_node) but "
-               f"trainer.devices={devices} x trainer.num_nodes={nodes}: set trainer.devices={task.world_size} "
-               "and trainer.num_nodes=1")
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(task.master_port), NODE_RANK="0",
-                      LOCAL_RANK=str(task.local_rank), WORLD_SIZE=str(task.world_size))
+        report(
+            f"submitit started {task.world_size} processes for this job (hydra.launcher.tasks_per_node) but "
+            f"trainer.devices={devices} x trainer.num_nodes={nodes}: set trainer.devices={task.world_size} "
+            "and trainer.num_nodes=1"
+        )
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(task.master_port),
+        NODE_RANK="0",
+        LOCAL_RANK=str(task.local_rank),
+        WORLD_SIZE=str(task.world_size),
+    )
 
 
 LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")

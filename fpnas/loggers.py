@@ -5,6 +5,7 @@ so a resumed run kept only the rows after the resume, and a run that failed earl
 earlier run's history. Here the file is kept: at the first save, rows of the steps being logged
 again (work done after the checkpoint that a kill lost) are dropped and the new rows appended.
 """
+
 from __future__ import annotations
 
 import csv

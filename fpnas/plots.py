@@ -4,10 +4,11 @@ Every function returns a ``matplotlib.figure.Figure``; :func:`save_figure` write
 The search history is a mapping of equally long lists, as kept by
 :class:`fpnas.callbacks.SearchPlots` (keys in :data:`HISTORY_KEYS`).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -16,8 +17,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-HISTORY_KEYS = ("step", "epoch", "entropy", "k", "mflops_sampled_mean", "mflops_sampled_min",
-                "mflops_sampled_max", "mflops_expected", "mflops_argmax", "joint")
+HISTORY_KEYS = (
+    "step",
+    "epoch",
+    "entropy",
+    "k",
+    "mflops_sampled_mean",
+    "mflops_sampled_min",
+    "mflops_sampled_max",
+    "mflops_expected",
+    "mflops_argmax",
+    "joint",
+)
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -54,8 +65,15 @@ def probability_heatmap(space, dist, title: str = "") -> Figure:
     for r, (decision, p) in enumerate(zip(space.decisions, probs)):
         best = int(mode[r])
         for c, value in enumerate(decision.choices):
-            ax.text(c, r, f"{_choice_label(value)}\n{p[c]:.2f}" if rows <= 40 else _choice_label(value),
-                    ha="center", va="center", fontsize=font, color="black" if p[c] > 0.6 else "white")
+            ax.text(
+                c,
+                r,
+                f"{_choice_label(value)}\n{p[c]:.2f}" if rows <= 40 else _choice_label(value),
+                ha="center",
+                va="center",
+                fontsize=font,
+                color="black" if p[c] > 0.6 else "white",
+            )
         ax.add_patch(Rectangle((best - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.2))
     ax.set_yticks(range(rows), [d.name for d in space.decisions], fontsize=font)
     ax.set_xticks(range(width), [str(i) for i in range(width)], fontsize=7)
@@ -72,8 +90,15 @@ def _phase_switch(ax, history: Mapping[str, Sequence]) -> None:
     for i in range(1, len(joint)):
         if joint[i] and not joint[i - 1]:
             ax.axvline(steps[i], color="grey", linestyle="--", linewidth=1)
-            ax.annotate("FD→JD", (steps[i], 1), xycoords=("data", "axes fraction"), fontsize=7,
-                        xytext=(2, -10), textcoords="offset points", color="grey")
+            ax.annotate(
+                "FD→JD",
+                (steps[i], 1),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                xytext=(2, -10),
+                textcoords="offset points",
+                color="grey",
+            )
 
 
 def entropy_k_figure(history: Mapping[str, Sequence]) -> Figure:
@@ -101,11 +126,19 @@ def mflops_figure(history: Mapping[str, Sequence], target_mflops: float | None) 
     """MFLOPs of the sampled architectures (mean, min-max band), E[MFLOPs], argmax, target."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     steps = history["step"]
-    ax.fill_between(steps, history["mflops_sampled_min"], history["mflops_sampled_max"], color="tab:blue",
-                    alpha=0.2, linewidth=0, label="sampled (min-max)")
+    ax.fill_between(
+        steps,
+        history["mflops_sampled_min"],
+        history["mflops_sampled_max"],
+        color="tab:blue",
+        alpha=0.2,
+        linewidth=0,
+        label="sampled (min-max)",
+    )
     ax.plot(steps, history["mflops_sampled_mean"], color="tab:blue", linewidth=1, label="sampled (mean)")
-    ax.plot(steps, history["mflops_expected"], color="tab:green", linestyle="--", linewidth=1.2,
-            label="expected E[MFLOPs]")
+    ax.plot(
+        steps, history["mflops_expected"], color="tab:green", linestyle="--", linewidth=1.2, label="expected E[MFLOPs]"
+    )
     ax.plot(steps, history["mflops_argmax"], color="black", linewidth=1.2, label="most likely architecture")
     if target_mflops is not None:
         ax.axhline(target_mflops, color="red", linewidth=1.2, label=f"target {target_mflops:g}")
@@ -153,8 +186,18 @@ def architecture_figure(arch, rows: list[dict] | None = None) -> Figure:
             colour, style, lw = "#f5f5f5", "--", 0.8
         else:
             colour, style, lw = KERNEL_COLOURS.get(r["kernel"], "tab:red"), "-", 2.4 if r["attn"] else 0.8
-        ax.add_patch(Rectangle((i - 0.4, -h / 2), 0.8, h, facecolor=colour, edgecolor="black", linestyle=style,
-                               linewidth=lw, alpha=0.85))
+        ax.add_patch(
+            Rectangle(
+                (i - 0.4, -h / 2),
+                0.8,
+                h,
+                facecolor=colour,
+                edgecolor="black",
+                linestyle=style,
+                linewidth=lw,
+                alpha=0.85,
+            )
+        )
         label = r["short"]
         ax.text(i, 0, label, ha="center", va="center", rotation=90, fontsize=6.5)
         if r.get("stride") == 2:
@@ -165,12 +208,19 @@ def architecture_figure(arch, rows: list[dict] | None = None) -> Figure:
     ax.axis("off")
     kernels = sorted({r["kernel"] for r in rows if r["kind"] == "block"})
     handles = [Patch(facecolor=KERNEL_COLOURS.get(k, "tab:red"), label=f"k{k}") for k in kernels]
-    handles += [Patch(facecolor="#f5f5f5", edgecolor="black", linestyle="--", label="skip"),
-                Patch(facecolor="white", edgecolor="black", linewidth=2.4, label="SE / split attention")]
-    ax.legend(handles=handles, fontsize=7, loc="upper right", ncol=len(handles), frameon=False,
-              bbox_to_anchor=(1, 1.08))
+    handles += [
+        Patch(facecolor="#f5f5f5", edgecolor="black", linestyle="--", label="skip"),
+        Patch(facecolor="white", edgecolor="black", linewidth=2.4, label="SE / split attention"),
+    ]
+    ax.legend(
+        handles=handles, fontsize=7, loc="upper right", ncol=len(handles), frameon=False, bbox_to_anchor=(1, 1.08)
+    )
     macs, params = arch.complexity()
-    ax.set_title(f"{arch.space.name}: {macs / 1e6:.4g} MFLOPs, {params / 1e6:.4g} M params, "
-                 f"{arch.space.input_size}px input (box height ~ output channels)", fontsize=9, loc="left")
+    ax.set_title(
+        f"{arch.space.name}: {macs / 1e6:.4g} MFLOPs, {params / 1e6:.4g} M params, "
+        f"{arch.space.input_size}px input (box height ~ output channels)",
+        fontsize=9,
+        loc="left",
+    )
     fig.tight_layout()
     return fig

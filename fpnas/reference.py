@@ -6,10 +6,11 @@ FLOPs tables treat it like any searched architecture. Your own references live o
 ``<dir>/reference/<name>.yaml``, found through Hydra's search path (``hydra.searchpath=[file://<dir>]``),
 as custom spaces are.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from fpnas.arch import Architecture, load_architecture
 from fpnas.errors import ConfigError
@@ -20,7 +21,7 @@ REFERENCE_DIR = Path(__file__).resolve().parents[1] / "conf" / "reference"
 def searchpath_dirs(searchpath: Iterable[str] | None) -> list[Path]:
     """The directories of the ``file://<dir>`` entries of Hydra's ``hydra.searchpath`` (``pkg://`` ones
     are Python packages: no reference of ours lives there)."""
-    return [Path(str(e)[len("file://"):]) for e in searchpath or () if str(e).startswith("file://")]
+    return [Path(str(e)[len("file://") :]) for e in searchpath or () if str(e).startswith("file://")]
 
 
 def reference_dirs(search_dirs: Iterable[str | Path] = ()) -> list[Path]:
@@ -37,8 +38,10 @@ def available_references(search_dirs: Iterable[str | Path] = ()) -> list[str]:
 def _unknown(name: str, search_dirs: list[Path]) -> str:
     """What an unknown name is told: the registered names and how to add one."""
     where = ", ".join(f"{d}/" for d in reference_dirs(search_dirs)[1:])
-    return (f"registered: {available_references(search_dirs)}{f' (also searched {where})' if where else ''}; to add "
-            f"your own, save it as <dir>/reference/{name}.yaml and pass hydra.searchpath=[file://<dir>]")
+    return (
+        f"registered: {available_references(search_dirs)}{f' (also searched {where})' if where else ''}; to add "
+        f"your own, save it as <dir>/reference/{name}.yaml and pass hydra.searchpath=[file://<dir>]"
+    )
 
 
 def reference_path(name: str, search_dirs: Iterable[str | Path] = ()) -> Path:
@@ -67,5 +70,7 @@ def resolve_architecture(name_or_path: str | Path, search_dirs: Iterable[str | P
         return arch, arch.is_reference
     if text in available_references(search_dirs):
         return load_reference(text, search_dirs), True
-    raise ConfigError(f"arch={text!r} is neither an existing architecture file nor a registered reference "
-                      f"architecture; {_unknown(text, search_dirs)}")
+    raise ConfigError(
+        f"arch={text!r} is neither an existing architecture file nor a registered reference "
+        f"architecture; {_unknown(text, search_dirs)}"
+    )

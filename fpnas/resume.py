@@ -8,6 +8,7 @@ the optimizers...) is refused, the others (more epochs, loggers, callbacks, expo
 applied and reported. The ``.hydra/`` files of a run are written only once its config has passed
 validation (:func:`write_hydra_files`), so a command that fails leaves an earlier run as it was.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,18 @@ from fpnas.run_dir import RunDir
 
 HYDRA_DIR = ".hydra"
 # what a resume may change: it does not alter the computation the checkpoint continues
-CHANGEABLE = ("trainer.", "logger", "callbacks.", "export.", "hydra.", "ckpt_path", "auto_resume",
-              "data.num_workers", "data.val_batch_size", "paths.")
+CHANGEABLE = (
+    "trainer.",
+    "logger",
+    "callbacks.",
+    "export.",
+    "hydra.",
+    "ckpt_path",
+    "auto_resume",
+    "data.num_workers",
+    "data.val_batch_size",
+    "paths.",
+)
 CHANGEABLE_EXACT = ("trainer", "callbacks", "export", "paths", "threads")  # threads: only float rounding
 
 
@@ -49,7 +60,8 @@ def resumed_argv(argv: list[str]) -> tuple[list[str], str | None]:
     if run_dir is None:
         return argv, None
     resuming = values.get("ckpt_path") == "last" or (
-        values.get("auto_resume", "").lower() == "true" and RunDir(run_dir).last_checkpoint.is_file())
+        values.get("auto_resume", "").lower() == "true" and RunDir(run_dir).last_checkpoint.is_file()
+    )
     saved_file = Path(run_dir) / HYDRA_DIR / "overrides.yaml"
     if not resuming or not saved_file.is_file():
         return argv, None
@@ -58,21 +70,29 @@ def resumed_argv(argv: list[str]) -> tuple[list[str], str | None]:
     except yaml.YAMLError as exc:
         _refuse(f"{saved_file} is not valid YAML ({exc}); restore it, or give every override of the run again")
     saved_by_key = {override_key(o): o for o in saved}
-    refused = [a for a in args if not changeable(override_key(a))
-               and saved_by_key.get(override_key(a), None) not in (None, a)]
+    refused = [
+        a for a in args if not changeable(override_key(a)) and saved_by_key.get(override_key(a), None) not in (None, a)
+    ]
     added = [a for a in args if not changeable(override_key(a)) and override_key(a) not in saved_by_key]
     if refused or added:
         bad = (refused or added)[0]
         key = override_key(bad)
         was = saved_by_key.get(key, "its value from the config files")
-        _refuse(f"{bad} cannot change when resuming {run_dir}: the checkpoint continues the run as it was set up "
-                f"({was}); start a new run (another hydra.run.dir) to change it")
+        _refuse(
+            f"{bad} cannot change when resuming {run_dir}: the checkpoint continues the run as it was set up "
+            f"({was}); start a new run (another hydra.run.dir) to change it"
+        )
     current = {override_key(a) for a in args}
     merged = [o for o in saved if override_key(o) not in current] + args
-    extra = [a for a in args if saved_by_key.get(override_key(a)) != a and override_key(a) not in
-             ("hydra.run.dir", "ckpt_path", "auto_resume")]
-    message = (f"[fpnas] resuming {run_dir} with the run's own overrides: {' '.join(saved) or '(none)'}"
-               + (f"; changed on the command line: {' '.join(extra)}" if extra else ""))
+    extra = [
+        a
+        for a in args
+        if saved_by_key.get(override_key(a)) != a
+        and override_key(a) not in ("hydra.run.dir", "ckpt_path", "auto_resume")
+    ]
+    message = f"[fpnas] resuming {run_dir} with the run's own overrides: {' '.join(saved) or '(none)'}" + (
+        f"; changed on the command line: {' '.join(extra)}" if extra else ""
+    )
     return merged, message
 
 
@@ -97,9 +117,8 @@ def write_hydra_files(cfg, output_dir: str | Path) -> None:
     """``<run dir>/.hydra/{config,hydra,overrides}.yaml`` as Hydra would write them (Hydra's own writing is
     off: ``hydra.output_subdir: null``), once the config has passed validation."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
     from lightning_fabric.utilities.rank_zero import _get_rank
+    from omegaconf import OmegaConf
 
     if not HydraConfig.initialized() or (_get_rank() or 0) != 0:
         return
@@ -117,8 +136,10 @@ def check_run_directory(output_dir: Path, ckpt_path: str | None) -> None:
 
     last = RunDir(output_dir).last_checkpoint
     if last.is_file() and (ckpt_path is None or Path(ckpt_path).resolve() != last.resolve()):
-        raise ConfigError(f"hydra.run.dir={output_dir} already holds a run ({last}): resume it with ckpt_path=last "
-                          "(or auto_resume=true), or give another hydra.run.dir for a new run")
+        raise ConfigError(
+            f"hydra.run.dir={output_dir} already holds a run ({last}): resume it with ckpt_path=last "
+            "(or auto_resume=true), or give another hydra.run.dir for a new run"
+        )
 
 
 def continue_logs(loggers, ckpt_path: str) -> None:

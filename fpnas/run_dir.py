@@ -5,6 +5,7 @@ and ``top_archs.yaml`` (+ ``top_archs/rank_<i>.yaml``); ``train.py`` writes ``ar
 ``train_summary.json`` and ``checkpoints/last.ckpt``; both log to ``csv/`` or ``tensorboard/``.
 The callbacks' file paths in ``conf/callbacks/default.yaml`` are the same names.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,5 +50,11 @@ class RunDir:
         """The files a run of ``kind`` (``search`` | ``train``) may leave, in the order summaries list them."""
         summary = self.search_summary if kind == "search" else self.train_summary
         extra = [self.root / "plots", self.top_archs] if kind == "search" else []
-        return [self.arch, summary, self.last_checkpoint, *extra, self.root / "csv" / "metrics.csv",
-                self.root / "tensorboard"]
+        return [
+            self.arch,
+            summary,
+            self.last_checkpoint,
+            *extra,
+            self.root / "csv" / "metrics.csv",
+            self.root / "tensorboard",
+        ]

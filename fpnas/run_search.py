@@ -1,4 +1,5 @@
 """The body of ``search.py``: check the config, build everything from it, search, write the results."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,17 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fpnas.distributed import AllReduceStats
 from fpnas.checkpointing import exit_status_of_interrupt
+from fpnas.distributed import AllReduceStats
 from fpnas.errors import (
-    ConfigError, NonFiniteLossError, check_checkpoint, check_option, check_required, instantiate_checked,
-    instantiate_trainer)
+    ConfigError,
+    NonFiniteLossError,
+    check_checkpoint,
+    check_option,
+    check_required,
+    instantiate_checked,
+    instantiate_trainer,
+)
 from fpnas.launch import export_job_argv_for_ddp_children, restored_launcher_environment
 from fpnas.resume import check_run_directory, continue_logs, write_hydra_files
 from fpnas.run_dir import RunDir
@@ -72,11 +79,17 @@ def warn_about_epochs(cfg: DictConfig) -> None:
     if max_epochs is None:
         return
     if cfg.distribution.schedule == "coarse_to_fine" and int(cfg.distribution.switch_epoch) >= max_epochs:
-        warnings.warn(f"distribution.switch_epoch={cfg.distribution.switch_epoch} >= trainer.max_epochs={max_epochs}: "
-                      "the search never reaches the joint distribution (use distribution.schedule=factorized to say so)")
+        warnings.warn(
+            f"distribution.switch_epoch={cfg.distribution.switch_epoch} >= trainer.max_epochs={max_epochs}: "
+            "the search never reaches the joint distribution (use distribution.schedule=factorized to say so)",
+            stacklevel=2,
+        )
     if cfg.search.warmup_epochs >= max_epochs:
-        warnings.warn(f"search.warmup_epochs={cfg.search.warmup_epochs} >= trainer.max_epochs={max_epochs}: "
-                      "α never moves; the result is the uniform distribution's mode")
+        warnings.warn(
+            f"search.warmup_epochs={cfg.search.warmup_epochs} >= trainer.max_epochs={max_epochs}: "
+            "α never moves; the result is the uniform distribution's mode",
+            stacklevel=2,
+        )
 
 
 def instantiate_search(cfg: DictConfig):
@@ -107,12 +120,16 @@ def resolve_ckpt_path(cfg: DictConfig, run: RunDir) -> str | None:
     if ckpt == "last":
         path = last
         if not path.exists():
-            raise ConfigError(f"ckpt_path=last: no {path}; pass the run's directory with "
-                              "hydra.run.dir=<run dir> or give ckpt_path=<file>")
+            raise ConfigError(
+                f"ckpt_path=last: no {path}; pass the run's directory with "
+                "hydra.run.dir=<run dir> or give ckpt_path=<file>"
+            )
         return str(path)
     if not Path(ckpt).is_file():
-        raise ConfigError(f"ckpt_path={ckpt}: no such file; give a checkpoint file, or ckpt_path=last with "
-                          "hydra.run.dir=<the run's directory>")
+        raise ConfigError(
+            f"ckpt_path={ckpt}: no such file; give a checkpoint file, or ckpt_path=last with "
+            "hydra.run.dir=<the run's directory>"
+        )
     return str(ckpt)
 
 
@@ -139,8 +156,15 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)
     lo, hi = module.tables.macs_range()
-    log.info("%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s | %s", module.space.describe(),
-             module.target_macs / 1e6, lo / 1e6, hi / 1e6, module.sampler, threads)
+    log.info(
+        "%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s | %s",
+        module.space.describe(),
+        module.target_macs / 1e6,
+        lo / 1e6,
+        hi / 1e6,
+        module.sampler,
+        threads,
+    )
     export_job_argv_for_ddp_children()
     AllReduceStats.reset()  # per job: a sweep runs several in one process
     fit_start = time.time()
@@ -149,11 +173,16 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except NonFiniteLossError as exc:  # name the checkpoint to go back to (the module does not know it)
         last = run.last_checkpoint
-        where = (f"the last good checkpoint is {last} (left as it was)" if last.is_file()
-                 else "no checkpoint was written yet")
-        raise NonFiniteLossError(f"{exc}; {where}; try a lower optim.omega.lr (now {cfg.optim.omega.get('lr')}) or "
-                                 f"optim.alpha.lr (now {cfg.optim.alpha.get('lr')}) in a new run (a resume keeps the "
-                                 "checkpoint's learning rates)") from exc
+        where = (
+            f"the last good checkpoint is {last} (left as it was)"
+            if last.is_file()
+            else "no checkpoint was written yet"
+        )
+        raise NonFiniteLossError(
+            f"{exc}; {where}; try a lower optim.omega.lr (now {cfg.optim.omega.get('lr')}) or "
+            f"optim.alpha.lr (now {cfg.optim.alpha.get('lr')}) in a new run (a resume keeps the "
+            "checkpoint's learning rates)"
+        ) from exc
     except SystemExit as exc:  # Ctrl-C or SIGTERM stopped the fit after last.ckpt was saved: 130 / 143
         code = exit_status_of_interrupt(trainer)
         raise SystemExit(code if code is not None else exc.code) from None
@@ -167,14 +196,22 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         from fpnas.summary import print_search_summary
         from fpnas.topk import export_from_search
 
-        arch = architecture_from_indices(module.space, module.exported_architecture().tolist(), phase=module.phase,
-                                         selection=module.selection())
+        arch = architecture_from_indices(
+            module.space, module.exported_architecture().tolist(), phase=module.phase, selection=module.selection()
+        )
         arch.save(run.arch)
         run.search_summary.write_text(json.dumps(summary, indent=2) + "\n")
         export_from_search(module, output_dir, cfg.get("export"))  # top_archs.yaml when export.top_k > 0
-        log.info("found %.4g MFLOPs (target %.4g), %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
-                 summary["arch_mflops"], summary["target_mflops"], summary["arch_params_m"], summary["val_acc"],
-                 summary["total_arch_samples"], summary["wall_time_s"], output_dir)
+        log.info(
+            "found %.4g MFLOPs (target %.4g), %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
+            summary["arch_mflops"],
+            summary["target_mflops"],
+            summary["arch_params_m"],
+            summary["val_acc"],
+            summary["total_arch_samples"],
+            summary["wall_time_s"],
+            output_dir,
+        )
         print_search_summary(summary, arch, output_dir)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()

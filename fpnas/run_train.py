@@ -1,4 +1,5 @@
 """The body of ``train.py``: build the plain model of an architecture, train, test, report."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fpnas.errors import (
-    ConfigError, check_checkpoint, check_option, check_required, instantiate_checked, instantiate_trainer)
+    ConfigError,
+    check_checkpoint,
+    check_option,
+    check_required,
+    instantiate_checked,
+    instantiate_trainer,
+)
 from fpnas.run_dir import RunDir
 
 log = logging.getLogger("fpnas")
@@ -37,8 +44,9 @@ def check_config(cfg: DictConfig) -> None:
         try:
             check_option("trainer.max_epochs", cfg.trainer.get("max_epochs"), int, 1, example=15)
         except ConfigError as exc:
-            raise ConfigError(f"{exc}; to build the model and count its MFLOPs and params without training, "
-                              "use dry_run=true") from None
+            raise ConfigError(
+                f"{exc}; to build the model and count its MFLOPs and params without training, use dry_run=true"
+            ) from None
     check_option("input_size", cfg.get("input_size"), int, 8, example=224, none_ok=True)
     check_option("seed", cfg.seed, int, 0, example=0)
     for key in ("drop_rate", "drop_path_rate"):
@@ -60,8 +68,10 @@ def train_splits(cfg: DictConfig) -> tuple[str, ...]:
     value = cfg.get("train_on", list(TRAIN_SPLITS))
     splits = [value] if isinstance(value, str) else list(value or [])
     if not splits or any(s not in TRAIN_SPLITS for s in splits) or len(set(splits)) != len(splits):
-        raise ConfigError(f"train_on={value} is invalid: it must be a non-empty list of {list(TRAIN_SPLITS)}, "
-                          "e.g. train_on=[omega,alpha] (all training images) or train_on=[omega]")
+        raise ConfigError(
+            f"train_on={value} is invalid: it must be a non-empty list of {list(TRAIN_SPLITS)}, "
+            "e.g. train_on=[omega,alpha] (all training images) or train_on=[omega]"
+        )
     return tuple(s for s in TRAIN_SPLITS if s in splits)
 
 
@@ -80,12 +90,24 @@ def build_train_module(cfg: DictConfig, arch, datamodule):
     if cfg.distill.get("teacher"):
         from fpnas.distill import load_teacher
 
-        teacher = load_teacher(cfg.distill.teacher, datamodule.num_classes, datamodule.in_chans,
-                               cfg.distill.get("teacher_checkpoint"), cfg.distill.get("teacher_ema", True))
+        teacher = load_teacher(
+            cfg.distill.teacher,
+            datamodule.num_classes,
+            datamodule.in_chans,
+            cfg.distill.get("teacher_checkpoint"),
+            cfg.distill.get("teacher_ema", True),
+        )
     recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
-    return TrainModule(model, arch.space.num_classes, arch=arch.to_dict(), teacher=teacher,
-                       distill_weight=cfg.distill.weight, distill_temperature=cfg.distill.temperature,
-                       channels_last=cfg.model.get("channels_last", False), **recipe)
+    return TrainModule(
+        model,
+        arch.space.num_classes,
+        arch=arch.to_dict(),
+        teacher=teacher,
+        distill_weight=cfg.distill.weight,
+        distill_temperature=cfg.distill.temperature,
+        channels_last=cfg.model.get("channels_last", False),
+        **recipe,
+    )
 
 
 def evaluate(trainer, module, datamodule) -> dict[str, float]:
@@ -122,12 +144,21 @@ def dry_run(cfg: DictConfig, arch) -> dict:
     macs, params = arch.complexity()
     console = wide_console()
     console.print(architecture_table(arch, title=table_title(str(cfg.arch), arch)))
-    console.print(f"dry run: {macs / 1e6:.4f} MFLOPs (MACs), {params:,} params ({params / 1e6:.4f} M) at "
-                  f"{arch.space.input_size} px; nothing trained (drop dry_run=true to train)")
+    console.print(
+        f"dry run: {macs / 1e6:.4f} MFLOPs (MACs), {params:,} params ({params / 1e6:.4f} M) at "
+        f"{arch.space.input_size} px; nothing trained (drop dry_run=true to train)"
+    )
     # train.py returns test_acc (None: there is none)
-    return {"arch": str(cfg.arch), "space": arch.space.name, "input_size": arch.space.input_size,
-            "num_classes": arch.space.num_classes, "mflops": macs / 1e6, "params_m": params / 1e6,
-            "dry_run": True, "test_acc": None}
+    return {
+        "arch": str(cfg.arch),
+        "space": arch.space.name,
+        "input_size": arch.space.input_size,
+        "num_classes": arch.space.num_classes,
+        "mflops": macs / 1e6,
+        "params_m": params / 1e6,
+        "dry_run": True,
+        "test_acc": None,
+    }
 
 
 def run_train(cfg: DictConfig) -> dict:
@@ -141,8 +172,10 @@ def run_train(cfg: DictConfig) -> dict:
     start = time.time()
     threads = apply_thread_policy(cfg.get("threads", "auto"))
     if not cfg.get("arch"):
-        raise ConfigError("no architecture given: pass arch=<path to arch.yaml written by search.py> or a "
-                          "registered name (e.g. arch=mobilenetv2_100)")
+        raise ConfigError(
+            "no architecture given: pass arch=<path to arch.yaml written by search.py> or a "
+            "registered name (e.g. arch=mobilenetv2_100)"
+        )
     check_config(cfg)
     arch, is_reference = resolve_architecture(cfg.arch, searchpath_dirs(hydra_searchpath()))
     input_size = cfg.get("input_size") or arch.space.input_size
@@ -153,17 +186,24 @@ def run_train(cfg: DictConfig) -> dict:
     adapt = is_reference if adapt == "auto" else bool(adapt)  # a reference: a registered name or a fixed inline space
     data_name = type(datamodule).__name__
     sp = arch.space
-    if (adapt and (datamodule.in_chans, datamodule.num_classes) != (sp.in_chans, sp.num_classes)) \
-            or input_size != sp.input_size:
-        arch = arch.with_data(datamodule.num_classes if adapt else sp.num_classes,
-                              datamodule.in_chans if adapt else sp.in_chans,
-                              input_size if input_size != sp.input_size else None)
+    if (
+        adapt and (datamodule.in_chans, datamodule.num_classes) != (sp.in_chans, sp.num_classes)
+    ) or input_size != sp.input_size:
+        arch = arch.with_data(
+            datamodule.num_classes if adapt else sp.num_classes,
+            datamodule.in_chans if adapt else sp.in_chans,
+            input_size if input_size != sp.input_size else None,
+        )
     if datamodule.in_chans != arch.space.in_chans:
-        raise ConfigError(f"architecture {cfg.arch} takes {arch.space.in_chans}-channel input but data "
-                          f"{data_name} has {datamodule.in_chans} channels (model.adapt_to_data=true adapts the stem)")
+        raise ConfigError(
+            f"architecture {cfg.arch} takes {arch.space.in_chans}-channel input but data "
+            f"{data_name} has {datamodule.in_chans} channels (model.adapt_to_data=true adapts the stem)"
+        )
     if datamodule.num_classes != arch.space.num_classes:
-        raise ConfigError(f"architecture {cfg.arch} has {arch.space.num_classes} classes but data "
-                          f"{data_name} has {datamodule.num_classes} (model.adapt_to_data=true adapts the classifier)")
+        raise ConfigError(
+            f"architecture {cfg.arch} has {arch.space.num_classes} classes but data "
+            f"{data_name} has {datamodule.num_classes} (model.adapt_to_data=true adapts the classifier)"
+        )
     if cfg.get("dry_run"):  # the data module is constructed (classes, channels), never set up
         return dry_run(cfg, arch)
     output_dir = Path(cfg.paths.output_dir)
@@ -184,8 +224,15 @@ def run_train(cfg: DictConfig) -> dict:
     macs, params = arch.complexity()
     if trainer.is_global_zero:
         arch.save(RunDir(output_dir).arch)
-    log.info("training %s (%s): %.4g MFLOPs, %.4g M params at %d px | %s", cfg.arch, arch.space.name, macs / 1e6,
-             params / 1e6, arch.space.input_size, threads)
+    log.info(
+        "training %s (%s): %.4g MFLOPs, %.4g M params at %d px | %s",
+        cfg.arch,
+        arch.space.name,
+        macs / 1e6,
+        params / 1e6,
+        arch.space.input_size,
+        threads,
+    )
     fit_start = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -196,17 +243,33 @@ def run_train(cfg: DictConfig) -> dict:
         raise SystemExit(code if code is not None else exc.code) from None
     train_time = time.time() - fit_start
     metrics = evaluate(trainer, module, datamodule)
-    summary = {"arch": str(cfg.arch), "space": arch.space.name, "input_size": arch.space.input_size,
-               "num_classes": arch.space.num_classes, "train_on": list(datamodule.train_splits), **metrics,
-               "mflops": macs / 1e6, "params_m": params / 1e6, "epochs": int(trainer.current_epoch),
-               "steps": int(trainer.global_step), "ema": cfg.recipe.ema_decay > 0,
-               "distill_teacher": str(cfg.distill.teacher) if cfg.distill.get("teacher") else None,
-               "init_from_search": str(cfg.init.from_search) if cfg.init.get("from_search") else None,
-               "train_time_s": round(train_time, 2), "wall_time_s": round(time.time() - start, 2)}
+    summary = {
+        "arch": str(cfg.arch),
+        "space": arch.space.name,
+        "input_size": arch.space.input_size,
+        "num_classes": arch.space.num_classes,
+        "train_on": list(datamodule.train_splits),
+        **metrics,
+        "mflops": macs / 1e6,
+        "params_m": params / 1e6,
+        "epochs": int(trainer.current_epoch),
+        "steps": int(trainer.global_step),
+        "ema": cfg.recipe.ema_decay > 0,
+        "distill_teacher": str(cfg.distill.teacher) if cfg.distill.get("teacher") else None,
+        "init_from_search": str(cfg.init.from_search) if cfg.init.get("from_search") else None,
+        "train_time_s": round(train_time, 2),
+        "wall_time_s": round(time.time() - start, 2),
+    }
     if trainer.is_global_zero:
         RunDir(output_dir).train_summary.write_text(json.dumps(summary, indent=2) + "\n")
-        log.info("test acc %.4f (EMA %.4f), %.4g MFLOPs, in %.1f s -> %s", summary["test_acc"],
-                 summary["test_acc_ema"], summary["mflops"], summary["wall_time_s"], output_dir)
+        log.info(
+            "test acc %.4f (EMA %.4f), %.4g MFLOPs, in %.1f s -> %s",
+            summary["test_acc"],
+            summary["test_acc_ema"],
+            summary["mflops"],
+            summary["wall_time_s"],
+            output_dir,
+        )
         from fpnas.summary import print_train_summary
 
         print_train_summary(summary, arch, output_dir)

@@ -1,4 +1,5 @@
 """How many architectures to sample per step: entropy-adaptive K (FP-NAS) or fixed K (PARSEC)."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,13 @@ from fpnas.errors import ConfigError
 
 def _is_count(value) -> bool:
     """An integer >= 1 (a YAML ``2.0`` counts; a string or ``true`` does not)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and int(value) == value and value >= 1)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and int(value) == value
+        and value >= 1
+    )
 
 
 class AdaptiveK:

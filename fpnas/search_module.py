@@ -6,6 +6,7 @@ the alpha split with the closed-form score-function gradient and the FLOPs hinge
 Logging of entropy, K, sample counts, FLOPs and probabilities lives in callbacks
 (``fpnas.callbacks``); they read :attr:`SearchModule.last_step`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,11 +49,16 @@ def check_target(space: SearchSpace, tables: ComplexityTables, target_macs: floa
     lo, hi = (m / 1e6 for m in tables.macs_range())
     target = target_macs / 1e6
     if target < lo:
-        raise ConfigError(f"cost.target_mflops={target:g} is below what space '{space.name}' can reach "
-                          f"(min {lo:.4g}, max {hi:.4g} MFLOPs); pick a target in that range")
+        raise ConfigError(
+            f"cost.target_mflops={target:g} is below what space '{space.name}' can reach "
+            f"(min {lo:.4g}, max {hi:.4g} MFLOPs); pick a target in that range"
+        )
     if target >= hi:
-        warnings.warn(f"cost.target_mflops={target:g} is at or above the largest architecture of space "
-                      f"'{space.name}' ({hi:.4g} MFLOPs): the cost term never acts and the search is unconstrained")
+        warnings.warn(
+            f"cost.target_mflops={target:g} is at or above the largest architecture of space "
+            f"'{space.name}' ({hi:.4g} MFLOPs): the cost term never acts and the search is unconstrained",
+            stacklevel=2,
+        )
 
 
 class SearchModule(pl.LightningModule):
@@ -93,24 +99,37 @@ class SearchModule(pl.LightningModule):
             raise ConfigError(f"distribution.schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
         check_option("distribution.switch_epoch", switch_epoch, int, 0, example=8)
         check_option("search.warmup_epochs", warmup_epochs, int, 0, example=2)
-        for key, value in (("weight_importance", weight_importance), ("eval_batch_stats", eval_batch_stats),
-                           ("sync_bn", sync_bn)):
+        for key, value in (
+            ("weight_importance", weight_importance),
+            ("eval_batch_stats", eval_batch_stats),
+            ("sync_bn", sync_bn),
+        ):
             check_option(f"search.{key}", value, bool, example="true")
         check_option("search.importance_temperature", importance_temperature, float, 0, exclusive=True, example=1.0)
         check_option("seed", seed, int, 0, example=0)
         if export_mode not in EXPORT_MODES:
             raise ConfigError(f"export.mode must be one of {list(EXPORT_MODES)}, got {export_mode!r}")
-        self.omega_optimizer = check_optimizer("optim.omega", omega_optimizer or functools.partial(
-            torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5))
-        self.alpha_optimizer = check_optimizer("optim.alpha", alpha_optimizer or functools.partial(torch.optim.Adam, lr=0.01))
+        self.omega_optimizer = check_optimizer(
+            "optim.omega",
+            omega_optimizer
+            or functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5),
+        )
+        self.alpha_optimizer = check_optimizer(
+            "optim.alpha", alpha_optimizer or functools.partial(torch.optim.Adam, lr=0.01)
+        )
         self.tables = tables if tables is not None else ComplexityTables(space)
         self.target_macs = float(target_mflops) * 1e6
         check_target(space, self.tables, self.target_macs)
         self.save_hyperparameters(ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables"])
         # the optimizers as text, for hparams.yaml; under other names than the arguments, which
         # load_from_checkpoint passes back (it drops names __init__ does not take)
-        self.save_hyperparameters(dict(self.hparams, optim_omega=describe_optimizer(self.omega_optimizer),
-                                       optim_alpha=describe_optimizer(self.alpha_optimizer)))
+        self.save_hyperparameters(
+            dict(
+                self.hparams,
+                optim_omega=describe_optimizer(self.omega_optimizer),
+                optim_alpha=describe_optimizer(self.alpha_optimizer),
+            )
+        )
         self.space = space
         self.sampler = sampler
         self.supernet = SuperNet(space, eval_batch_stats=eval_batch_stats)
@@ -148,8 +167,9 @@ class SearchModule(pl.LightningModule):
     def _counters(self) -> dict:
         """Host mirrors of ``steps_done``, ``samples_total`` and ``beta`` (read once after a load)."""
         if self._host_counters is None:
-            steps, samples, beta = torch.stack([self.steps_done.double(), self.samples_total.double(),
-                                                self.beta.double()]).tolist()
+            steps, samples, beta = torch.stack(
+                [self.steps_done.double(), self.samples_total.double(), self.beta.double()]
+            ).tolist()
             self._host_counters = {"steps": int(steps), "samples": int(samples), "beta": beta}
         return self._host_counters
 
@@ -185,8 +205,11 @@ class SearchModule(pl.LightningModule):
         cached = self._host_dist
         if cached is not None and cached[0] is dist and cached[1] == key:
             return cached[2]
-        host = cached[2] if cached is not None and cached[0] is dist else \
-            ArchDistribution(dist.sizes, dist.units, dist.kind)
+        host = (
+            cached[2]
+            if cached is not None and cached[0] is dist
+            else ArchDistribution(dist.sizes, dist.units, dist.kind)
+        )
         host.alpha.copy_(dist.alpha.detach())
         self._host_dist = (dist, key, host)
         return host
@@ -208,8 +231,10 @@ class SearchModule(pl.LightningModule):
             opt_alpha = self.optimizers()[1].optimizer
             opt_alpha.param_groups[0]["params"] = [self.distribution.alpha]
             opt_alpha.state.clear()
-        rank_zero_info(f"[fpnas] epoch {self.current_epoch}: factorized -> joint distribution "
-                       f"({int(self.distribution.mask.sum())} logits, entropy {float(self.distribution.entropy()):.3f} nats)")
+        rank_zero_info(
+            f"[fpnas] epoch {self.current_epoch}: factorized -> joint distribution "
+            f"({int(self.distribution.mask.sum())} logits, entropy {float(self.distribution.entropy()):.3f} nats)"
+        )
 
     def on_train_epoch_start(self) -> None:
         # cosine schedule of omega, per epoch; stepped here, to the epoch about to run, so that a
@@ -227,16 +252,20 @@ class SearchModule(pl.LightningModule):
         alpha = self.distribution.alpha.detach()[self.distribution.mask]
         tensors = [alpha, *(p.detach() for p in self.supernet.parameters())]
         if not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
-            raise NonFiniteLossError(f"the search diverged by step {int(self.steps_done)} (epoch "
-                                     f"{self.current_epoch}): a weight or architecture logit is NaN or infinite "
-                                     "(not written to a checkpoint)")
+            raise NonFiniteLossError(
+                f"the search diverged by step {int(self.steps_done)} (epoch "
+                f"{self.current_epoch}): a weight or architecture logit is NaN or infinite "
+                "(not written to a checkpoint)"
+            )
         checkpoint["fpnas"] = {"phase": self.phase, "space": self.space.spec}
 
     def _check_finite(self, what: str, value: float) -> None:
         """Stop the search at the first NaN / inf: a diverged search only gets worse."""
         if not math.isfinite(value):
-            raise NonFiniteLossError(f"the search diverged at step {int(self.steps_done) + 1} (epoch "
-                                     f"{self.current_epoch}): {what} is {value}")
+            raise NonFiniteLossError(
+                f"the search diverged at step {int(self.steps_done) + 1} (epoch "
+                f"{self.current_epoch}): {what} is {value}"
+            )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._export_cache = self._expected_cache = None
@@ -252,7 +281,7 @@ class SearchModule(pl.LightningModule):
     # ------------------------------------------------------------------ sampling
     def step_generator(self) -> torch.Generator:
         """Sampler RNG derived from (seed, step): the same on every rank and after a resume."""
-        seed = (int(self.hparams.seed) * 1_000_003 + self.steps_completed) % (2 ** 63)
+        seed = (int(self.hparams.seed) * 1_000_003 + self.steps_completed) % (2**63)
         return torch.Generator().manual_seed(seed)
 
     def sample_architectures(self, k: int, generator: torch.Generator, uniform: bool) -> torch.Tensor:
@@ -272,8 +301,9 @@ class SearchModule(pl.LightningModule):
         # its own batch; the many small all-reduces cost 2.4x per step on 2 CPU processes.
         self.supernet.sync_bn = bool(self.hparams.sync_bn)
 
-    def _omega_backward(self, x: torch.Tensor, y: torch.Tensor,
-                        rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _omega_backward(
+        self, x: torch.Tensor, y: torch.Tensor, rows: list[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Accumulate sum_k w_k grad(CE_k) with w = softmax(l / T) in one pass (online softmax).
 
         l_k is the log-likelihood of the whole (global) batch: each process all-reduces its
@@ -363,9 +393,14 @@ class SearchModule(pl.LightningModule):
         val_ll = None
         if not warm:
             with torch.no_grad():
-                val_ll = all_reduce_sum(torch.stack([  # v_k of the global batch
-                    -F.cross_entropy(self.supernet(xv, row), yv, reduction="none").sum(dtype=torch.float64)
-                    for row in rows]))
+                val_ll = all_reduce_sum(
+                    torch.stack(
+                        [  # v_k of the global batch
+                            -F.cross_entropy(self.supernet(xv, row), yv, reduction="none").sum(dtype=torch.float64)
+                            for row in rows
+                        ]
+                    )
+                )
         self._check_step(train_ll, val_ll)
         if not warm:
             m = arch_importance(val_ll, costs, counters["beta"], self.hparams.importance_temperature)
@@ -381,8 +416,12 @@ class SearchModule(pl.LightningModule):
         counters["steps"] += 1
         counters["samples"] += k
         if not warm and self.hparams.beta_lr > 0:  # after the α step: E[FLOPs] of the new distribution
-            beta = dual_ascent_beta(torch.tensor(counters["beta"], dtype=torch.float64),
-                                    self.expected_macs(), self.target_macs, self.hparams.beta_lr)
+            beta = dual_ascent_beta(
+                torch.tensor(counters["beta"], dtype=torch.float64),
+                self.expected_macs(),
+                self.target_macs,
+                self.hparams.beta_lr,
+            )
             counters["beta"] = float(beta)
             self.beta.fill_(counters["beta"])
         self.last_step = StepStats(k, entropy, macs, costs)
@@ -420,17 +459,30 @@ class SearchModule(pl.LightningModule):
             return mode, within + "; it is the argmax of every unit"
         from fpnas.topk import top_architectures
 
-        best = top_architectures(self.host_distribution(), self.space, 1, self.target_macs,
-                                 self.hparams.export_max_candidates, distinct_networks=False, tables=self.tables)
+        best = top_architectures(
+            self.host_distribution(),
+            self.space,
+            1,
+            self.target_macs,
+            self.hparams.export_max_candidates,
+            distinct_networks=False,
+            tables=self.tables,
+        )
         if best.entries:
-            return (torch.tensor(best.entries[0]["indices"], dtype=torch.long),
-                    within + f"; the argmax of every unit is over the target (candidate {best.enumerated})")
+            return (
+                torch.tensor(best.entries[0]["indices"], dtype=torch.long),
+                within + f"; the argmax of every unit is over the target (candidate {best.enumerated})",
+            )
         # nothing under the target among the most probable candidates: the cheapest architecture
         # (exists: the target is checked against the space's minimum before the search)
-        rank_zero_warn(f"[fpnas] none of the {best.enumerated} most probable architectures is within the target "
-                       f"{self.target_macs / 1e6:.4g} MFLOPs (export.max_candidates): exporting the cheapest one")
-        return (torch.tensor(self.tables.extreme_architecture("min")[1], dtype=torch.long),
-                f"the cheapest architecture: none of the {best.enumerated} most probable is within the target")
+        rank_zero_warn(
+            f"[fpnas] none of the {best.enumerated} most probable architectures is within the target "
+            f"{self.target_macs / 1e6:.4g} MFLOPs (export.max_candidates): exporting the cheapest one"
+        )
+        return (
+            torch.tensor(self.tables.extreme_architecture("min")[1], dtype=torch.long),
+            f"the cheapest architecture: none of the {best.enumerated} most probable is within the target",
+        )
 
     def validation_step(self, batch, batch_idx):
         x, y = batch

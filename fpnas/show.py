@@ -4,6 +4,7 @@
 Per-block MFLOPs (MACs) and parameters come from the analytic formulas
 (:mod:`fpnas.space.rows`); stem + blocks + head add up to the architecture's total.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,11 +39,21 @@ def architecture_table(arch, title: str | None = None, rows: list[dict] | None =
     table.add_column("params", justify="right", footer=f"{total_p:,}")
     for r in rows:
         skip = r["kind"] == "skip"
-        table.add_row(r["name"], r["op"], "-" if skip else str(r["kernel"]),
-                      "" if r["expansion"] is None else f"{r['expansion']:g}", f"{r['in']}→{r['out']}",
-                      str(r["stride"]), r["act"], r["attn"], f"{r['size_in']}→{r['size_out']}",
-                      f"{r['macs'] / 1e6:.4f}", f"{100 * r['macs'] / total_m:.1f}" if total_m else "0",
-                      f"{r['params']:,}", style="dim" if skip else None)
+        table.add_row(
+            r["name"],
+            r["op"],
+            "-" if skip else str(r["kernel"]),
+            "" if r["expansion"] is None else f"{r['expansion']:g}",
+            f"{r['in']}→{r['out']}",
+            str(r["stride"]),
+            r["act"],
+            r["attn"],
+            f"{r['size_in']}→{r['size_out']}",
+            f"{r['macs'] / 1e6:.4f}",
+            f"{100 * r['macs'] / total_m:.1f}" if total_m else "0",
+            f"{r['params']:,}",
+            style="dim" if skip else None,
+        )
     return table
 
 
@@ -75,15 +86,18 @@ def _load(name_or_path: str, input_size: int | None):
         path = Path(name_or_path)
         text = path.read_text(errors="replace") if path.is_file() and path.suffix in (".yaml", ".yml") else ""
         if "entries:" in text:
-            raise ConfigError(f"{path} lists several architectures (top-k export): show one of them with "
-                              f"python -m fpnas.show {path.parent / 'top_archs' / 'rank_<i>.yaml'}") from None
+            raise ConfigError(
+                f"{path} lists several architectures (top-k export): show one of them with "
+                f"python -m fpnas.show {path.parent / 'top_archs' / 'rank_<i>.yaml'}"
+            ) from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError:
             data = None
         if isinstance(data, dict) and "groups" in data and "choices" not in data:
-            raise ConfigError(f"{path} is a search space, not an architecture: print its report with "
-                              f"python -m fpnas.space {path}") from None
+            raise ConfigError(
+                f"{path} is a search space, not an architecture: print its report with python -m fpnas.space {path}"
+            ) from None
         raise
     if input_size is not None and input_size != arch.space.input_size:
         if input_size < 1:
@@ -94,8 +108,11 @@ def _load(name_or_path: str, input_size: int | None):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fpnas.show", description=__doc__.splitlines()[0])
-    parser.add_argument("arch", help="arch.yaml written by search.py / train.py (or its run directory), "
-                                     "top_archs/rank_<i>.yaml, or a registered reference name")
+    parser.add_argument(
+        "arch",
+        help="arch.yaml written by search.py / train.py (or its run directory), "
+        "top_archs/rank_<i>.yaml, or a registered reference name",
+    )
     parser.add_argument("--png", help="also draw the architecture as a block diagram into this PNG file")
     parser.add_argument("--input-size", type=int, help="evaluate at this input size instead of the file's")
     args = parser.parse_args(argv)
@@ -112,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     macs, params = arch.complexity()
     sp = arch.space
     console.print(architecture_table(arch, rows=rows, title=table_title(args.arch, arch)))
-    console.print(f"total: {macs / 1e6:.4f} MFLOPs (MACs), {params / 1e6:.4f} M params, "
-                  f"{sum(r['kind'] == 'skip' for r in rows)} of {len(sp.blocks)} blocks skipped")
+    console.print(
+        f"total: {macs / 1e6:.4f} MFLOPs (MACs), {params / 1e6:.4f} M params, "
+        f"{sum(r['kind'] == 'skip' for r in rows)} of {len(sp.blocks)} blocks skipped"
+    )
     if args.png:
         from fpnas.plots import architecture_figure, save_figure
 

@@ -4,12 +4,14 @@ Printed to stdout, where Hydra's console log goes too, by the process of rank ze
 callers print inside their ``trainer.is_global_zero`` branch). ``search_summary.json`` /
 ``train_summary.json`` keep the same numbers for programs; :func:`search_summary` assembles them.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from fpnas.run_dir import RunDir
 from fpnas.show import architecture_table, wide_console
@@ -37,8 +39,9 @@ def _key_values(title: str, rows: Iterable[tuple[str, str]]):
 def _paths(output_dir: Path, kind: str) -> list[tuple[str, str]]:
     """(label, path) of the run's output files that exist."""
     run = RunDir(output_dir)
-    return [("run directory", str(output_dir))] + [(str(p.relative_to(run.root)), str(p))
-                                                   for p in run.outputs(kind) if p.exists()]
+    return [("run directory", str(output_dir))] + [
+        (str(p.relative_to(run.root)), str(p)) for p in run.outputs(kind) if p.exists()
+    ]
 
 
 def search_summary(module, trainer, run: RunDir, started: float, fit_time: float, top_k: int) -> dict[str, Any]:
@@ -91,8 +94,11 @@ def search_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) 
         ("space", f"{s['space']} ({arch.space.input_size}px, {len(arch.space.blocks)} blocks)"),
         ("MFLOPs (MACs)", f"{found:.4g} vs target {target:.4g} ({100 * found / target:.1f}%, {under} the target)"),
         ("selection", str(s.get("selection", "the most likely architecture"))),
-        *([("argmax MFLOPs", f"{s['argmax_mflops']:.4g} (the argmax of every unit, not exported)")]
-          if s.get("argmax_mflops") is not None and abs(s["argmax_mflops"] - found) > 1e-9 else []),
+        *(
+            [("argmax MFLOPs", f"{s['argmax_mflops']:.4g} (the argmax of every unit, not exported)")]
+            if s.get("argmax_mflops") is not None and abs(s["argmax_mflops"] - found) > 1e-9
+            else []
+        ),
         ("expected MFLOPs", _num(s.get("expected_mflops_final"))),
         ("β", _num(s.get("beta_final"), ".4g")),
         ("params", f"{s['arch_params_m']:.4g} M"),
@@ -101,12 +107,18 @@ def search_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) 
         ("entropy", f"{_num(s.get('entropy_initial'), '.3f')} → {_num(s.get('entropy_final'), '.3f')} nats"),
         ("K", f"{s.get('k_initial')} → {s.get('k_final')}"),
         ("distribution", str(s.get("phase_final"))),
-        ("wall time", f"{s['wall_time_s']:.1f} s (fit {_num(s.get('fit_time_s'), '.1f')} s, "
-                      f"{s.get('processes', 1)} process{'es' if s.get('processes', 1) != 1 else ''})"),
+        (
+            "wall time",
+            f"{s['wall_time_s']:.1f} s (fit {_num(s.get('fit_time_s'), '.1f')} s, "
+            f"{s.get('processes', 1)} process{'es' if s.get('processes', 1) != 1 else ''})",
+        ),
     ]
     files = _paths(output_dir, "search")
-    return [architecture_table(arch, title="found architecture"),
-            _key_values("search result", numbers), _key_values("outputs", files)]
+    return [
+        architecture_table(arch, title="found architecture"),
+        _key_values("search result", numbers),
+        _key_values("outputs", files),
+    ]
 
 
 def train_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) -> list:
@@ -122,12 +134,14 @@ def train_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) -
         ("test acc", acc),
     ]
     if "test_acc5" in s:
-        top5 = f"{s['test_acc5']:.4f}" + (f" (EMA {s['test_acc5_ema']:.4f})" if "test_acc5_ema" in s and s.get("ema")
-                                          else "")
+        top5 = f"{s['test_acc5']:.4f}" + (
+            f" (EMA {s['test_acc5_ema']:.4f})" if "test_acc5_ema" in s and s.get("ema") else ""
+        )
         numbers.append(("test acc top-5", top5))
     if "alpha_acc" in s:  # trained on ω only: α is a validation split
-        numbers.append(("α-split acc", f"{s['alpha_acc']:.4f}" + (f" (EMA {s['alpha_acc_ema']:.4f})" if s.get("ema")
-                                                                   else "")))
+        numbers.append(
+            ("α-split acc", f"{s['alpha_acc']:.4f}" + (f" (EMA {s['alpha_acc_ema']:.4f})" if s.get("ema") else ""))
+        )
     numbers.append(("training", f"{s['epochs']} epoch{'s' if s['epochs'] != 1 else ''}, {s['steps']:,} steps"))
     if s.get("distill_teacher"):
         numbers.append(("teacher", s["distill_teacher"]))
@@ -135,8 +149,11 @@ def train_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) -
         numbers.append(("warm start", s["init_from_search"]))
     numbers.append(("wall time", f"{s['wall_time_s']:.1f} s (training {_num(s.get('train_time_s'), '.1f')} s)"))
     files = _paths(output_dir, "train")
-    return [architecture_table(arch, title="trained architecture"), _key_values("training result", numbers),
-            _key_values("outputs", files)]
+    return [
+        architecture_table(arch, title="trained architecture"),
+        _key_values("training result", numbers),
+        _key_values("outputs", files),
+    ]
 
 
 def print_search_summary(summary: dict[str, Any], arch, output_dir) -> None:

@@ -1,4 +1,5 @@
 """Hydra callback: after a ``-m`` sweep, ``sweep_summary.csv`` and ``pareto.png`` in the sweep dir."""
+
 from __future__ import annotations
 
 import csv

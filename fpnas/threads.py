@@ -10,6 +10,7 @@ seconds during it (:class:`ThreadPolicy`), from the machine's idle time minus th
 use. A fixed ``N`` is left alone. Float sums may depend on the thread count: bit-identical reruns
 need a fixed ``threads=N``.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,10 +37,16 @@ def parse_threads(value) -> int | None:
     """``auto`` -> None, a positive integer -> itself; anything else is a one-line ConfigError."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit() \
-            or int(value) < 1:
-        raise ConfigError(f"threads must be 'auto' or a positive integer (intra-op CPU threads), got {value!r}; "
-                          "e.g. threads=auto or threads=1")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, str))
+        or not str(value).strip().isdigit()
+        or int(value) < 1
+    ):
+        raise ConfigError(
+            f"threads must be 'auto' or a positive integer (intra-op CPU threads), got {value!r}; "
+            "e.g. threads=auto or threads=1"
+        )
     return int(value)
 
 
@@ -125,6 +132,8 @@ class ThreadPolicy(pl.Callback):
         self._checked = time.monotonic()
         n = threads_for(self._probe.since_last(), usable_cores())
         if n != torch.get_num_threads():
-            rank_zero_info(f"[fpnas] threads=auto: {torch.get_num_threads()} -> {n} intra-op threads "
-                           "(other processes' use of the cores changed)")
+            rank_zero_info(
+                f"[fpnas] threads=auto: {torch.get_num_threads()} -> {n} intra-op threads "
+                "(other processes' use of the cores changed)"
+            )
             torch.set_num_threads(n)

@@ -8,14 +8,16 @@ its parent) visits them exactly in order with a heap of at most 3 x enumerated e
 Candidates over the target are skipped; so are networks equal to an earlier entry's (choices
 that differ only in a skipped block's unused variables).
 """
+
 from __future__ import annotations
 
 import heapq
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import yaml
@@ -113,9 +115,16 @@ class TopK:
     exhausted: bool = False  # every architecture of the space was visited
 
 
-def top_architectures(dist: ArchDistribution, space: SearchSpace, k: int, target_macs: float | None,
-                      max_candidates: int = 100_000, distinct_networks: bool = True,
-                      tables: ComplexityTables | None = None, batch: int = 512) -> TopK:
+def top_architectures(
+    dist: ArchDistribution,
+    space: SearchSpace,
+    k: int,
+    target_macs: float | None,
+    max_candidates: int = 100_000,
+    distinct_networks: bool = True,
+    tables: ComplexityTables | None = None,
+    batch: int = 512,
+) -> TopK:
     """The ``k`` most probable architectures with MACs <= ``target_macs`` (None: no limit)."""
     if k < 1:
         raise ValueError("k must be >= 1")
@@ -144,8 +153,16 @@ def top_architectures(dist: ArchDistribution, space: SearchSpace, k: int, target
                     dups += 1
                     continue
                 seen.add(key)
-            entries.append({"rank": len(entries) + 1, "log_prob": lp, "prob": math.exp(lp),
-                            "macs": m, "params": p, "indices": idx.tolist()})
+            entries.append(
+                {
+                    "rank": len(entries) + 1,
+                    "log_prob": lp,
+                    "prob": math.exp(lp),
+                    "macs": m,
+                    "params": p,
+                    "indices": idx.tolist(),
+                }
+            )
             if len(entries) == k:
                 return True
         return False
@@ -180,14 +197,23 @@ def check_export_config(export) -> None:
 
     mode = export.get("mode", "feasible")
     if mode not in EXPORT_MODES:
-        raise ConfigError(f"export.mode={mode!r} is invalid: it must be one of {list(EXPORT_MODES)} (feasible: the "
-                          "most probable architecture within the target; argmax: the argmax of every unit)")
+        raise ConfigError(
+            f"export.mode={mode!r} is invalid: it must be one of {list(EXPORT_MODES)} (feasible: the "
+            "most probable architecture within the target; argmax: the argmax of every unit)"
+        )
 
 
-def write_top_architectures(out_dir: str | Path, dist: ArchDistribution, space: SearchSpace, k: int,
-                            target_macs: float | None, max_candidates: int = 100_000,
-                            distinct_networks: bool = True, tables: ComplexityTables | None = None,
-                            **meta) -> Path:
+def write_top_architectures(
+    out_dir: str | Path,
+    dist: ArchDistribution,
+    space: SearchSpace,
+    k: int,
+    target_macs: float | None,
+    max_candidates: int = 100_000,
+    distinct_networks: bool = True,
+    tables: ComplexityTables | None = None,
+    **meta,
+) -> Path:
     """``<out_dir>/top_archs.yaml`` (the list) and ``<out_dir>/top_archs/rank_<i>.yaml`` (one
     ordinary architecture file per entry, for ``train.py arch=...`` and ``python -m fpnas.show``).
     The file gives MFLOPs and M params (millions, as every file and message); the code counts MACs."""
@@ -200,39 +226,59 @@ def write_top_architectures(out_dir: str | Path, dist: ArchDistribution, space: 
     entries = []
     for e in res.entries:
         name = f"rank_{e['rank']}.yaml"
-        arch = architecture_from_indices(space, e["indices"], source="top_archs", rank=e["rank"],
-                                         log_prob=round(e["log_prob"], 6), **meta)
+        arch = architecture_from_indices(
+            space, e["indices"], source="top_archs", rank=e["rank"], log_prob=round(e["log_prob"], 6), **meta
+        )
         arch.save(arch_dir / name)
-        entries.append({"rank": e["rank"], "log_prob": round(e["log_prob"], 6), "prob": float(f"{e['prob']:.6g}"),
-                        "mflops": round(e["macs"] / 1e6, 4), "params_m": round(e["params"] / 1e6, 4),
-                        "file": str((arch_dir / name).relative_to(run.root)),
-                        "choices": {n: (float(v) if isinstance(v, float) else v)
-                                    for n, v in space.choices_of(e["indices"]).items()}})
+        entries.append(
+            {
+                "rank": e["rank"],
+                "log_prob": round(e["log_prob"], 6),
+                "prob": float(f"{e['prob']:.6g}"),
+                "mflops": round(e["macs"] / 1e6, 4),
+                "params_m": round(e["params"] / 1e6, 4),
+                "file": str((arch_dir / name).relative_to(run.root)),
+                "choices": {
+                    n: (float(v) if isinstance(v, float) else v) for n, v in space.choices_of(e["indices"]).items()
+                },
+            }
+        )
     if res.cap_hit:
-        note = (f"stopped after {res.enumerated} candidates (export.max_candidates) with {len(entries)} of {k} "
-                "found: raise export.max_candidates for more")
+        note = (
+            f"stopped after {res.enumerated} candidates (export.max_candidates) with {len(entries)} of {k} "
+            "found: raise export.max_candidates for more"
+        )
     elif len(entries) < k:
         note = f"the space has only {len(entries)} distinct architectures under the target"
     else:
         note = "complete: these are the most probable architectures under the target, in order"
     doc = {
         "space": architecture_from_indices(space, [0] * space.num_decisions).space_entry(),
-        "input_size": space.input_size, "in_chans": space.in_chans, "num_classes": space.num_classes,
+        "input_size": space.input_size,
+        "in_chans": space.in_chans,
+        "num_classes": space.num_classes,
         "target_mflops": None if target_macs is None else float(target_macs) / 1e6,
         **meta,
-        "requested": int(k), "found": len(entries), "enumerated": res.enumerated,
-        "skipped_over_target": res.over_target, "skipped_same_network": res.duplicates,
-        "max_candidates": int(max_candidates), "cap_hit": res.cap_hit, "note": note,
+        "requested": int(k),
+        "found": len(entries),
+        "enumerated": res.enumerated,
+        "skipped_over_target": res.over_target,
+        "skipped_same_network": res.duplicates,
+        "max_candidates": int(max_candidates),
+        "cap_hit": res.cap_hit,
+        "note": note,
         "entries": entries,
     }
     path = run.top_archs
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
-        f.write("# The most probable distinct architectures with MFLOPs <= target_mflops under the final\n"
-                "# distribution, most probable first (fpnas.topk). log_prob = log P(choices | alpha).\n"
-                "# Entry i is also an ordinary architecture file: train it with\n"
-                "#   python train.py arch=<run dir>/top_archs/rank_<i>.yaml\n"
-                "# and print it with  python -m fpnas.show <run dir>/top_archs/rank_<i>.yaml\n")
+        f.write(
+            "# The most probable distinct architectures with MFLOPs <= target_mflops under the final\n"
+            "# distribution, most probable first (fpnas.topk). log_prob = log P(choices | alpha).\n"
+            "# Entry i is also an ordinary architecture file: train it with\n"
+            "#   python train.py arch=<run dir>/top_archs/rank_<i>.yaml\n"
+            "# and print it with  python -m fpnas.show <run dir>/top_archs/rank_<i>.yaml\n"
+        )
         yaml.safe_dump(doc, f, sort_keys=False)
     return path
 
@@ -244,11 +290,25 @@ def export_from_search(module, output_dir: str | Path, export) -> Path | None:
     if k <= 0:
         return None
     # the CPU copy of the distribution: the enumeration decodes many small batches
-    path = write_top_architectures(output_dir, module.host_distribution(), module.space, k, module.target_macs,
-                                   int(export.get("max_candidates", 100_000)), tables=module.tables,
-                                   phase=module.phase, steps=module.steps_completed)
+    path = write_top_architectures(
+        output_dir,
+        module.host_distribution(),
+        module.space,
+        k,
+        module.target_macs,
+        int(export.get("max_candidates", 100_000)),
+        tables=module.tables,
+        phase=module.phase,
+        steps=module.steps_completed,
+    )
     doc = yaml.safe_load(path.read_text())
-    log.info("top-k: %d of %d architectures under %.4g MFLOPs after %d candidates%s -> %s", doc["found"], k,
-             module.target_macs / 1e6,
-             doc["enumerated"], " (max_candidates reached)" if doc["cap_hit"] else "", path)
+    log.info(
+        "top-k: %d of %d architectures under %.4g MFLOPs after %d candidates%s -> %s",
+        doc["found"],
+        k,
+        module.target_macs / 1e6,
+        doc["enumerated"],
+        " (max_candidates reached)" if doc["cap_hit"] else "",
+        path,
+    )
     return path

@@ -8,6 +8,7 @@ Pieces: timm's optimizer factory (``sgd``, ``rmsproptf``, ``adamw``, ...), timm'
 (cosine with linear warm-up, stepped every update), timm's label-smoothing cross-entropy, timm's
 ``ModelEmaV3``, torchmetrics top-1 / top-5 accuracy, optional distillation from a frozen teacher.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,12 +38,30 @@ class TrainModule(pl.LightningModule):
         distill_weight, distill_temperature: w and T of the distillation loss.
     """
 
-    def __init__(self, model: nn.Module, num_classes: int, arch: dict | None = None, opt: str = "sgd",
-                 lr: float = 0.05, weight_decay: float = 4e-5, momentum: float = 0.9, opt_eps: float | None = None,
-                 sched: str = "cosine", warmup_epochs: float = 0, warmup_lr: float = 1e-5, min_lr: float = 0.0,
-                 decay_epochs: float = 2.4, decay_rate: float = 0.97, label_smoothing: float = 0.0,
-                 ema_decay: float = 0.0, ema_warmup: bool = True, teacher: nn.Module | None = None,
-                 distill_weight: float = 0.5, distill_temperature: float = 1.0, channels_last: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        arch: dict | None = None,
+        opt: str = "sgd",
+        lr: float = 0.05,
+        weight_decay: float = 4e-5,
+        momentum: float = 0.9,
+        opt_eps: float | None = None,
+        sched: str = "cosine",
+        warmup_epochs: float = 0,
+        warmup_lr: float = 1e-5,
+        min_lr: float = 0.0,
+        decay_epochs: float = 2.4,
+        decay_rate: float = 0.97,
+        label_smoothing: float = 0.0,
+        ema_decay: float = 0.0,
+        ema_warmup: bool = True,
+        teacher: nn.Module | None = None,
+        distill_weight: float = 0.5,
+        distill_temperature: float = 1.0,
+        channels_last: bool = False,
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["model", "teacher"])
         if channels_last:  # before the EMA copy, which then keeps the same memory format
@@ -59,9 +78,15 @@ class TrainModule(pl.LightningModule):
         self.criterion = LabelSmoothingCrossEntropy(label_smoothing) if label_smoothing > 0 else nn.CrossEntropyLoss()
         ks = [1, 5] if num_classes > 5 else [1]
         self.eval_split = "test"  # metric prefix of test_step: test, or alpha when α is scored as validation
-        self.test_metrics = nn.ModuleDict({
-            f"{'acc' if k == 1 else 'acc5'}{sfx}": MulticlassAccuracy(num_classes=num_classes, top_k=k, average="micro")
-            for k in ks for sfx in (["", "_ema"] if self.ema is not None else [""])})
+        self.test_metrics = nn.ModuleDict(
+            {
+                f"{'acc' if k == 1 else 'acc5'}{sfx}": MulticlassAccuracy(
+                    num_classes=num_classes, top_k=k, average="micro"
+                )
+                for k in ks
+                for sfx in (["", "_ema"] if self.ema is not None else [""])
+            }
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -72,8 +97,9 @@ class TrainModule(pl.LightningModule):
             return batch
         from lightning_utilities import apply_to_collection
 
-        return apply_to_collection(batch, torch.Tensor, lambda t: t.contiguous(memory_format=torch.channels_last)
-                                   if t.dim() == 4 else t)
+        return apply_to_collection(
+            batch, torch.Tensor, lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+        )
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:
@@ -88,8 +114,9 @@ class TrainModule(pl.LightningModule):
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_logits = self.teacher(x)
-            loss, kd = distillation_loss(logits, teacher_logits, ce, self.hparams.distill_weight,
-                                         self.hparams.distill_temperature)
+            loss, kd = distillation_loss(
+                logits, teacher_logits, ce, self.hparams.distill_weight, self.hparams.distill_temperature
+            )
             self.log("train/kd", kd, on_step=True, on_epoch=True, batch_size=y.numel())
             self.log("train/ce", ce, on_step=True, on_epoch=True, batch_size=y.numel())
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.numel())
@@ -116,13 +143,23 @@ class TrainModule(pl.LightningModule):
 
         h = self.hparams
         extra = {"eps": h.opt_eps} if h.opt_eps is not None else {}
-        opt = create_optimizer_v2(self.model, opt=h.opt, lr=h.lr, weight_decay=h.weight_decay,
-                                  momentum=h.momentum, **extra)
+        opt = create_optimizer_v2(
+            self.model, opt=h.opt, lr=h.lr, weight_decay=h.weight_decay, momentum=h.momentum, **extra
+        )
         epochs = max(1, self.trainer.max_epochs or 1)
         updates = max(1, int(self.trainer.estimated_stepping_batches) // epochs)
-        sched, _ = create_scheduler_v2(opt, sched=h.sched, num_epochs=epochs, warmup_epochs=h.warmup_epochs,
-                                       warmup_lr=h.warmup_lr, min_lr=h.min_lr, decay_epochs=h.decay_epochs,
-                                       decay_rate=h.decay_rate, step_on_epochs=False, updates_per_epoch=updates)
+        sched, _ = create_scheduler_v2(
+            opt,
+            sched=h.sched,
+            num_epochs=epochs,
+            warmup_epochs=h.warmup_epochs,
+            warmup_lr=h.warmup_lr,
+            min_lr=h.min_lr,
+            decay_epochs=h.decay_epochs,
+            decay_rate=h.decay_rate,
+            step_on_epochs=False,
+            updates_per_epoch=updates,
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def lr_scheduler_step(self, scheduler, metric) -> None:

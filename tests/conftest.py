@@ -1,5 +1,6 @@
 """Shared fixtures: short-run configs, search spaces and small deterministic helpers; one data cache for the
 whole session."""
+
 import os
 import tempfile
 from pathlib import Path
@@ -14,8 +15,9 @@ from fpnas.space.spec import SearchSpace
 # this machine shares one directory (files are keyed by versions and written atomically), and the
 # user's own cache is left alone. An FPNAS_CACHE_DIR already set is kept.
 _USER = getattr(os, "getuid", lambda: "user")()
-SESSION_CACHE_DIR = os.environ.setdefault("FPNAS_CACHE_DIR",
-                                          str(Path(tempfile.gettempdir()) / f"fpnas-test-cache-{_USER}"))
+SESSION_CACHE_DIR = os.environ.setdefault(
+    "FPNAS_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"fpnas-test-cache-{_USER}")
+)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Test helpers: the short-run overrides every test shares, a clean environment for subprocesses, and test-only
 callbacks, importable by the entry points' subprocesses (``+callbacks.x._target_=tests.helpers.X``)."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,13 @@ def quick_search(train_batches: int = 2, val_batches: int = 1, switch_epoch: int
     batches per epoch, no warm-up, the joint distribution from epoch ``switch_epoch`` (None: the config's),
     no progress bar. The epochs are the test's (``trainer.max_epochs=N``)."""
     joint = [] if switch_epoch is None else [f"distribution.switch_epoch={switch_epoch}"]
-    return [f"+trainer.limit_train_batches={train_batches}", f"+trainer.limit_val_batches={val_batches}",
-            "search.warmup_epochs=0", *joint, "trainer.enable_progress_bar=false"]
+    return [
+        f"+trainer.limit_train_batches={train_batches}",
+        f"+trainer.limit_val_batches={val_batches}",
+        "search.warmup_epochs=0",
+        *joint,
+        "trainer.enable_progress_bar=false",
+    ]
 
 
 QUICK_SEARCH = quick_search()
@@ -37,15 +43,25 @@ def compose_config(name: str, out, *overrides: str):
 
 
 # what a launcher (Lightning, torchrun, SLURM, submitit) sets: a subprocess must not inherit it
-LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "RANK", "GROUP_RANK",
-                      "HYDRA_FULL_ERROR", "PL_GLOBAL_SEED")
+LAUNCHER_VARIABLES = (
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "NODE_RANK",
+    "RANK",
+    "GROUP_RANK",
+    "HYDRA_FULL_ERROR",
+    "PL_GLOBAL_SEED",
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment for a search.py subprocess, without any launcher's variables (it
     must not believe it belongs to a distributed job of this one), plus ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in LAUNCHER_VARIABLES and not k.startswith(("SLURM_", "SUBMITIT_"))}
+    env = {
+        k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES and not k.startswith(("SLURM_", "SUBMITIT_"))
+    }
     return env | extra
 
 
@@ -92,11 +108,20 @@ class StateTrace(pl.Callback):
             pl_module._trace_wrapped = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        weights = {k: v.detach().clone() for k, v in pl_module.supernet.state_dict().items()
-                   if "running" not in k and "num_batches" not in k}
-        self.rows.append({"step": int(pl_module.steps_done), "archs": self._archs.tolist(),
-                          "alpha": pl_module.distribution.alpha.detach().clone(), "weights": weights,
-                          "phase": pl_module.phase})
+        weights = {
+            k: v.detach().clone()
+            for k, v in pl_module.supernet.state_dict().items()
+            if "running" not in k and "num_batches" not in k
+        }
+        self.rows.append(
+            {
+                "step": int(pl_module.steps_done),
+                "archs": self._archs.tolist(),
+                "alpha": pl_module.distribution.alpha.detach().clone(),
+                "weights": weights,
+                "phase": pl_module.phase,
+            }
+        )
 
     def on_train_end(self, trainer, pl_module) -> None:
         import torch

@@ -11,10 +11,11 @@ exit status 1, a message naming the option or key (and listing the available opt
 line "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace", but no Python
 traceback. Everything that reaches fpnas ends in one ``error: ...`` line and exit status 2.
 """
+
 import contextlib
 import hashlib
-import io
 import importlib.util
+import io
 import os
 import random
 import shutil
@@ -25,7 +26,8 @@ from pathlib import Path
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
-from tests.helpers import MICRO, QUICK_SEARCH as QUICK
+from tests.helpers import MICRO
+from tests.helpers import QUICK_SEARCH as QUICK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,8 +86,9 @@ def files(tmp_path_factory):
     (d / "bad_yaml.yaml").write_text("space: tiny\nchoices: [1, 2\n")
     (d / "bad_decision.yaml").write_text("space: tiny\nchoices: {g9.channels: 3}\n")
     (d / "bad_space.yaml").write_text("space: nope\nchoices: {}\n")
-    (d / "bad_inline.yaml").write_text("space: {name: x, input_size: 28, stem: {channels: 8}, groups: [], "
-                                       "head: {channels: 16}}\nchoices: {}\n")
+    (d / "bad_inline.yaml").write_text(
+        "space: {name: x, input_size: 28, stem: {channels: 8}, groups: [], head: {channels: 16}}\nchoices: {}\n"
+    )
     (d / "random_bytes.yaml").write_bytes(bytes(range(128, 256)) * 8)  # not UTF-8
     from PIL import Image
 
@@ -109,8 +112,12 @@ CATALOGUE = [
     ("search", ["+data.foo=1"], 2, ["data.foo is not an option of fpnas.data.Mnist5kDataModule", "'batch_size'"]),
     ("search", ["data=imagefolder"], 2, ["data.root is required", "data.root=<value>"]),
     # types and ranges
-    ("search", ["cost.target_mflops=abc"], 2, ["cost.target_mflops='abc'", "a number > 0",
-                                               "e.g. cost.target_mflops=0.6"]),
+    (
+        "search",
+        ["cost.target_mflops=abc"],
+        2,
+        ["cost.target_mflops='abc'", "a number > 0", "e.g. cost.target_mflops=0.6"],
+    ),
     ("search", ["cost.beta=-1"], 2, ["cost.beta=-1", "a number >= 0", "e.g. cost.beta=0.75"]),
     ("search", ["trainer.max_epochs=-1"], 2, ["trainer.max_epochs=-1", "an integer >= 1"]),
     ("search", ["threads=0"], 2, ["threads must be 'auto' or a positive integer", "got 0", "e.g. threads=auto"]),
@@ -118,62 +125,118 @@ CATALOGUE = [
     ("search", ["data.batch_size=0"], 2, ["batch_size must be an integer >= 1, got 0", "set data.batch_size"]),
     ("search", ["sampler.lam=abc"], 2, ["sampler.lam must be > 0 (paper: 0.25), got abc"]),
     ("search", ["search.weight_importance=maybe"], 2, ["search.weight_importance='maybe'", "true or false"]),
-    ("search", ["optim.alpha.betas=[0.9]"], 2, ["optim.alpha.betas=[0.9]", "two numbers in [0, 1)",
-                                                "e.g. optim.alpha.betas=[0.9,0.999]"]),
+    (
+        "search",
+        ["optim.alpha.betas=[0.9]"],
+        2,
+        ["optim.alpha.betas=[0.9]", "two numbers in [0, 1)", "e.g. optim.alpha.betas=[0.9,0.999]"],
+    ),
     ("search", ["optim.omega.lr=0"], 2, ["optim.omega.lr=0 is invalid", "a number > 0", "e.g. optim.omega.lr=0.1"]),
-    ("search", ["+optim.omega.foo=1"], 2, ["optim.omega: torch.optim.sgd.SGD rejects its arguments",
-                                           "unexpected keyword argument 'foo'", "fix or remove the optim.omega.* keys"]),
-    ("search", ["data.test_fraction=1.5"], 2, ["test_fraction must be a number strictly between 0 and 1, got 1.5",
-                                               "set data.test_fraction"]),
-    ("search", ["callbacks.search_stats.prob_every_n_steps=-1"], 2,
-     ["callbacks.search_stats.prob_every_n_steps=-1 is invalid", "an integer >= 0"]),
+    (
+        "search",
+        ["+optim.omega.foo=1"],
+        2,
+        [
+            "optim.omega: torch.optim.sgd.SGD rejects its arguments",
+            "unexpected keyword argument 'foo'",
+            "fix or remove the optim.omega.* keys",
+        ],
+    ),
+    (
+        "search",
+        ["data.test_fraction=1.5"],
+        2,
+        ["test_fraction must be a number strictly between 0 and 1, got 1.5", "set data.test_fraction"],
+    ),
+    (
+        "search",
+        ["callbacks.search_stats.prob_every_n_steps=-1"],
+        2,
+        ["callbacks.search_stats.prob_every_n_steps=-1 is invalid", "an integer >= 0"],
+    ),
     ("search", ["trainer.devices=abc"], 2, ["pytorch_lightning.Trainer rejects the trainer.* settings", "devices"]),
     # infeasible target, malformed space
-    ("search", ["cost.target_mflops=0.1"], 2, ["cost.target_mflops=0.1 is below what space 'tiny' can reach",
-                                               "min 0.2", "pick a target in that range"]),
+    (
+        "search",
+        ["cost.target_mflops=0.1"],
+        2,
+        ["cost.target_mflops=0.1 is below what space 'tiny' can reach", "min 0.2", "pick a target in that range"],
+    ),
     ("search", ["space.groups=[]"], 2, ["space 'tiny'", "'groups' must be a non-empty list"]),
     # data directories
-    ("search", ["data=imagefolder", "data.root=/nonexistent/imagenet"], 2,
-     ["data.root='/nonexistent/imagenet' is not a directory", "train/<class>/*"]),
+    (
+        "search",
+        ["data=imagefolder", "data.root=/nonexistent/imagenet"],
+        2,
+        ["data.root='/nonexistent/imagenet' is not a directory", "train/<class>/*"],
+    ),
     ("search", ["data=imagefolder", "data.root={d}/empty"], 2, ["empty/train is missing", "ImageNet layout"]),
     ("search", ["data=imagefolder", "data.root={d}/no_val"], 2, ["no_val/val is missing"]),
     ("search", ["data=cifar10", "data.root={d}/empty"], 2, ["cifar10 not found", "data.download=true"]),
     # checkpoints
-    ("search", ["ckpt_path={d}/random.ckpt"], 2, ["ckpt_path={d}/random.ckpt is not a readable PyTorch checkpoint",
-                                                  "give another checkpoint"]),
-    ("search", ["ckpt_path={d}/micro_run/checkpoints/last.ckpt"], 2,
-     ["is a search.py checkpoint of another space or architecture", "shape", "resume with the settings"]),
+    (
+        "search",
+        ["ckpt_path={d}/random.ckpt"],
+        2,
+        ["ckpt_path={d}/random.ckpt is not a readable PyTorch checkpoint", "give another checkpoint"],
+    ),
+    (
+        "search",
+        ["ckpt_path={d}/micro_run/checkpoints/last.ckpt"],
+        2,
+        ["is a search.py checkpoint of another space or architecture", "shape", "resume with the settings"],
+    ),
     ("search", ["ckpt_path={d}/nope.ckpt"], 2, ["ckpt_path={d}/nope.ckpt: no such file", "ckpt_path=last"]),
     # output directory under a regular file: unwritable for root too
-    ("search", ["hydra.run.dir={d}/a_file/run"], 2, ["hydra.run.dir={d}/a_file/run cannot be created",
-                                                     "a_file is a file, not a directory"]),
+    (
+        "search",
+        ["hydra.run.dir={d}/a_file/run"],
+        2,
+        ["hydra.run.dir={d}/a_file/run cannot be created", "a_file is a file, not a directory"],
+    ),
     # train.py
     ("train", [], 2, ["no architecture given", "arch=<path to arch.yaml"]),
     ("train", ["arch={d}/missing.yaml"], 2, ["architecture file {d}/missing.yaml does not exist", "arch.yaml"]),
     ("train", ["arch=nope"], 2, ["arch='nope' is neither an existing architecture file", "mobilenetv2_100"]),
     ("train", ["arch={d}/random_bytes.yaml"], 2, ["random_bytes.yaml is not a text file (not UTF-8)"]),
-    ("search", ["data=imagefolder", "data.root={d}/one_class"], 2, ["one_class/train has 1 class used (['a'])",
-                                                                    "needs at least 2 class directories"]),
-    ("train", ["arch={d}/bad_yaml.yaml"], 2, ["bad_yaml.yaml is not valid YAML (line 3, column 1",
-                                              "expected ',' or ']'"]),
+    (
+        "search",
+        ["data=imagefolder", "data.root={d}/one_class"],
+        2,
+        ["one_class/train has 1 class used (['a'])", "needs at least 2 class directories"],
+    ),
+    (
+        "train",
+        ["arch={d}/bad_yaml.yaml"],
+        2,
+        ["bad_yaml.yaml is not valid YAML (line 3, column 1", "expected ',' or ']'"],
+    ),
     ("train", ["arch={d}/bad_decision.yaml"], 2, ["unknown decision(s) ['g9.channels']"]),
     ("train", ["arch={d}/bad_space.yaml"], 2, ["bad_space.yaml: space: unknown search space 'nope'; available"]),
     ("train", ["arch={d}/bad_inline.yaml"], 2, ["bad_inline.yaml: inline space", "'groups' must be a non-empty"]),
     ("train", ["arch=mobilenetv2_100", "recipe.lr=abc"], 2, ["recipe.lr='abc'", "e.g. recipe.lr=0.05"]),
     ("train", ["arch=mobilenetv2_100", "recipe.opt=foo"], 2, ["recipe.opt='foo': use one of", "'sgd'"]),
-    ("train", ["arch={d}/micro_run/arch.yaml", "data=digits", "ckpt_path={d}/micro_run/checkpoints/last.ckpt"], 2,
-     ["is a search.py checkpoint of another space or architecture", "missing"]),
-    ("train", ["arch={d}/micro_run/arch.yaml", "data=digits", "init.from_search={d}/random.ckpt"], 2,
-     ["init.from_search={d}/random.ckpt is not a readable PyTorch checkpoint"]),
+    (
+        "train",
+        ["arch={d}/micro_run/arch.yaml", "data=digits", "ckpt_path={d}/micro_run/checkpoints/last.ckpt"],
+        2,
+        ["is a search.py checkpoint of another space or architecture", "missing"],
+    ),
+    (
+        "train",
+        ["arch={d}/micro_run/arch.yaml", "data=digits", "init.from_search={d}/random.ckpt"],
+        2,
+        ["init.from_search={d}/random.ckpt is not a readable PyTorch checkpoint"],
+    ),
     ("train", ["arch=mobilenetv2_100", "data=imagefolder", "data.root={d}/empty"], 2, ["empty/train is missing"]),
     ("train", ["arch=mobilenetv2_100", "hydra.run.dir={d}/a_file/x"], 2, ["a_file is a file, not a directory"]),
 ]
 
 
-@pytest.mark.parametrize("script, overrides, status, expected", CATALOGUE,
-                         ids=[f"{c[0]}:{' '.join(c[1]) or '(none)'}" for c in CATALOGUE])
-def test_bad_input_ends_with_one_clear_line(files, tmp_path, script, overrides, status,
-                                            expected):
+@pytest.mark.parametrize(
+    "script, overrides, status, expected", CATALOGUE, ids=[f"{c[0]}:{' '.join(c[1]) or '(none)'}" for c in CATALOGUE]
+)
+def test_bad_input_ends_with_one_clear_line(files, tmp_path, script, overrides, status, expected):
     run = tmp_path / "run"  # an earlier run's checkpoint lives here and must survive the failure
     (run / "checkpoints").mkdir(parents=True)
     shutil.copy(files / "micro_run" / "checkpoints" / "last.ckpt", run / "checkpoints" / "last.ckpt")
@@ -218,8 +281,9 @@ def test_divergence_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_pat
     assert code == 0, err[-3000:]
     last = run / "checkpoints" / "last.ckpt"
     before = digest(last)
-    code, err = run_in_process("search", [*base, "trainer.max_epochs=2", "ckpt_path=last",
-                                          "search.importance_temperature=1e-320"])
+    code, err = run_in_process(
+        "search", [*base, "trainer.max_epochs=2", "ckpt_path=last", "search.importance_temperature=1e-320"]
+    )
     assert code == 2 and "Traceback" not in err, err[-3000:]
     line = last_line(err)
     assert line.startswith("error: the search diverged at step 3 (epoch 1): "), line  # 2 good steps in epoch 0
@@ -232,14 +296,17 @@ def test_divergence_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_pat
 def test_divergence_in_the_first_steps_says_there_is_no_checkpoint(tmp_path):
     """optim.omega.lr=1e30 blows the weights up in the first update; nothing is written."""
     run = tmp_path / "run"
-    code, err = run_in_process("search", [f"hydra.run.dir={run}", *MICRO, *QUICK, "trainer.max_epochs=1",
-                                          "optim.omega.lr=1e30"])
+    code, err = run_in_process(
+        "search", [f"hydra.run.dir={run}", *MICRO, *QUICK, "trainer.max_epochs=1", "optim.omega.lr=1e30"]
+    )
     assert code == 2 and "Traceback" not in err, err[-3000:]
     line = last_line(err)
     assert line.startswith("error: the search diverged at step 1 (epoch 0): "), line
-    assert line.endswith("is nan; no checkpoint was written yet; try a lower optim.omega.lr (now 1e+30) or "
-                         "optim.alpha.lr (now 0.03) in a new run (a resume keeps the checkpoint's learning "
-                         "rates)"), line
+    assert line.endswith(
+        "is nan; no checkpoint was written yet; try a lower optim.omega.lr (now 1e+30) or "
+        "optim.alpha.lr (now 0.03) in a new run (a resume keeps the checkpoint's learning "
+        "rates)"
+    ), line
     assert not (run / "checkpoints" / "last.ckpt").exists()
 
 
@@ -248,8 +315,14 @@ def _cli(script: str, cwd: Path, *args: str, full_error: bool = False) -> subpro
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     if full_error:
         env["HYDRA_FULL_ERROR"] = "1"
-    return subprocess.run([sys.executable, str(ROOT / f"{script}.py"), *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / f"{script}.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_command_line_prints_one_line_and_full_error_shows_the_traceback(tmp_path):
@@ -258,7 +331,8 @@ def test_command_line_prints_one_line_and_full_error_shows_the_traceback(tmp_pat
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: cost.target_mflops='abc' is invalid: it must be a number > 0; e.g. cost.target_mflops=0.6"]
+        "error: cost.target_mflops='abc' is invalid: it must be a number > 0; e.g. cost.target_mflops=0.6"
+    ]
     proc = _cli("search", tmp_path, *args, full_error=True)
     assert proc.returncode == 1
     assert "Traceback (most recent call last)" in proc.stderr and "ConfigError: cost.target_mflops='abc'" in proc.stderr
@@ -273,14 +347,25 @@ def test_command_line_train_and_unwritable_directory(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"error: hydra.run.dir={tmp_path / 'a_file' / 'run'} cannot be created: {tmp_path / 'a_file'} is a file, "
-        "not a directory; choose a writable directory, e.g. hydra.run.dir=outputs/my_run"]
+        "not a directory; choose a writable directory, e.g. hydra.run.dir=outputs/my_run"
+    ]
 
 
 def test_divergence_under_ddp_stops_every_process_at_the_same_step(tmp_path):
     """Two CPU processes: the check reads all-reduced log-likelihoods, so both stop at step 1 (no
     process waits forever in a collective) and the line is printed once."""
-    proc = _cli("search", tmp_path, f"hydra.run.dir={tmp_path / 'run'}", *MICRO, *QUICK, "trainer.max_epochs=1",
-                "trainer=ddp_cpu", "trainer.devices=2", "data.batch_size=32", "optim.omega.lr=1e30")
+    proc = _cli(
+        "search",
+        tmp_path,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *MICRO,
+        *QUICK,
+        "trainer.max_epochs=1",
+        "trainer=ddp_cpu",
+        "trainer.devices=2",
+        "data.batch_size=32",
+        "optim.omega.lr=1e30",
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith("error: the search diverged at step 1 (epoch 0): "), errors
@@ -293,8 +378,9 @@ def test_data_errors_found_during_the_fit_are_one_line(tmp_path):
     decoded (files are opened lazily: the run stops when it meets the file, naming it)."""
     from PIL import Image
 
-    code, err = run_in_process("search", [f"hydra.run.dir={tmp_path / 'big'}", *MICRO, *QUICK,
-                                          "data.batch_size=100000"])
+    code, err = run_in_process(
+        "search", [f"hydra.run.dir={tmp_path / 'big'}", *MICRO, *QUICK, "data.batch_size=100000"]
+    )
     assert code == 2 and "Traceback" not in err, err[-3000:]
     assert last_line(err).startswith("error: batch_size=100000 exceeds the smaller of the ω/α splits (719 images)")
     root = tmp_path / "images"
@@ -304,10 +390,22 @@ def test_data_errors_found_during_the_fit_are_one_line(tmp_path):
             for i in range(n):
                 Image.new("RGB", (10, 10), (20 * i, 100 if c == "a" else 0, 50)).save(root / sub / c / f"{i}.png")
     (root / "train" / "b" / "x.jpg").write_bytes(b"not a jpeg at all")
-    code, err = run_in_process("search", [f"hydra.run.dir={tmp_path / 'corrupt'}", "space=micro", "data=imagefolder",
-                                          f"data.root={root}", "data.batch_size=4", "cost.target_mflops=0.08",
-                                          "trainer.max_epochs=1", "trainer.enable_progress_bar=false"])
+    code, err = run_in_process(
+        "search",
+        [
+            f"hydra.run.dir={tmp_path / 'corrupt'}",
+            "space=micro",
+            "data=imagefolder",
+            f"data.root={root}",
+            "data.batch_size=4",
+            "cost.target_mflops=0.08",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+        ],
+    )
     assert code == 2 and "Traceback" not in err, err[-3000:]
     line = last_line(err)
-    assert line.startswith(f"error: image file {root / 'train' / 'b' / 'x.jpg'} cannot be read (UnidentifiedImageError"), line
+    assert line.startswith(
+        f"error: image file {root / 'train' / 'b' / 'x.jpg'} cannot be read (UnidentifiedImageError"
+    ), line
     assert "remove or replace it, then resume with ckpt_path=last" in line

@@ -2,6 +2,7 @@
 
 Timings are never asserted (shared, noisy machines); the reports' structure and sanity are.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,18 @@ def test_block_activation_elements_by_hand():
 
     # 8 -> 8 channels, expansion 3 (24), 3x3, stride 1, 4x4 map: expansion conv/BN/act 3*24*16,
     # depthwise conv/BN/act 3*24*16, projection conv/BN 2*8*16, residual sum 8*16
-    cfg = BlockConfig(in_chs=8, out_chs=8, mid_chs=24, kernel=3, expansion=3.0, act="relu", se_chs=0, stride=1,
-                      in_size=4)
+    cfg = BlockConfig(
+        in_chs=8, out_chs=8, mid_chs=24, kernel=3, expansion=3.0, act="relu", se_chs=0, stride=1, in_size=4
+    )
     assert block_activation_elements(cfg) == 1152 + 1152 + 256 + 128
     # stride 2: 4x4 -> 2x2 after the depthwise conv, no residual
-    cfg = BlockConfig(in_chs=8, out_chs=8, mid_chs=24, kernel=3, expansion=3.0, act="relu", se_chs=0, stride=2,
-                      in_size=4)
+    cfg = BlockConfig(
+        in_chs=8, out_chs=8, mid_chs=24, kernel=3, expansion=3.0, act="relu", se_chs=0, stride=2, in_size=4
+    )
     assert block_activation_elements(cfg) == 1152 + 3 * 24 * 4 + 2 * 8 * 4
-    skip = BlockConfig(in_chs=8, out_chs=8, mid_chs=8, kernel=0, expansion=1.0, act="relu", se_chs=0, stride=1,
-                       in_size=4)
+    skip = BlockConfig(
+        in_chs=8, out_chs=8, mid_chs=8, kernel=0, expansion=1.0, act="relu", se_chs=0, stride=1, in_size=4
+    )
     assert block_activation_elements(skip) == 0
 
 
@@ -42,15 +46,22 @@ def test_mixed_op_estimate_exceeds_every_single_path():
 
     space = SearchSpace.load("tiny")
     g = torch.Generator().manual_seed(0)
-    paths = [path_activation_elements(space, [int(torch.randint(s, (1,), generator=g)) for s in space.sizes])
-             for _ in range(50)]
+    paths = [
+        path_activation_elements(space, [int(torch.randint(s, (1,), generator=g)) for s in space.sizes])
+        for _ in range(50)
+    ]
     mixed = mixed_op_activation_elements(space)
     assert mixed > 5 * max(paths)  # every block computes 3 x 2 x 2 x 2 = 24 candidates or more
 
 
 def run_quick(script: str, timeout: int = 600) -> dict:
-    subprocess.run([sys.executable, str(BENCH / f"{script}.py"), "--quick"], check=True, cwd=ROOT,
-                   capture_output=True, timeout=timeout)
+    subprocess.run(
+        [sys.executable, str(BENCH / f"{script}.py"), "--quick"],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=timeout,
+    )
     report = json.loads((BENCH / "results" / f"{script}_quick.json").read_text())
     assert (BENCH / "results" / f"{script}_quick.md").read_text().startswith("| ")
     assert report["quick"] is True
@@ -110,8 +121,12 @@ def test_memory_quick():
 @pytest.mark.slow
 def test_throughput_quick():
     rows = run_quick("throughput")["rows"]
-    assert [r["mode"] for r in rows] == ["search", "search + channels_last", "plain argmax",
-                                         "plain argmax + channels_last"]
+    assert [r["mode"] for r in rows] == [
+        "search",
+        "search + channels_last",
+        "plain argmax",
+        "plain argmax + channels_last",
+    ]
     assert all(r["images_per_s"] > 0 for r in rows)
 
 
@@ -142,9 +157,26 @@ head: {channels: 16}
 
 
 def _ground_truth(tmp_path, *args):
-    cmd = [sys.executable, str(BENCH / "ground_truth.py"), "--space", str(tmp_path / "four.yaml"), "--data",
-           "digits", "--seeds", "0", "1", "--budgets", "0.02", "--out", str(tmp_path / "gt.csv"), *args,
-           "--", "train_experiment=ground_truth", "trainer.max_epochs=3", "recipe.warmup_epochs=0"]
+    cmd = [
+        sys.executable,
+        str(BENCH / "ground_truth.py"),
+        "--space",
+        str(tmp_path / "four.yaml"),
+        "--data",
+        "digits",
+        "--seeds",
+        "0",
+        "1",
+        "--budgets",
+        "0.02",
+        "--out",
+        str(tmp_path / "gt.csv"),
+        *args,
+        "--",
+        "train_experiment=ground_truth",
+        "trainer.max_epochs=3",
+        "recipe.warmup_epochs=0",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -182,7 +214,9 @@ def test_ground_truth_trains_every_architecture_and_restarts_where_it_stopped(tm
     # three epochs already beat chance (0.1) on the digits
     assert max(r["test_acc_mean"] for r in rows) > 0.2
     report = json.loads((tmp_path / "gt.json").read_text())
-    assert report["complete"] and report["architectures"] == 4 and report["train_overrides"][-2] == "trainer.max_epochs=3"
+    assert (
+        report["complete"] and report["architectures"] == 4 and report["train_overrides"][-2] == "trainer.max_epochs=3"
+    )
     (budget,) = report["budgets"]
     feasible = [r for r in rows if r["mflops"] <= 0.02]
     assert budget["feasible"] == len(feasible) >= 2
@@ -192,9 +226,22 @@ def test_ground_truth_trains_every_architecture_and_restarts_where_it_stopped(tm
 def test_ground_truth_refuses_a_table_made_with_other_settings(tmp_path):
     (tmp_path / "four.yaml").write_text(FOUR_ARCHS)
     _ground_truth(tmp_path, "--limit", "1")
-    cmd = [sys.executable, str(BENCH / "ground_truth.py"), "--space", str(tmp_path / "four.yaml"), "--data", "digits",
-           "--seeds", "0", "1", "--out", str(tmp_path / "gt.csv"), "--", "train_experiment=ground_truth",
-           "trainer.max_epochs=2"]
+    cmd = [
+        sys.executable,
+        str(BENCH / "ground_truth.py"),
+        "--space",
+        str(tmp_path / "four.yaml"),
+        "--data",
+        "digits",
+        "--seeds",
+        "0",
+        "1",
+        "--out",
+        str(tmp_path / "gt.csv"),
+        "--",
+        "train_experiment=ground_truth",
+        "trainer.max_epochs=2",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "was made with other settings" in proc.stderr
     assert len((tmp_path / "gt.csv").read_text().splitlines()) == 2  # untouched
@@ -209,17 +256,28 @@ def test_search_quality_scores_against_the_table_and_random_search_matches_compu
     from ground_truth import distinct_architectures, readable
 
     archs = distinct_architectures(space)[:10]
-    gt = [{"arch_id": i, "arch": readable(space, a), "mflops": 0.05 + 0.01 * i, "test_acc_mean": 0.90 + 0.005 * i,
-           "alpha_acc_s0": 0.80 + 0.01 * ((7 * i) % 10), "alpha_acc_s1": 0.5, "alpha_acc_s2": 0.5}
-          for i, a in enumerate(archs)]
+    gt = [
+        {
+            "arch_id": i,
+            "arch": readable(space, a),
+            "mflops": 0.05 + 0.01 * i,
+            "test_acc_mean": 0.90 + 0.005 * i,
+            "alpha_acc_s0": 0.80 + 0.01 * ((7 * i) % 10),
+            "alpha_acc_s1": 0.5,
+            "alpha_acc_s2": 0.5,
+        }
+        for i, a in enumerate(archs)
+    ]
     found = lookup(gt, space, archs[5], budget=0.125)  # 8 archs under 0.125: ids 0..7
     assert found["arch_id"] == 5 and not found["over_target"]
     assert found["percentile"] == pytest.approx(100 * 2 / 8)  # ids 6 and 7 are better
     assert found["regret"] == pytest.approx(0.935 - 0.925)
     over = lookup(gt, space, archs[9], budget=0.125)
     assert over["over_target"] and over["percentile"] == 0.0
-    rows = [{"setting": "fpnas", "budget_mflops": 0.125, "seed": 0, "fit_time_s": 50.0},
-            *({"setting": "calibration", "budget_mflops": 0.125, "train_s": t} for t in (9.0, 10.0, 11.0))]
+    rows = [
+        {"setting": "fpnas", "budget_mflops": 0.125, "seed": 0, "fit_time_s": 50.0},
+        *({"setting": "calibration", "budget_mflops": 0.125, "train_s": t} for t in (9.0, 10.0, 11.0)),
+    ]
     out = baseline_rows({"data": "mnist5k", "space": "bench_mnist"}, gt, 0.125, [0], rows, [0, 1, 2])
     search = next(r for r in out if r["setting"] == "random_search")
     assert search["samples"] == 5 and search["wall_time_s"] == pytest.approx(50.0)  # 5 trainings of 10 s

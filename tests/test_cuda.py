@@ -4,6 +4,7 @@
 ``benchmarks/gpu_check.sh --cpu`` does), so the tests themselves are proven without a GPU; the
 checks that only mean something on a GPU (device reads, fp16 loss scaling) skip there.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,10 @@ from tests.helpers import MICRO, QUICK_SEARCH, clean_env, compose_config
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = os.environ.get("FPNAS_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
 ACCELERATOR = "gpu" if DEVICE == "cuda" else "cpu"
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(DEVICE is None, reason="needs a CUDA GPU "
-                                                   "(FPNAS_TEST_DEVICE=cpu runs these tests on the CPU)")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(DEVICE is None, reason="needs a CUDA GPU (FPNAS_TEST_DEVICE=cpu runs these tests on the CPU)"),
+]
 gpu_only = pytest.mark.skipif(DEVICE != "cuda", reason="means something only on a GPU")
 SEARCH = [*MICRO, "trainer.max_epochs=2", *QUICK_SEARCH, "data.batch_size=32"]
 CLEAN_ENV = clean_env()
@@ -107,9 +110,15 @@ def test_fp16_loss_scaling_leaves_the_alpha_gradient_unscaled(tmp_path):
     grads = {}
     for precision in ("32-true", "16-mixed"):
         trace = tmp_path / f"{precision}.pt"
-        _search(tmp_path / precision, [f"trainer.precision={precision}", "trainer.max_epochs=1",
-                                       "+callbacks.alpha_grad._target_=tests.helpers.AlphaGradTrace",
-                                       f"+callbacks.alpha_grad.path={trace}"])
+        _search(
+            tmp_path / precision,
+            [
+                f"trainer.precision={precision}",
+                "trainer.max_epochs=1",
+                "+callbacks.alpha_grad._target_=tests.helpers.AlphaGradTrace",
+                f"+callbacks.alpha_grad.path={trace}",
+            ],
+        )
         grads[precision] = torch.load(trace)[0]
     ratio = float(grads["16-mixed"].norm() / grads["32-true"].norm())
     assert 0.9 < ratio < 1.1, ratio
@@ -118,8 +127,13 @@ def test_fp16_loss_scaling_leaves_the_alpha_gradient_unscaled(tmp_path):
 def test_train_py_one_epoch_on_the_device(tmp_path, cfg_train):
     space = SearchSpace.load("micro")
     path = architecture_from_indices(space, [1] * space.num_decisions).save(tmp_path / "arch.yaml")
-    cfg = cfg_train(f"arch={path}", "data=digits", "trainer.max_epochs=1", f"trainer.accelerator={ACCELERATOR}",
-                    "model.channels_last=true")
+    cfg = cfg_train(
+        f"arch={path}",
+        "data=digits",
+        "trainer.max_epochs=1",
+        f"trainer.accelerator={ACCELERATOR}",
+        "model.channels_last=true",
+    )
     summary = run_train(cfg)
     assert summary["epochs"] == 1 and 0.0 <= summary["test_acc"] <= 1.0
     assert json.loads((tmp_path / "train_summary.json").read_text()) == summary
@@ -167,13 +181,30 @@ def test_two_processes_on_one_device_with_gloo_match_one_process(tmp_path):
     port, procs = _free_port(), []
     trainer = "trainer=ddp" if DEVICE == "cuda" else "trainer=ddp_cpu"
     for node in (0, 1):
-        args = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-                f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}",
-                str(ROOT / "search.py"), *SEARCH, "search.sync_bn=true", trainer, "trainer.devices=1",
-                "trainer.num_nodes=2", "trainer.strategy.process_group_backend=gloo", "data.batch_size=16",
-                f"hydra.run.dir={tmp_path / 'two'}"]
-        procs.append(subprocess.Popen(args, env=CLEAN_ENV, cwd=tmp_path, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        args = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes=2",
+            "--nproc_per_node=1",
+            f"--node_rank={node}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+            str(ROOT / "search.py"),
+            *SEARCH,
+            "search.sync_bn=true",
+            trainer,
+            "trainer.devices=1",
+            "trainer.num_nodes=2",
+            "trainer.strategy.process_group_backend=gloo",
+            "data.batch_size=16",
+            f"hydra.run.dir={tmp_path / 'two'}",
+        ]
+        procs.append(
+            subprocess.Popen(
+                args, env=CLEAN_ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]

@@ -1,4 +1,5 @@
 """The binary cache of the bundled data sets (fpnas.data.cache): exact, parsed once, self-repairing, optional."""
+
 from __future__ import annotations
 
 import warnings
@@ -102,9 +103,11 @@ def _wrong_keys(path: Path) -> None:
     np.savez(path, images=np.zeros(3))
 
 
-@pytest.mark.parametrize("damage", [_truncate, _flip_a_byte, lambda p: p.write_bytes(b""),
-                                    lambda p: p.write_text("not a zip file"), _wrong_keys],
-                         ids=["truncated", "flipped byte", "empty", "text", "wrong arrays"])
+@pytest.mark.parametrize(
+    "damage",
+    [_truncate, _flip_a_byte, lambda p: p.write_bytes(b""), lambda p: p.write_text("not a zip file"), _wrong_keys],
+    ids=["truncated", "flipped byte", "empty", "text", "wrong arrays"],
+)
 def test_a_damaged_file_is_rebuilt_with_one_warning(damage, monkeypatch, fresh_cache):
     parsed = digits.parse_digits()
     parser = Counted(parsed)
@@ -164,8 +167,14 @@ def test_cache_directory_order(monkeypatch, tmp_path):
 
 def test_narrowing_is_exact_or_not_done():
     """Arrays are stored as uint8 only when that round-trips bit for bit."""
-    keep = [np.array([0.5, 1.0]), np.array([-1.0, 2.0]), np.array([256.0]), np.array([-0.0, 1.0]),
-            np.array([np.nan, 1.0]), np.array([1000], dtype=np.int64)]
+    keep = [
+        np.array([0.5, 1.0]),
+        np.array([-1.0, 2.0]),
+        np.array([256.0]),
+        np.array([-0.0, 1.0]),
+        np.array([np.nan, 1.0]),
+        np.array([1000], dtype=np.int64),
+    ]
     for a in keep:
         assert cache._narrow(a) is a
     for a in (np.array([0.0, 255.0]), np.arange(10, dtype=np.int64), np.array([[3.0]], dtype=np.float32)):

@@ -99,8 +99,10 @@ def write_cifar10(root: Path, per_batch: int = 4, n_test: int = 6) -> dict:
         }
         md5[name] = dump_py2(batch, d / name)
         data[name], labels[name] = x, y
-    label_names = [Py2Str(s.encode()) for s in
-                   ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")]
+    label_names = [
+        Py2Str(s.encode())
+        for s in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    ]
     meta = {Py2Str(b"label_names"): label_names, Py2Str(b"num_cases_per_batch"): per_batch, Py2Str(b"num_vis"): 3072}
     md5["batches.meta"] = dump_py2(meta, d / "batches.meta")
     return {"md5": md5, "data": data, "labels": labels}
@@ -122,8 +124,10 @@ def write_cifar100(root: Path, n_train: int = 12, n_test: int = 4) -> dict:
         }
         md5[name] = dump_py2(batch, d / name)
         data[name], labels[name] = x, fine
-    meta = {Py2Str(b"fine_label_names"): [Py2Str(f"fine{i}".encode()) for i in range(100)],
-            Py2Str(b"coarse_label_names"): [Py2Str(f"coarse{i}".encode()) for i in range(20)]}
+    meta = {
+        Py2Str(b"fine_label_names"): [Py2Str(f"fine{i}".encode()) for i in range(100)],
+        Py2Str(b"coarse_label_names"): [Py2Str(f"coarse{i}".encode()) for i in range(20)],
+    }
     md5["meta"] = dump_py2(meta, d / "meta")
     return {"md5": md5, "data": data, "labels": labels}
 
@@ -220,8 +224,9 @@ def test_imagefolder_splits(imagenet):
     test = dm.datasets["test"]
     test_files = [Path(test.dataset.samples[int(i)][0]) for i in test.indices]
     assert sorted(test_files) == sorted((imagenet / "val").rglob("*.png"))
-    assert all(test.dataset.samples[int(i)][1] == CLASSES.index(Path(p).parent.name)
-               for i, p in zip(test.indices, test_files))
+    assert all(
+        test.dataset.samples[int(i)][1] == CLASSES.index(Path(p).parent.name) for i, p in zip(test.indices, test_files)
+    )
     assert dm.split_sizes() == {"omega": 15, "alpha": 15, "test": len(CLASSES) * N_VAL}
     # same seed, same halves; another seed, other halves
     again = ImageFolderDataModule(imagenet, image_size=32, batch_size=4, num_workers=0, split_seed=1)
@@ -264,8 +269,9 @@ def test_imagefolder_workers(imagenet):
 
 def test_imagefolder_subset(imagenet, tmp_path):
     out = tmp_path / "run" / "classes.txt"
-    dm = ImageFolderDataModule(imagenet, image_size=32, batch_size=2, num_workers=0,
-                               num_classes_subset=3, subset_seed=7, classes_file=str(out))
+    dm = ImageFolderDataModule(
+        imagenet, image_size=32, batch_size=2, num_workers=0, num_classes_subset=3, subset_seed=7, classes_file=str(out)
+    )
     perm = torch.randperm(5, generator=torch.Generator().manual_seed(7))[:3]
     expected = sorted(CLASSES[i] for i in perm.tolist())
     assert dm.classes == expected and dm.num_classes == 3
@@ -349,7 +355,7 @@ def test_cifar10_real_pickles(tv_root, cifar_md5):
         assert x.dtype == torch.float32 and x.shape == (3, 32, 32)
         assert torch.equal((x * 255).round().to(torch.uint8), torch.from_numpy(expected))
         assert y == written["labels"]["test_batch"][j]
-    for key, loader in dm.train_dataloader().items():
+    for loader in dm.train_dataloader().values():
         x, y = next(iter(loader))
         assert x.shape == (4, 3, 32, 32) and y.dtype == torch.int64
     x, _ = next(iter(CIFAR10DataModule(tv_root["root"], batch_size=2, image_size=16).test_dataloader()))
@@ -378,8 +384,9 @@ def test_cifar_checksum_mismatch_is_config_error(tv_root):
 
 
 # ----------------------------------------------------------------------------- MNIST
-@pytest.mark.parametrize("name,cls,folder", [("mnist", MNISTDataModule, "MNIST"),
-                                             ("fashion_mnist", FashionMNISTDataModule, "FashionMNIST")])
+@pytest.mark.parametrize(
+    "name,cls,folder", [("mnist", MNISTDataModule, "MNIST"), ("fashion_mnist", FashionMNISTDataModule, "FashionMNIST")]
+)
 def test_mnist_idx_files(tv_root, name, cls, folder):
     with open(tv_root["root"] / folder / "raw" / "train-images-idx3-ubyte", "rb") as f:
         assert struct.unpack(">iiii", f.read(16)) == (2051, 8, 28, 28)
@@ -413,8 +420,12 @@ def test_mnist_idx_files(tv_root, name, cls, folder):
 # ----------------------------------------------------------------------- missing data
 @pytest.mark.parametrize(
     "cls,expected",
-    [(CIFAR10DataModule, "cifar-10-batches-py"), (CIFAR100DataModule, "cifar-100-python"),
-     (MNISTDataModule, "MNIST/raw"), (FashionMNISTDataModule, "FashionMNIST/raw")],
+    [
+        (CIFAR10DataModule, "cifar-10-batches-py"),
+        (CIFAR100DataModule, "cifar-100-python"),
+        (MNISTDataModule, "MNIST/raw"),
+        (FashionMNISTDataModule, "FashionMNIST/raw"),
+    ],
 )
 def test_missing_torchvision_data(tmp_path, cls, expected):
     with pytest.raises(ConfigError) as err:
@@ -435,8 +446,13 @@ def test_bad_args(tv_root):
 # ------------------------------------------------------------------------------ hydra
 @pytest.mark.parametrize(
     "name,cls",
-    [("imagefolder", ImageFolderDataModule), ("cifar10", CIFAR10DataModule), ("cifar100", CIFAR100DataModule),
-     ("mnist", MNISTDataModule), ("fashion_mnist", FashionMNISTDataModule)],
+    [
+        ("imagefolder", ImageFolderDataModule),
+        ("cifar10", CIFAR10DataModule),
+        ("cifar100", CIFAR100DataModule),
+        ("mnist", MNISTDataModule),
+        ("fashion_mnist", FashionMNISTDataModule),
+    ],
 )
 def test_hydra_config_instantiates(name, cls, tv_root, imagenet, tmp_path, monkeypatch):
     monkeypatch.setenv("FPNAS_DATA", str(tv_root["root"]))

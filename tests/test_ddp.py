@@ -3,6 +3,7 @@
 Every run here is a subprocess of search.py: Lightning's DDP launcher re-executes the entry
 point for rank 1, which must never be the pytest process itself.
 """
+
 import json
 import socket
 import subprocess
@@ -48,8 +49,17 @@ def single_process_run(tmp_path_factory):
 
 
 def test_two_processes_give_the_same_alpha_and_weights_as_one(single_process_run, tmp_path):
-    _run([sys.executable, str(ROOT / "search.py"), *SHORT, "trainer=ddp_cpu", "data.batch_size=16",
-          f"hydra.run.dir={tmp_path}"], tmp_path)
+    _run(
+        [
+            sys.executable,
+            str(ROOT / "search.py"),
+            *SHORT,
+            "trainer=ddp_cpu",
+            "data.batch_size=16",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        tmp_path,
+    )
     one, two = _state(single_process_run), _state(tmp_path)
     assert int(two["steps_done"]) == 4  # 2 epochs x 2 steps, through the FD -> JD switch
     _assert_same_search(one, two)
@@ -67,12 +77,28 @@ def test_torchrun_two_nodes_on_loopback_gives_the_same_alpha(single_process_run,
     port = _free_port()
     procs = []
     for node in (0, 1):
-        args = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-                f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}",
-                str(ROOT / "search.py"), *SHORT, "trainer=ddp_cpu", "trainer.devices=1", "trainer.num_nodes=2",
-                "data.batch_size=16", f"hydra.run.dir={tmp_path}"]
-        procs.append(subprocess.Popen(args, env=CLEAN_ENV, cwd=tmp_path, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        args = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nnodes=2",
+            "--nproc_per_node=1",
+            f"--node_rank={node}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+            str(ROOT / "search.py"),
+            *SHORT,
+            "trainer=ddp_cpu",
+            "trainer.devices=1",
+            "trainer.num_nodes=2",
+            "data.batch_size=16",
+            f"hydra.run.dir={tmp_path}",
+        ]
+        procs.append(
+            subprocess.Popen(
+                args, env=CLEAN_ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
@@ -81,8 +107,20 @@ def test_torchrun_two_nodes_on_loopback_gives_the_same_alpha(single_process_run,
 
 def test_sweep_of_ddp_jobs_runs_each_job_once(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    _run([sys.executable, str(ROOT / "search.py"), "-m", *SHORT, "trainer=ddp_cpu", "data.batch_size=16",
-          "cost.target_mflops=0.05,0.1", f"hydra.sweep.dir={sweep_dir}"], tmp_path, timeout=600)
+    _run(
+        [
+            sys.executable,
+            str(ROOT / "search.py"),
+            "-m",
+            *SHORT,
+            "trainer=ddp_cpu",
+            "data.batch_size=16",
+            "cost.target_mflops=0.05,0.1",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        tmp_path,
+        timeout=600,
+    )
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert jobs == ["0", "1"]  # no duplicated sweep, no stray directories
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
@@ -118,8 +156,9 @@ def test_two_processes_drift_from_one_only_as_much_as_reordered_sums_do():
         tmp = Path(tmp)
         one = trace(tmp / "one", ["data.batch_size=64"], 3)
         two = trace(tmp / "two", ["data.batch_size=32", "trainer=ddp_cpu", "trainer.devices=2"], 3)
-        control = trace(tmp / "control", ["data.batch_size=64", "+callbacks.reverse._target_=tests.helpers."
-                                          "ReverseWithinBatch"], 3)
+        control = trace(
+            tmp / "control", ["data.batch_size=64", "+callbacks.reverse._target_=tests.helpers.ReverseWithinBatch"], 3
+        )
     assert len(one) == len(two) == len(control) == 33
     ddp, ctl = compare(one, two), compare(one, control)
     assert all(r["same_archs_so_far"] for r in ddp) and all(r["same_archs_so_far"] for r in ctl)

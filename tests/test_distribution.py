@@ -1,4 +1,5 @@
 """Factorized / joint categoricals: conversion, sampling, log-probabilities, entropy, gradients."""
+
 import math
 
 import pytest

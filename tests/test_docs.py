@@ -1,5 +1,6 @@
 """The README cannot drift from conf/: its configuration reference is the generated one, and every
 group option and key of conf/ (read independently, with PyYAML) appears in it."""
+
 import subprocess
 from pathlib import Path
 
@@ -59,8 +60,9 @@ def test_every_group_option_and_key_of_conf_is_documented():
             keys = [k for k in yaml.safe_load(path.read_text())]
         else:
             keys = list(_leaf_keys(yaml.safe_load(path.read_text()) or {}))
-        missing += [f"{group}/{path.stem}: {_prefix(group)}{k}" for k in keys
-                    if f"`{_prefix(group)}{k}`" not in section]
+        missing += [
+            f"{group}/{path.stem}: {_prefix(group)}{k}" for k in keys if f"`{_prefix(group)}{k}`" not in section
+        ]
     assert not missing, f"not in README.md's configuration reference ({HOW_TO_FIX}): {missing}"
 
 
@@ -74,19 +76,48 @@ def test_every_documented_key_has_a_comment():
 def test_readme_sections_and_the_two_setup_commands_at_the_top():
     head = README.split("\n---\n", 1)[0]
     assert "```bash\npython3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/python search.py\n```" in head
-    assert ("<!-- test-command -->\n```bash\npython3 -m venv .venv && .venv/bin/pip install -e \".[dev]\" && "
-            ".venv/bin/python -m pytest\n```") in head
+    assert (
+        '<!-- test-command -->\n```bash\npython3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && '
+        ".venv/bin/python -m pytest\n```"
+    ) in head
     headings = [line[3:] for line in README.splitlines() if line.startswith("## ")]
-    assert headings == ["Quickstart", "How FP-NAS works", "Configuration reference", "Recipes", "Search spaces",
-                        "Data", "Paper experiments", "Results", "Implementation notes"]
+    assert headings == [
+        "Quickstart",
+        "How FP-NAS works",
+        "Configuration reference",
+        "Recipes",
+        "Search spaces",
+        "Data",
+        "Paper experiments",
+        "Results",
+        "Implementation notes",
+    ]
     recipes = README.split("\n## Recipes\n", 1)[1].split("\n## ", 1)[0]
     assert [line[4:] for line in recipes.splitlines() if line.startswith("### ")] == [
-        "Sweep", "DDP: GPUs and nodes", "GPUs: precision, data loading, the one-command check",
-        "CPU: threads and start-up", "SLURM", "Resume", "Retrain", "Distill", "Custom search space",
-        "Custom data set"]
+        "Sweep",
+        "DDP: GPUs and nodes",
+        "GPUs: precision, data loading, the one-command check",
+        "CPU: threads and start-up",
+        "SLURM",
+        "Resume",
+        "Retrain",
+        "Distill",
+        "Custom search space",
+        "Custom data set",
+    ]
     results = README.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
-    for script in ("fpnas_vs_parsec", "step_overhead", "memory", "throughput", "space_stats", "ddp_step",
-                   "threads", "startup", "ground_truth", "search_quality"):
+    for script in (
+        "fpnas_vs_parsec",
+        "step_overhead",
+        "memory",
+        "throughput",
+        "space_stats",
+        "ddp_step",
+        "threads",
+        "startup",
+        "ground_truth",
+        "search_quality",
+    ):
         assert f"benchmarks/{script}.py" in results  # every benchmark's numbers, with its command
     assert "benchmarks/run_all.py" in results
     quickstart = README.split("\n## Quickstart\n", 1)[1].split("\n## ", 1)[0]

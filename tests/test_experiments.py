@@ -1,5 +1,6 @@
 """Experiment presets (conf/experiment): the paper's settings compose from their shared base, are feasible,
 and run; the debug preset is a search of a few steps."""
+
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,15 @@ from fpnas.space.complexity import ComplexityTables
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {  # name: (space, input size, target MFLOPs) as in FP-NAS Tables 2-3
-    "fpnas_s1": ("fbnetv2_f", 128, 58), "fpnas_s2": ("fbnetv2_f", 160, 88), "fpnas_s3": ("fbnetv2_f", 192, 131),
-    "fpnas_s4": ("fbnetv2_f", 256, 240), "fpnas_s1pp": ("fbnetv2_f_pp", 128, 66),
-    "fpnas_s4pp": ("fbnetv2_f_pp", 256, 268), "fpnas_l0": ("fpnas_l0", 224, 399),
-    "fpnas_l1": ("fpnas_l1", 240, 728), "fpnas_l2": ("fpnas_l2", 256, 1045),
+    "fpnas_s1": ("fbnetv2_f", 128, 58),
+    "fpnas_s2": ("fbnetv2_f", 160, 88),
+    "fpnas_s3": ("fbnetv2_f", 192, 131),
+    "fpnas_s4": ("fbnetv2_f", 256, 240),
+    "fpnas_s1pp": ("fbnetv2_f_pp", 128, 66),
+    "fpnas_s4pp": ("fbnetv2_f_pp", 256, 268),
+    "fpnas_l0": ("fpnas_l0", 224, 399),
+    "fpnas_l1": ("fpnas_l1", 240, 728),
+    "fpnas_l2": ("fpnas_l2", 256, 1045),
     "parsec_baseline": ("fbnetv2_f", 128, 58),
 }
 BASE = "fpnas_base"  # the nine paper presets' shared settings, included first by each of them
@@ -45,8 +51,13 @@ def _leaves(node, prefix=""):
 
 def _groups(defaults):
     """group -> option of a defaults list's ``override /group: option`` entries."""
-    return {k.split()[-1].lstrip("/"): v for e in defaults if isinstance(e, dict) for k, v in e.items()
-            if k.startswith("override ")}
+    return {
+        k.split()[-1].lstrip("/"): v
+        for e in defaults
+        if isinstance(e, dict)
+        for k, v in e.items()
+        if k.startswith("override ")
+    }
 
 
 @pytest.mark.parametrize("name", PAPER)
@@ -61,8 +72,11 @@ def test_paper_preset_is_the_shared_base_plus_what_differs(tmp_path, name):
     unset = sorted(k for k, v in base_keys.items() if v == "???" and k not in own_keys)
     assert not unset, f"{name}.yaml must set the base's required {unset}"
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
-        cfg = compose("search", overrides=[f"paths.output_dir={tmp_path}", f"experiment={name}", "data.root=/data"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "search",
+            overrides=[f"paths.output_dir={tmp_path}", f"experiment={name}", "data.root=/data"],
+            return_hydra_config=True,
+        )
     for key, value in base_keys.items():
         assert OmegaConf.select(cfg, key) == own_keys.get(key, value), key
     choices = cfg.hydra.runtime.choices
@@ -93,9 +107,21 @@ def test_a_preset_searches_end_to_end_on_a_small_image_folder(tmp_path):
             for i in range(count):
                 Image.new("RGB", (40, 36), (80 * c, 10 * i, 128)).save(data / split / f"class{c}" / f"{i}.png")
     out = tmp_path / "run"
-    summary = run_search(_cfg(out, [
-        "experiment=fpnas_s1pp", f"data.root={data}", "data.num_classes_subset=2", "data.batch_size=4",
-        "data.num_workers=0", "trainer.max_epochs=1", "search.warmup_epochs=0", "trainer.enable_progress_bar=false"]))
+    summary = run_search(
+        _cfg(
+            out,
+            [
+                "experiment=fpnas_s1pp",
+                f"data.root={data}",
+                "data.num_classes_subset=2",
+                "data.batch_size=4",
+                "data.num_workers=0",
+                "trainer.max_epochs=1",
+                "search.warmup_epochs=0",
+                "trainer.enable_progress_bar=false",
+            ],
+        )
+    )
     assert summary["space"] == "fbnetv2_f_pp" and summary["steps"] == 2  # 8 ω images / batch 4
     assert summary["k_initial"] == 27  # floor(0.25 * H0) of FBNetV2-F++ (per-block widths: H0 = 108.2 nats)
     names = (out / "classes.txt").read_text().split()

@@ -1,5 +1,6 @@
 """Search pictures: the SearchPlots history (thinning, resume), the figures, and one short search
 with TensorBoard that checks pictures, TensorBoard images, the summary table and top_archs.yaml."""
+
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -42,9 +43,12 @@ def _feed(cb, module, steps):
     for _ in range(steps):
         module.steps_done += 1
         s = int(module.steps_done)
-        module.last_step = SimpleNamespace(k=2 + s % 3, entropy=10.0 - 0.01 * s,
-                                           macs=torch.tensor([1e5 * s, 2e5 * s], dtype=torch.float64),
-                                           costs=torch.zeros(2))
+        module.last_step = SimpleNamespace(
+            k=2 + s % 3,
+            entropy=10.0 - 0.01 * s,
+            macs=torch.tensor([1e5 * s, 2e5 * s], dtype=torch.float64),
+            costs=torch.zeros(2),
+        )
         cb.on_train_batch_end(None, module, None, None, 0)
 
 
@@ -70,8 +74,13 @@ def test_history_records_every_step_then_thins_and_round_trips():
     assert resumed.history["step"] == [1, 5, 9, 13, 17, 21, 25, 29] and resumed.history["joint"][-1] is True
 
 
-@pytest.mark.parametrize("kwargs, message", [({"every_n_epochs": -1}, "every_n_epochs must be an integer >= 0"),
-                                             ({"max_points": 3}, "max_points must be an integer >= 10")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"every_n_epochs": -1}, "every_n_epochs must be an integer >= 0"),
+        ({"max_points": 3}, "max_points must be an integer >= 10"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         SearchPlots("x", **kwargs)
@@ -101,8 +110,13 @@ def test_search_figures_without_history_draw_only_the_probabilities():
     assert list(figs) == ["probabilities"]
 
 
-SHORT = [*MICRO, "trainer.max_epochs=2", *quick_search(train_batches=3),
-         "callbacks.search_plots.every_n_epochs=1", "export.top_k=3"]
+SHORT = [
+    *MICRO,
+    "trainer.max_epochs=2",
+    *quick_search(train_batches=3),
+    "callbacks.search_plots.every_n_epochs=1",
+    "export.top_k=3",
+]
 
 
 class FigureRecordingLogger(CSVLogger):
@@ -115,7 +129,8 @@ class FigureRecordingLogger(CSVLogger):
     def experiment(self):
         writer = super().experiment
         writer.add_figure = lambda tag, figure, global_step=None, close=True: FigureRecordingLogger.figures.append(
-            (tag, global_step, float(figure.get_size_inches()[0])))
+            (tag, global_step, float(figure.get_size_inches()[0]))
+        )
         writer.flush = lambda: None
         return writer
 
@@ -128,8 +143,11 @@ def _cfg(tmp_path, overrides):
 def test_a_search_draws_logs_summarises_and_exports(tmp_path, capsys):
     from fpnas.run_search import run_search
 
-    recorder = [f"+logger.figures._target_={__name__}.FigureRecordingLogger", f"+logger.figures.save_dir={tmp_path}",
-                "+logger.figures.name=figures"]
+    recorder = [
+        f"+logger.figures._target_={__name__}.FigureRecordingLogger",
+        f"+logger.figures.save_dir={tmp_path}",
+        "+logger.figures.name=figures",
+    ]
     FigureRecordingLogger.figures.clear()
     summary = run_search(_cfg(tmp_path, [*SHORT, *recorder]))
     out = capsys.readouterr().out

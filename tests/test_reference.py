@@ -1,4 +1,5 @@
 """Reference architectures: exact timm parameter counts, MACs, FBNetV2-F1's published numbers, equality."""
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -38,14 +39,19 @@ def test_reference_matches_timm_parameter_for_parameter(name):
     assert params == our_params == timm_params  # 3,504,872 / 5,288,548 / 5,572,200 / 7,139,704
     assert abs(macs / timm_macs - 1) <= 0.01 and macs == our_macs
     # same tensors under the same names (timm's EfficientNet layout)
-    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
-           {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in theirs.state_dict().items()
+    }
 
 
 def test_new_block_kinds_give_fbnetc_and_efficientnetv2_b0_exactly():
     assert [(name, *load_reference(name).complexity()) for name in ("fbnetc_100", "tf_efficientnetv2_b0")] == [
-        ("fbnetc_100", 384_960_160, 5_572_200), ("tf_efficientnetv2_b0", 718_086_176, 7_139_704)]
-    kinds = {name: [c.op for c in load_reference(name).space.resolve([])] for name in ("fbnetc_100", "tf_efficientnetv2_b0")}
+        ("fbnetc_100", 384_960_160, 5_572_200),
+        ("tf_efficientnetv2_b0", 718_086_176, 7_139_704),
+    ]
+    kinds = {
+        name: [c.op for c in load_reference(name).space.resolve([])] for name in ("fbnetc_100", "tf_efficientnetv2_b0")
+    }
     assert set(kinds["fbnetc_100"]) == {"ir"} and kinds["fbnetc_100"].count("ir") == 21
     assert kinds["tf_efficientnetv2_b0"][:5] == ["conv", "fused", "fused", "fused", "fused"]
 
@@ -95,12 +101,27 @@ def test_supernet_equals_standalone_for_new_vocabulary(name):
 
 
 def test_searchable_conv_op_relu6_and_pool_head():
-    spec = {"input_size": 16, "in_chans": 1, "act": "relu6", "se_divisor": 8, "se_gate": "hard_sigmoid",
-            "stem": {"channels": 8},
-            "groups": [{"channels": [8, 16], "kernel": [1, 3], "op": "conv", "act": ["relu", "relu6"]},
-                       {"channels": [16, 24], "kernel": [0, 3, 5], "expansion": [1, 3], "repeat": 2,
-                        "stride": 2, "se": [0, 1], "act": ["relu6", "hswish"]}],
-            "head": {"channels": 32, "pool_channels": 24, "pool_bias": False}}
+    spec = {
+        "input_size": 16,
+        "in_chans": 1,
+        "act": "relu6",
+        "se_divisor": 8,
+        "se_gate": "hard_sigmoid",
+        "stem": {"channels": 8},
+        "groups": [
+            {"channels": [8, 16], "kernel": [1, 3], "op": "conv", "act": ["relu", "relu6"]},
+            {
+                "channels": [16, 24],
+                "kernel": [0, 3, 5],
+                "expansion": [1, 3],
+                "repeat": 2,
+                "stride": 2,
+                "se": [0, 1],
+                "act": ["relu6", "hswish"],
+            },
+        ],
+        "head": {"channels": 32, "pool_channels": 24, "pool_bias": False},
+    }
     space = SearchSpace(spec, name="vocab")
     torch.manual_seed(1)
     net = SuperNet(space, eval_batch_stats=False)
@@ -123,8 +144,14 @@ def test_bad_references_and_names():
     with pytest.raises(ConfigError, match="neither an existing architecture file nor a registered"):
         resolve_architecture("mobilenetv9")
     with pytest.raises(ConfigError, match="op must be one of"):
-        SearchSpace({"input_size": 8, "stem": {"channels": 4},
-                     "groups": [{"channels": 4, "kernel": 3, "expansion": 1, "op": "pool"}], "head": {"channels": 8}})
+        SearchSpace(
+            {
+                "input_size": 8,
+                "stem": {"channels": 4},
+                "groups": [{"channels": 4, "kernel": 3, "expansion": 1, "op": "pool"}],
+                "head": {"channels": 8},
+            }
+        )
 
 
 def test_own_references_on_the_search_path(tmp_path):
@@ -137,12 +164,17 @@ def test_own_references_on_the_search_path(tmp_path):
     assert dirs == [tmp_path] and "mine" in available_references(dirs) and "mine" not in available_references()
     arch, is_reference = resolve_architecture("mine", dirs)
     assert is_reference and arch.complexity() == load_reference("mobilenetv2_100").complexity()
-    with pytest.raises(ConfigError, match=r"registered: \[.*'mobilenetv2_100'.*\]; to add your own, save it as "
-                                          r"<dir>/reference/mine.yaml and pass hydra.searchpath=\[file://<dir>\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"registered: \[.*'mobilenetv2_100'.*\]; to add your own, save it as "
+        r"<dir>/reference/mine.yaml and pass hydra.searchpath=\[file://<dir>\]",
+    ):
         resolve_architecture("mine")
     with pytest.raises(ConfigError, match=rf"registered: \[.*'mine'.*\] \(also searched {tmp_path}/reference/\)"):
         resolve_architecture("nope", dirs)
     # given by path, a file is a reference when its space is inline with zero decisions (model.adapt_to_data=auto)
     assert resolve_architecture(tmp_path / "reference" / "mine.yaml")[1]
     micro = SearchSpace.load("micro")
-    assert not resolve_architecture(architecture_from_indices(micro, [0] * micro.num_decisions).save(tmp_path / "a.yaml"))[1]
+    assert not resolve_architecture(
+        architecture_from_indices(micro, [0] * micro.num_decisions).save(tmp_path / "a.yaml")
+    )[1]

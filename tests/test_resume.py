@@ -1,5 +1,6 @@
 """Never lose a search: checkpoints during the run, exact resume after real signals, resumes that keep
 the run's settings and history, and commands that fail without touching an earlier run."""
+
 from __future__ import annotations
 
 import csv
@@ -16,19 +17,36 @@ from tests.helpers import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 # 4 epochs of 11 steps on the digits; the joint distribution from epoch 2 (step 22) on
-RUN = ["data=digits", "space=micro", "cost.target_mflops=0.08", "trainer.max_epochs=4", "search.warmup_epochs=1",
-       "distribution.switch_epoch=2", "trainer.enable_progress_bar=false", "callbacks.search_plots.every_n_epochs=0"]
+RUN = [
+    "data=digits",
+    "space=micro",
+    "cost.target_mflops=0.08",
+    "trainer.max_epochs=4",
+    "search.warmup_epochs=1",
+    "distribution.switch_epoch=2",
+    "trainer.enable_progress_bar=false",
+    "callbacks.search_plots.every_n_epochs=0",
+]
 CLEAN_ENV = clean_env(OMP_NUM_THREADS="1")
 
 
 def search(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "search.py"), f"hydra.run.dir={run_dir}", *overrides],
-                          capture_output=True, text=True, cwd=ROOT, env=CLEAN_ENV, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "search.py"), f"hydra.run.dir={run_dir}", *overrides],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=CLEAN_ENV,
+        timeout=600,
+    )
 
 
 def kill_at(step: int, sig: str) -> list[str]:
-    return ["+callbacks.kill._target_=tests.helpers.SignalAtStep", f"+callbacks.kill.step={step}",
-            f"+callbacks.kill.signal={sig}"]
+    return [
+        "+callbacks.kill._target_=tests.helpers.SignalAtStep",
+        f"+callbacks.kill.step={step}",
+        f"+callbacks.kill.signal={sig}",
+    ]
 
 
 def state(run_dir: Path) -> dict:
@@ -38,8 +56,10 @@ def state(run_dir: Path) -> dict:
 def logged_steps(run_dir: Path) -> list[tuple[int, str]]:
     """(step, which metrics) of every metrics.csv row, in file order."""
     with open(run_dir / "csv" / "metrics.csv", newline="") as f:
-        return [(int(float(r["step"])), ",".join(sorted(k for k, v in r.items() if v and k != "step")))
-                for r in csv.DictReader(f)]
+        return [
+            (int(float(r["step"])), ",".join(sorted(k for k, v in r.items() if v and k != "step")))
+            for r in csv.DictReader(f)
+        ]
 
 
 def digest(path: Path) -> str:
@@ -112,8 +132,13 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
 def test_resume_refuses_a_change_of_the_search_and_leaves_the_run_untouched(straight, tmp_path):
     proc = search(tmp_path, *RUN, *kill_at(16, "SIGTERM"))
     assert proc.returncode == 143
-    files = [tmp_path / ".hydra" / "config.yaml", tmp_path / ".hydra" / "overrides.yaml",
-             tmp_path / "checkpoints" / "last.ckpt", tmp_path / "csv" / "metrics.csv", tmp_path / "arch.yaml"]
+    files = [
+        tmp_path / ".hydra" / "config.yaml",
+        tmp_path / ".hydra" / "overrides.yaml",
+        tmp_path / "checkpoints" / "last.ckpt",
+        tmp_path / "csv" / "metrics.csv",
+        tmp_path / "arch.yaml",
+    ]
     before = {f: digest(f) for f in files}
     for change in ("cost.target_mflops=0.5", "seed=3", "space=tiny", "optim.alpha.lr=0.1"):
         proc = search(tmp_path, "ckpt_path=last", change)

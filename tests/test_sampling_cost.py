@@ -1,4 +1,5 @@
 """K schedules, hinge cost and importance weights."""
+
 import math
 
 import pytest
@@ -25,8 +26,9 @@ def test_adaptive_k_respects_k_min_and_fixed_k_is_constant():
     assert [FixedK(14)(h) for h in (0.0, 3.0, 100.0)] == [14, 14, 14]
 
 
-@pytest.mark.parametrize("make", [lambda: AdaptiveK(0.0, 2), lambda: AdaptiveK(-1, 2),
-                                  lambda: AdaptiveK(0.25, 0), lambda: FixedK(0)])
+@pytest.mark.parametrize(
+    "make", [lambda: AdaptiveK(0.0, 2), lambda: AdaptiveK(-1, 2), lambda: AdaptiveK(0.25, 0), lambda: FixedK(0)]
+)
 def test_bad_sampler_settings_are_rejected(make):
     with pytest.raises(ConfigError, match="sampler"):
         make()

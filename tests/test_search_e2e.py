@@ -1,4 +1,5 @@
 """End to end: compose the Hydra config, search, check the outputs, rebuild from arch.yaml."""
+
 import json
 import os
 import subprocess
@@ -28,8 +29,20 @@ def test_search_writes_every_output_and_the_architecture_rebuilds(tmp_path):
         assert (tmp_path / name).is_file(), name
     written = json.loads((tmp_path / "search_summary.json").read_text())
     assert written == summary
-    required = {"target_mflops", "arch_mflops", "arch_params_m", "val_acc", "total_arch_samples", "steps",
-                "epochs", "entropy_initial", "entropy_final", "k_initial", "k_final", "wall_time_s"}
+    required = {
+        "target_mflops",
+        "arch_mflops",
+        "arch_params_m",
+        "val_acc",
+        "total_arch_samples",
+        "steps",
+        "epochs",
+        "entropy_initial",
+        "entropy_final",
+        "k_initial",
+        "k_final",
+        "wall_time_s",
+    }
     assert required <= set(written)
     assert written["steps"] == 12 and written["epochs"] == 2 and written["phase_final"] == "joint"
     assert written["k_initial"] == 4 and written["entropy_initial"] == pytest.approx(17.2766, abs=1e-3)
@@ -41,8 +54,16 @@ def test_search_writes_every_output_and_the_architecture_rebuilds(tmp_path):
     assert sum(p.numel() for p in model.parameters()) == params
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
-    for metric in ("search/entropy", "search/K", "search/samples_total", "search/flops_expected",
-                   "search/flops_argmax", "search/cost_penalty", "val/acc", "prob/g3.channels/40"):
+    for metric in (
+        "search/entropy",
+        "search/K",
+        "search/samples_total",
+        "search/flops_expected",
+        "search/flops_argmax",
+        "search/cost_penalty",
+        "val/acc",
+        "prob/g3.channels/40",
+    ):
         assert metric in header, metric
 
 
@@ -54,8 +75,14 @@ def test_resume_after_the_switch_continues_the_same_counters(tmp_path):
 
 def _cli(tmp_path, *overrides):
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR",)}
-    return subprocess.run([sys.executable, str(ROOT / "search.py"), f"hydra.run.dir={tmp_path}", *overrides],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "search.py"), f"hydra.run.dir={tmp_path}", *overrides],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
 
 
 def test_cli_search_on_the_digits_data(tmp_path):
@@ -66,13 +93,19 @@ def test_cli_search_on_the_digits_data(tmp_path):
     assert not (tmp_path / "outputs").exists()  # nothing written outside the run directory
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["cost.target_mflops=0.01"], "cost.target_mflops=0.01 is below what space 'tiny' can reach (min 0.2047, max 2.063"),
-    (["sampler.lam=0"], "sampler.lam must be > 0"),
-    (["sampler=fixed", "sampler.k=0"], "sampler.k must be an integer >= 1"),
-    (["sampler.k_min=0"], "sampler.k_min must be an integer >= 1"),
-    (["distribution.schedule=sometimes"], "distribution.schedule must be one of"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["cost.target_mflops=0.01"],
+            "cost.target_mflops=0.01 is below what space 'tiny' can reach (min 0.2047, max 2.063",
+        ),
+        (["sampler.lam=0"], "sampler.lam must be > 0"),
+        (["sampler=fixed", "sampler.k=0"], "sampler.k must be an integer >= 1"),
+        (["sampler.k_min=0"], "sampler.k_min must be an integer >= 1"),
+        (["distribution.schedule=sometimes"], "distribution.schedule must be one of"),
+    ],
+)
 def test_bad_input_fails_fast_with_one_line(tmp_path, overrides, message):
     proc = _cli(tmp_path, *overrides)
     assert proc.returncode == 2
@@ -99,8 +132,10 @@ def test_switch_epoch_beyond_the_run_warns(tmp_path):
 
     with pytest.warns(UserWarning, match="never reaches the joint distribution"):
         instantiate_search(_cfg(tmp_path, ["distribution.switch_epoch=50"]))
-    with pytest.warns(UserWarning, match="at or above the largest architecture of space 'tiny' .2.063 MFLOPs.: "
-                                         "the cost term never acts"):
+    with pytest.warns(
+        UserWarning,
+        match="at or above the largest architecture of space 'tiny' .2.063 MFLOPs.: the cost term never acts",
+    ):
         instantiate_search(_cfg(tmp_path, ["cost.target_mflops=3"]))
     module, datamodule = instantiate_search(_cfg(tmp_path, []))
     assert datamodule.num_classes == 10 and not datamodule.datasets  # built, nothing loaded yet
@@ -112,8 +147,16 @@ def test_switch_epoch_beyond_the_run_warns(tmp_path):
 def test_the_module_node_builds_the_configured_optimizers_once_checked(tmp_path):
     from fpnas.run_search import instantiate_search
 
-    cfg = _cfg(tmp_path, ["optim.omega._target_=torch.optim.AdamW", "~optim.omega.momentum", "~optim.omega.nesterov",
-                          "optim.alpha.lr=0.02", "cost.target_mflops=0.5"])
+    cfg = _cfg(
+        tmp_path,
+        [
+            "optim.omega._target_=torch.optim.AdamW",
+            "~optim.omega.momentum",
+            "~optim.omega.nesterov",
+            "optim.alpha.lr=0.02",
+            "cost.target_mflops=0.5",
+        ],
+    )
     module, _ = instantiate_search(cfg)
     omega, alpha = module.configure_optimizers()[0]
     assert type(omega) is torch.optim.AdamW and omega.defaults["lr"] == 0.1 and omega.defaults["weight_decay"] == 4e-5
@@ -137,5 +180,7 @@ def test_resumed_search_ends_exactly_like_an_uninterrupted_one(tmp_path):
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     assert torch.equal(straight["distribution.alpha"], resumed["distribution.alpha"])
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    assert load_architecture(tmp_path / "straight" / "arch.yaml").indices == \
-        load_architecture(tmp_path / "resumed" / "arch.yaml").indices
+    assert (
+        load_architecture(tmp_path / "straight" / "arch.yaml").indices
+        == load_architecture(tmp_path / "resumed" / "arch.yaml").indices
+    )

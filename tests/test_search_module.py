@@ -1,4 +1,5 @@
 """The search LightningModule on real (tiny) data: alpha learns, the FLOPs hinge bites, FD->JD."""
+
 from functools import partial
 
 import pytest
@@ -13,11 +14,16 @@ from fpnas.space.spec import SearchSpace
 
 # One decision: the width of a single block, 1 channel (a crippling bottleneck) or 16.
 WIDTH_SPACE = dict(
-    name="width", input_size=8, in_chans=1, num_classes=10,
+    name="width",
+    input_size=8,
+    in_chans=1,
+    num_classes=10,
     stem={"channels": 8, "kernel": 3, "stride": 1},
-    groups=[{"channels": [1, 16], "repeat": 1, "stride": 2, "expansion": [1], "kernel": [3],
-             "act": ["relu"], "se": [0]}],
-    head={"channels": 32})
+    groups=[
+        {"channels": [1, 16], "repeat": 1, "stride": 2, "expansion": [1], "kernel": [3], "act": ["relu"], "se": [0]}
+    ],
+    head={"channels": 32},
+)
 
 
 def sgd(lr: float):
@@ -31,11 +37,27 @@ def adam(lr: float):
 
 def _search(space, target_mflops, beta, epochs=6, **kwargs):
     pl.seed_everything(0)
-    module = SearchModule(space, AdaptiveK(0.25, 2), target_mflops=target_mflops, beta=beta,
-                          alpha_optimizer=adam(0.1), omega_optimizer=sgd(0.05), warmup_epochs=1, seed=0, **kwargs)
-    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         limit_val_batches=0)
+    module = SearchModule(
+        space,
+        AdaptiveK(0.25, 2),
+        target_mflops=target_mflops,
+        beta=beta,
+        alpha_optimizer=adam(0.1),
+        omega_optimizer=sgd(0.05),
+        warmup_epochs=1,
+        seed=0,
+        **kwargs,
+    )
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
     trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
     return module
 
@@ -63,7 +85,8 @@ def test_coarse_to_fine_switches_once_and_keeps_the_distribution():
     module = _search(space, target_mflops=0.08, beta=1.0, epochs=3, schedule="coarse_to_fine", switch_epoch=2)
     assert module.phase == "joint"
     assert int(module.distribution.mask.sum()) == sum(
-        torch.tensor([space.sizes[d] for d in u]).prod().item() for u in space.units("joint"))
+        torch.tensor([space.sizes[d] for d in u]).prod().item() for u in space.units("joint")
+    )
     # alpha moved away from uniform, and the entropy went down from H0
     assert float(module.distribution.entropy()) < float(module.entropy_initial)
     assert int(module.k_initial) == int(0.25 * float(module.entropy_initial))
@@ -83,9 +106,9 @@ def test_omega_gradient_matches_the_importance_weighted_sum(weight_importance):
     got = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in module.supernet.parameters()]
     module.supernet.zero_grad(set_to_none=True)
     losses = [torch.nn.functional.cross_entropy(module.supernet(x, r), y) for r in rows]
-    ll = torch.stack([-l.detach() * 16 for l in losses])
+    ll = torch.stack([-loss.detach() * 16 for loss in losses])
     w = torch.softmax(ll, 0) if weight_importance else torch.full((5,), 0.2)
-    sum(wk * l for wk, l in zip(w, losses)).backward()
+    sum(wk * loss for wk, loss in zip(w, losses)).backward()
     want = [p.grad if p.grad is not None else torch.zeros_like(p) for p in module.supernet.parameters()]
     assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(got, want))
     assert sum(float(g.abs().sum()) for g in got) > 0
@@ -138,9 +161,17 @@ def test_adaptive_beta_rises_while_over_the_target_and_falls_while_under(target,
     pl.seed_everything(0)
     module = SearchModule(space, AdaptiveK(), target_mflops=target, beta=0.75, beta_lr=0.05, alpha_optimizer=adam(0.05))
     record = _RecordBeta()
-    trainer = pl.Trainer(max_epochs=1, limit_train_batches=8, accelerator="cpu", logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, callbacks=[record])
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=8,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[record],
+    )
     trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
     betas = [0.75] + [b for b, _ in record.rows]
     for (before, after), (_, expected) in zip(zip(betas, betas[1:]), record.rows):
@@ -158,9 +189,17 @@ def _first_alpha_grad(plugins=()):
     module = SearchModule(SearchSpace.load("micro"), AdaptiveK(), target_mflops=0.08, seed=0)
     trace = AlphaGradTrace(path="unused")
     trace.on_train_end = lambda *a: None
-    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         callbacks=[trace], plugins=list(plugins))
+    trainer = pl.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[trace],
+        plugins=list(plugins),
+    )
     trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
     return trace.grads[0]
 
@@ -174,9 +213,9 @@ def test_fp16_loss_scaling_leaves_the_alpha_gradient_unscaled():
 
     fp16 = dict(precision="16-mixed", device="cpu")
     unscaled = _first_alpha_grad(plugins=[MixedPrecision(**fp16, scaler=torch.amp.GradScaler("cpu", enabled=False))])
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
     scaled = _first_alpha_grad(plugins=[MixedPrecision(**fp16, scaler=scaler)])
-    assert float(scaler.get_scale()) == 2.0 ** 16  # no overflow: the ω steps were taken too
+    assert float(scaler.get_scale()) == 2.0**16  # no overflow: the ω steps were taken too
     # equal but for the ω step before it (the scaler keeps small fp16 gradients from underflowing):
     # 0.23% measured; without the scaling α's gradient arrives 2^16 times too small
     assert float((scaled - unscaled).norm() / unscaled.norm()) <= 0.01

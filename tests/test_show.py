@@ -1,5 +1,6 @@
 """``python -m fpnas.show``: per-block table whose rows add up to the total, PNG, errors; the
 end-of-run summary of train.py."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -27,13 +28,18 @@ def test_rows_add_up_to_the_architecture_total(any_space):
     # small spaces: the rows' params total is the built model's parameter count
     arch = architecture_from_indices(any_space, random_indices(any_space, 1, seed=1)[0].tolist())
     if len(any_space.blocks) <= 5:
-        assert sum(r["params"] for r in block_rows(arch.space, arch.indices)) == sum(p.numel() for p in arch.build().parameters())
+        assert sum(r["params"] for r in block_rows(arch.space, arch.indices)) == sum(
+            p.numel() for p in arch.build().parameters()
+        )
 
 
 @pytest.mark.parametrize("name", available_references())
 def test_references_add_up(name):
     arch = load_reference(name)
-    assert (sum(r["macs"] for r in block_rows(arch.space, arch.indices)), sum(r["params"] for r in block_rows(arch.space, arch.indices))) == arch.complexity()
+    assert (
+        sum(r["macs"] for r in block_rows(arch.space, arch.indices)),
+        sum(r["params"] for r in block_rows(arch.space, arch.indices)),
+    ) == arch.complexity()
 
 
 def _micro_file(tmp_path, indices=None):
@@ -76,14 +82,17 @@ def test_a_skipped_block_shows_as_skip(tmp_path, capsys):
     assert "skip" in row and "0.0000" in row and "1 of 4 blocks skipped" in out
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "does not exist"),
-    ("space: micro\nchoices: [1, 2\n", "is not valid YAML"),
-    ("space: micro\nchoices: {g1.channels: 12}\n", "missing decision(s) ['g1.b0.kernel'"),
-    ("VALID g1.channels: 16 -> g1.channels: 12", "g1.channels=12 is not a choice; choices: [8, 16]"),
-    ("- 1\n- 2\n", "needs the keys 'space' and 'choices'"),
-    ("entries:\n- rank: 1\n", "lists several architectures"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist"),
+        ("space: micro\nchoices: [1, 2\n", "is not valid YAML"),
+        ("space: micro\nchoices: {g1.channels: 12}\n", "missing decision(s) ['g1.b0.kernel'"),
+        ("VALID g1.channels: 16 -> g1.channels: 12", "g1.channels=12 is not a choice; choices: [8, 16]"),
+        ("- 1\n- 2\n", "needs the keys 'space' and 'choices'"),
+        ("entries:\n- rank: 1\n", "lists several architectures"),
+    ],
+)
 def test_errors_are_one_line_and_exit_2(tmp_path, capsys, content, message):
     path = tmp_path / "a.yaml"
     if content and content.startswith("VALID "):  # a valid file with one edit
@@ -101,20 +110,29 @@ def test_a_space_file_points_to_the_space_report(capsys):
     path = ROOT / "conf" / "space" / "micro.yaml"
     assert main([str(path)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {path} is a search space, not an architecture: print its report with python -m fpnas.space {path}"]
+        f"error: {path} is a search space, not an architecture: print its report with python -m fpnas.space {path}"
+    ]
 
 
 def test_module_entry_point(tmp_path):
     _, path = _micro_file(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "fpnas.show", str(path)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fpnas.show", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.returncode == 0 and "total" in proc.stdout and "g2.b1" in proc.stdout
     (tmp_path / "empty").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "fpnas.show", str(tmp_path / "empty")], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fpnas.show", str(tmp_path / "empty")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == f"error: {tmp_path / 'empty'} is a directory without an arch.yaml; give an " \
-                                  "architecture file"
+    assert (
+        proc.stderr.strip() == f"error: {tmp_path / 'empty'} is a directory without an arch.yaml; give an "
+        "architecture file"
+    )
 
 
 def test_a_run_directory_shows_its_arch_yaml(tmp_path, capsys):
@@ -127,8 +145,14 @@ def test_train_ends_with_a_summary_table(tmp_path, capsys, cfg_train):
     from fpnas.run_train import run_train
 
     arch, path = _micro_file(tmp_path)
-    cfg = cfg_train(f"arch={path}", "data=digits", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
-                    "+trainer.limit_test_batches=2", out=tmp_path / "run")
+    cfg = cfg_train(
+        f"arch={path}",
+        "data=digits",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_test_batches=2",
+        out=tmp_path / "run",
+    )
     summary = run_train(cfg)
     out = capsys.readouterr().out
     assert "trained architecture" in out and "training result" in out and "outputs" in out

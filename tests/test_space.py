@@ -1,4 +1,5 @@
 """Search-space parsing, analytic FLOPs/params, super-net weight sharing, standalone builder."""
+
 import copy
 import math
 
@@ -14,15 +15,22 @@ from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
 from tests.conftest import random_indices
 
-
 CPU_SPACES = ("tiny", "micro")
 # a small per-block-width space: skips with a width change are 1x1 projections (mobile-vision's Identity)
-BLOCKY = {"name": "blocky", "input_size": 16, "in_chans": 3, "num_classes": 5, "act": "relu",
-          "channels_per": "block", "stem": {"channels": 8, "kernel": 3, "stride": 2},
-          "groups": [{"channels": [8, 16], "repeat": 2, "expansion": [1, 3], "kernel": [0, 3], "se": [0, 1]},
-                     {"channels": [16, 24], "repeat": 2, "stride": 2, "expansion": [3], "kernel": [0, 3, 5],
-                      "splits": [0, 2]}],
-          "head": {"channels": 32}}
+BLOCKY = {
+    "name": "blocky",
+    "input_size": 16,
+    "in_chans": 3,
+    "num_classes": 5,
+    "act": "relu",
+    "channels_per": "block",
+    "stem": {"channels": 8, "kernel": 3, "stride": 2},
+    "groups": [
+        {"channels": [8, 16], "repeat": 2, "expansion": [1, 3], "kernel": [0, 3], "se": [0, 1]},
+        {"channels": [16, 24], "repeat": 2, "stride": 2, "expansion": [3], "kernel": [0, 3, 5], "splits": [0, 2]},
+    ],
+    "head": {"channels": 32},
+}
 
 
 def at_size(space: SearchSpace, size: int) -> SearchSpace:
@@ -66,7 +74,7 @@ def test_macs_range_is_exact_on_the_micro_space():
     space = SearchSpace.load("micro")
     tables = ComplexityTables(space)
     every = torch.cartesian_prod(*[torch.arange(s) for s in space.sizes])  # all 3.3e5 architectures
-    assert every.shape[0] == round(10 ** space.log10_num_architectures)
+    assert every.shape[0] == round(10**space.log10_num_architectures)
     macs, _ = tables.lookup(every)
     assert tables.macs_range() == (float(macs.min()), float(macs.max()))
 
@@ -125,19 +133,29 @@ def test_skip_is_only_offered_at_stride_1_and_needs_a_residual_with_group_widths
         assert not any(slot.can_project_skip for slot in any_space.blocks)
     else:  # every stride-1 block of a group listing 0, the group's first one included
         assert any(slot.position == 0 for slot in offered)
-        assert all(0 in slot.kernel for slot in any_space.blocks
-                   if slot.stride == 1 and 0 in any_space.spec["groups"][slot.group - 1]["kernel"])
+        assert all(
+            0 in slot.kernel
+            for slot in any_space.blocks
+            if slot.stride == 1 and 0 in any_space.spec["groups"][slot.group - 1]["kernel"]
+        )
 
 
 def test_group_widths_are_unchanged_by_the_channels_per_option(tiny):
     assert tiny.channels_per == "group"
     widths = [d for d in tiny.decisions if d.kind == "channels"]
     assert [(d.name, d.choices, d.block) for d in widths] == [
-        ("g1.channels", (8, 16), None), ("g2.channels", (16, 24), None), ("g3.channels", (24, 32, 40), None)]
+        ("g1.channels", (8, 16), None),
+        ("g2.channels", (16, 24), None),
+        ("g3.channels", (24, 32, 40), None),
+    ]
     assert tiny.num_decisions == 22 and [len(u) for u in tiny.units("joint")] == [4, 5, 4, 5, 4]
     assert [(s.in_decision, s.out_decision) for s in tiny.blocks] == [
-        (None, "g1.channels"), ("g1.channels", "g2.channels"), ("g2.channels", "g2.channels"),
-        ("g2.channels", "g3.channels"), ("g3.channels", "g3.channels")]
+        (None, "g1.channels"),
+        ("g1.channels", "g2.channels"),
+        ("g2.channels", "g2.channels"),
+        ("g2.channels", "g3.channels"),
+        ("g3.channels", "g3.channels"),
+    ]
     # the same groups with per-block widths: one width decision per block, chained
     blocky = SearchSpace(dict(tiny.spec, channels_per="block"), name="tiny_blocks")
     names = [d.name for d in blocky.decisions if d.kind == "channels"]
@@ -146,8 +164,11 @@ def test_group_widths_are_unchanged_by_the_channels_per_option(tiny):
     assert blocky.last_channel_decision == "g3.b1.channels" and blocky.group_channel_decision == [None] * 3
     assert blocky.num_decisions == 24 and [len(u) for u in blocky.units("joint")] == [4, 5, 5, 5, 5]
     # skip is now offered on g2.b1 and g3.b1 (stride 1) as before, with its own width
-    assert [0 in s.kernel for s in blocky.blocks] == [0 in s.kernel for s in tiny.blocks] == [
-        False, False, True, False, True]
+    assert (
+        [0 in s.kernel for s in blocky.blocks]
+        == [0 in s.kernel for s in tiny.blocks]
+        == [False, False, True, False, True]
+    )
 
 
 def test_joint_tuple_of_a_block_holds_its_own_width():
@@ -155,17 +176,29 @@ def test_joint_tuple_of_a_block_holds_its_own_width():
     space = SearchSpace.load("fbnetv2_f")
     unit = next(u for u in space.units("joint") if space.decisions[u[0]].name == "g10.b1.channels")
     assert [space.decisions[d].name for d in unit] == [
-        "g10.b1.channels", "g10.b1.kernel", "g10.b1.expansion", "g10.b1.act", "g10.b1.se"]
+        "g10.b1.channels",
+        "g10.b1.kernel",
+        "g10.b1.expansion",
+        "g10.b1.act",
+        "g10.b1.se",
+    ]
     sizes = [space.decisions[d].size for d in unit]
     assert sizes == [10, 3, 6, 2, 2] and math.prod(sizes) == 720 and sum(sizes) == 23
 
 
 def _blocky_arch(space, **overrides):
     choices = {d.name: d.choices[0] for d in space.decisions}
-    choices |= {"g1.b0.channels": 16, "g1.b0.kernel": 0,  # stem 8 -> 16: projection skip
-                "g1.b1.channels": 16, "g1.b1.kernel": 0,  # 16 -> 16: identity
-                "g2.b0.channels": 16, "g2.b0.splits": 2,
-                "g2.b1.channels": 24, "g2.b1.kernel": 0, "g2.b1.splits": 2}  # 16 -> 24: projection
+    choices |= {
+        "g1.b0.channels": 16,
+        "g1.b0.kernel": 0,  # stem 8 -> 16: projection skip
+        "g1.b1.channels": 16,
+        "g1.b1.kernel": 0,  # 16 -> 16: identity
+        "g2.b0.channels": 16,
+        "g2.b0.splits": 2,
+        "g2.b1.channels": 24,
+        "g2.b1.kernel": 0,
+        "g2.b1.splits": 2,
+    }  # 16 -> 24: projection
     return space.indices_of(choices | overrides)
 
 
@@ -174,7 +207,11 @@ def test_projection_skip_is_a_1x1_conv_in_supernet_builder_and_tables():
     row = _blocky_arch(space)
     cfgs = space.resolve(row)
     assert [(c.skip, c.projection_skip, c.in_chs, c.out_chs) for c in cfgs] == [
-        (True, True, 8, 16), (True, False, 16, 16), (False, False, 16, 16), (True, True, 16, 24)]
+        (True, True, 8, 16),
+        (True, False, 16, 16),
+        (False, False, 16, 16),
+        (True, True, 16, 24),
+    ]
     assert timm_arch_def(space, row) == [["cn_r1_k1_s1_c16_nre"], ["ir_r1_k3_s2_e3.0_c16_nre", "cn_r1_k1_s1_c24_nre"]]
     # 1x1 conv MACs at 8x8 and 4x4, params: weight + BN
     assert block_complexity(cfgs[0]) == (8 * 16 * 8 * 8, 8 * 16 + 2 * 16)
@@ -218,8 +255,11 @@ def test_a_group_whose_blocks_are_all_skipped_leaves_no_empty_stage():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(net(x, row), model(x), atol=1e-5)
-    assert (int(ComplexityTables(space).lookup(torch.tensor([row]))[0]), sum(p.numel() for p in model.parameters())) \
-        == architecture_complexity(space, row) == _measured(space, row)
+    assert (
+        (int(ComplexityTables(space).lookup(torch.tensor([row]))[0]), sum(p.numel() for p in model.parameters()))
+        == architecture_complexity(space, row)
+        == _measured(space, row)
+    )
 
 
 def test_macs_range_is_exact_with_block_widths():
@@ -234,17 +274,20 @@ def test_macs_range_is_exact_with_block_widths():
         assert (int(macs[i]), int(params[i])) == architecture_complexity(space, every[i].tolist())
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda s: s.pop("groups"), "missing required key 'groups'"),
-    (lambda s: s["groups"][1].update(kernel=[3, 4]), "group 2: kernel"),
-    (lambda s: s["groups"][0].update(act=["relu", "gelu"]), "group 1: act"),
-    (lambda s: s["groups"][2].update(colour=1), "group 3: unknown key"),
-    (lambda s: s["groups"][0].update(channels=[]), "group 1: channels: empty"),
-    (lambda s: s["groups"][0].update(stride=3), "group 1: stride"),
-    (lambda s: s["stem"].update(channels=-4), "stem.channels"),
-    (lambda s: s.update(se_gate="tanh"), "se_gate"),
-    (lambda s: s.update(channels_per="stage"), "channels_per must be one of"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda s: s.pop("groups"), "missing required key 'groups'"),
+        (lambda s: s["groups"][1].update(kernel=[3, 4]), "group 2: kernel"),
+        (lambda s: s["groups"][0].update(act=["relu", "gelu"]), "group 1: act"),
+        (lambda s: s["groups"][2].update(colour=1), "group 3: unknown key"),
+        (lambda s: s["groups"][0].update(channels=[]), "group 1: channels: empty"),
+        (lambda s: s["groups"][0].update(stride=3), "group 1: stride"),
+        (lambda s: s["stem"].update(channels=-4), "stem.channels"),
+        (lambda s: s.update(se_gate="tanh"), "se_gate"),
+        (lambda s: s.update(channels_per="stage"), "channels_per must be one of"),
+    ],
+)
 def test_malformed_space_names_the_key_and_group(tiny, mutate, message):
     spec = copy.deepcopy(tiny.spec)
     mutate(spec)
@@ -264,9 +307,11 @@ def test_architecture_file_round_trip_and_validation(tiny, tmp_path):
     assert arch.indices == row
     assert _measured(tiny, arch.indices) == arch.complexity()
     text = path.read_text()
-    for bad, message in [(text.replace("g3.channels:", "g9.channels:"), "unknown decision"),
-                         (text.replace("g1.b0.act: ", "g1.b0.act: gelu #"), "g1.b0.act='gelu' is not a choice"),
-                         ("\n".join(l for l in text.splitlines() if "g3.b1" not in l), "missing decision")]:
+    for bad, message in [
+        (text.replace("g3.channels:", "g9.channels:"), "unknown decision"),
+        (text.replace("g1.b0.act: ", "g1.b0.act: gelu #"), "g1.b0.act='gelu' is not a choice"),
+        ("\n".join(line for line in text.splitlines() if "g3.b1" not in line), "missing decision"),
+    ]:
         (tmp_path / "bad.yaml").write_text(bad)
         with pytest.raises(ConfigError, match=message):
             load_architecture(tmp_path / "bad.yaml")
@@ -281,7 +326,9 @@ def test_space_path_in_an_architecture_file_is_relative_to_the_file(tmp_path, mo
     from fpnas.space.spec import SPACE_DIR
 
     (tmp_path / "spaces").mkdir()
-    (tmp_path / "spaces" / "mine.yaml").write_text((SPACE_DIR / "micro.yaml").read_text().replace("name: micro", "name: mine"))
+    (tmp_path / "spaces" / "mine.yaml").write_text(
+        (SPACE_DIR / "micro.yaml").read_text().replace("name: micro", "name: mine")
+    )
     space = SearchSpace.load(tmp_path / "spaces" / "mine.yaml")
     row = random_indices(space, 1, seed=3)[0].tolist()
     data = architecture_from_indices(space, row).to_dict()
@@ -298,5 +345,9 @@ def test_space_path_in_an_architecture_file_is_relative_to_the_file(tmp_path, mo
     # no file to be relative to (a mapping, e.g. from a checkpoint): the current directory, as before
     monkeypatch.chdir(tmp_path)
     assert architecture_from_dict(dict(data, space="spaces/mine.yaml")).indices == row
-    assert load_architecture(architecture_from_indices(SearchSpace.load("micro"), row).save(run / "shipped.yaml")
-                             ).space.name == "micro"  # a shipped space's name keeps working
+    assert (
+        load_architecture(
+            architecture_from_indices(SearchSpace.load("micro"), row).save(run / "shipped.yaml")
+        ).space.name
+        == "micro"
+    )  # a shipped space's name keeps working

@@ -1,4 +1,5 @@
 """The paper's spaces (FPNAS.md §5) and the space report command."""
+
 import math
 
 import pytest
@@ -41,15 +42,36 @@ def test_joint_distribution_has_an_order_of_magnitude_more_logits():
     assert all(s["jd_fd_ratio"] >= 20 for s in stats.values()), {n: s["jd_fd_ratio"] for n, s in stats.items()}
     # by hand, per block (channels * kernel * expansion * act * SE): groups 1..10 of Table 1 with
     # kernel {0,3,5} on every stride-1 block, {3,5} at stride 2 and in group 1
-    jd = (2*2*1*2*2 + 3*2*6*2*2 + 2 * 3*3*6*2*2 + 4*2*6*2*2 + 2 * 4*3*6*2*2 + 5*2*6*2*2 + 2 * 5*3*6*2*2
-          + 3 * 6*3*6*2*2 + 10*2*6*2*2 + 3 * 10*3*6*2*2)
-    fd = ((2+2+2+2) + (3+2+6+2+2) + 2 * (3+3+6+2+2) + (4+2+6+2+2) + 2 * (4+3+6+2+2) + (5+2+6+2+2)
-          + 2 * (5+3+6+2+2) + 3 * (6+3+6+2+2) + (10+2+6+2+2) + 3 * (10+3+6+2+2))
+    jd = (
+        2 * 2 * 1 * 2 * 2
+        + 3 * 2 * 6 * 2 * 2
+        + 2 * 3 * 3 * 6 * 2 * 2
+        + 4 * 2 * 6 * 2 * 2
+        + 2 * 4 * 3 * 6 * 2 * 2
+        + 5 * 2 * 6 * 2 * 2
+        + 2 * 5 * 3 * 6 * 2 * 2
+        + 3 * 6 * 3 * 6 * 2 * 2
+        + 10 * 2 * 6 * 2 * 2
+        + 3 * 10 * 3 * 6 * 2 * 2
+    )
+    fd = (
+        (2 + 2 + 2 + 2)
+        + (3 + 2 + 6 + 2 + 2)
+        + 2 * (3 + 3 + 6 + 2 + 2)
+        + (4 + 2 + 6 + 2 + 2)
+        + 2 * (4 + 3 + 6 + 2 + 2)
+        + (5 + 2 + 6 + 2 + 2)
+        + 2 * (5 + 3 + 6 + 2 + 2)
+        + 3 * (6 + 3 + 6 + 2 + 2)
+        + (10 + 2 + 6 + 2 + 2)
+        + 3 * (10 + 3 + 6 + 2 + 2)
+    )
     assert (stats["fbnetv2_f"]["jd_logits"], stats["fbnetv2_f"]["fd_logits"]) == (jd, fd) == (6256, 306)
 
 
-@pytest.mark.parametrize("name, blocks, size, median", [("fpnas_l0", 27, 224, 390), ("fpnas_l1", 32, 240, 900),
-                                                        ("fpnas_l2", 32, 256, 1100)])
+@pytest.mark.parametrize(
+    "name, blocks, size, median", [("fpnas_l0", 27, 224, 390), ("fpnas_l1", 32, 240, 900), ("fpnas_l2", 32, 256, 1100)]
+)
 def test_reconstructed_large_spaces_match_the_paper_medians(name, blocks, size, median):
     stats = space_statistics(SearchSpace.load(name), samples=1000)
     assert (stats["blocks"], stats["input_size"]) == (blocks, size)
@@ -90,7 +112,10 @@ def test_report_of_an_architecture_files_space(tmp_path, capsys):
     # a reference name: its inline space, one architecture
     assert main(["fbnetv2_f1", "--samples", "5"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"space 'fbnetv2_f1' of architecture file {REFERENCE_DIR / 'fbnetv2_f1.yaml'} (written inline in the file)"
+    assert (
+        out[0]
+        == f"space 'fbnetv2_f1' of architecture file {REFERENCE_DIR / 'fbnetv2_f1.yaml'} (written inline in the file)"
+    )
     assert "0 decisions" in out[1] and "logits FD / JD       0 / 0  (no decisions: every variable is fixed)" in out
     assert "MFLOPs (exact)       min 55.57  max 55.57" in out
     (tmp_path / "empty").mkdir()

@@ -4,6 +4,7 @@ submitit starts every job's processes itself (one task per device), as srun does
 task must join its job's process group, and no task may start processes of its own. The sweep runs
 in a subprocess: never DDP inside the pytest process.
 """
+
 import csv
 import json
 import os
@@ -18,17 +19,37 @@ from fpnas.launch import adopt_submitit_local_task
 from tests.helpers import clean_env, quick_search
 
 ROOT = Path(__file__).resolve().parents[1]
-SHORT = ["data=digits", "space=micro", "trainer.max_epochs=1", *quick_search(switch_epoch=None),
-         "distribution.schedule=factorized", "data.batch_size=16"]
+SHORT = [
+    "data=digits",
+    "space=micro",
+    "trainer.max_epochs=1",
+    *quick_search(switch_epoch=None),
+    "distribution.schedule=factorized",
+    "data.batch_size=16",
+]
 CLEAN_ENV = clean_env()
 
 
 @pytest.mark.slow
 def test_local_submitit_sweep_runs_each_ddp_job_once_with_both_ranks(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, str(ROOT / "search.py"), "-m", "hydra/launcher=local_ddp", "trainer=ddp_cpu",
-                           *SHORT, "cost.target_mflops=0.05,0.1", f"hydra.sweep.dir={sweep_dir}"],
-                          capture_output=True, text=True, env=CLEAN_ENV, cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "search.py"),
+            "-m",
+            "hydra/launcher=local_ddp",
+            "trainer=ddp_cpu",
+            *SHORT,
+            "cost.target_mflops=0.05,0.1",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        env=CLEAN_ENV,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
@@ -48,22 +69,31 @@ def test_local_submitit_sweep_runs_each_ddp_job_once_with_both_ranks(tmp_path):
             log = (job / f"{job.name}_{rank}_log.out").read_text()
             assert log.count("Starting with JobEnvironment") == 1 and "Job completed successfully" in log
             assert re.findall(r"Initializing distributed: GLOBAL_RANK: \d+, MEMBER: \d/\d", log) == [
-                f"Initializing distributed: GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2"]
+                f"Initializing distributed: GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2"
+            ]
             assert "Child process" not in log  # Lightning launched nothing itself
         run_dirs += re.findall(r"\] - found .* -> (\S+)", (job / f"{job.name}_0_log.out").read_text())
     assert sorted(run_dirs) == [str(sweep_dir / "0"), str(sweep_dir / "1")]  # no job ran twice
 
     with open(sweep_dir / "sweep_summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(float(r["target_mflops"]), r["run_dir"]) for r in rows] == [(0.05, str(sweep_dir / "0")),
-                                                                         (0.1, str(sweep_dir / "1"))]
+    assert [(float(r["target_mflops"]), r["run_dir"]) for r in rows] == [
+        (0.05, str(sweep_dir / "0")),
+        (0.1, str(sweep_dir / "1")),
+    ]
 
 
 def _submitit_task_environment(monkeypatch, rank: int, tasks: int) -> dict:
     env = {k: v for k, v in CLEAN_ENV.items()}
-    env.update(SUBMITIT_EXECUTOR="local", SUBMITIT_LOCAL_JOB_ID="1234", SUBMITIT_LOCAL_NTASKS=str(tasks),
-               SUBMITIT_LOCAL_JOB_NUM_NODES="1", SUBMITIT_LOCAL_NODEID="0", SUBMITIT_LOCAL_GLOBALID=str(rank),
-               SUBMITIT_LOCAL_LOCALID=str(rank))
+    env.update(
+        SUBMITIT_EXECUTOR="local",
+        SUBMITIT_LOCAL_JOB_ID="1234",
+        SUBMITIT_LOCAL_NTASKS=str(tasks),
+        SUBMITIT_LOCAL_JOB_NUM_NODES="1",
+        SUBMITIT_LOCAL_NODEID="0",
+        SUBMITIT_LOCAL_GLOBALID=str(rank),
+        SUBMITIT_LOCAL_LOCALID=str(rank),
+    )
     monkeypatch.setattr(os, "environ", env)  # a copy: the pytest process's environment stays as it was
     return env
 

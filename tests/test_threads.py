@@ -1,4 +1,5 @@
 """threads=auto|N: parsing, the cores other processes take, and the in-run adaptation."""
+
 import subprocess
 import sys
 import time
@@ -28,8 +29,20 @@ def test_bad_threads_are_one_line_errors(value):
         threads.parse_threads(value)
 
 
-@pytest.mark.parametrize("others, cores, n", [(None, 2, 2), (0.0, 2, 2), (0.4, 2, 2), (0.6, 2, 1), (1.0, 2, 1),
-                                              (1.9, 2, 1), (0.0, 8, 8), (2.2, 8, 6), (7.5, 8, 1)])
+@pytest.mark.parametrize(
+    "others, cores, n",
+    [
+        (None, 2, 2),
+        (0.0, 2, 2),
+        (0.4, 2, 2),
+        (0.6, 2, 1),
+        (1.0, 2, 1),
+        (1.9, 2, 1),
+        (0.0, 8, 8),
+        (2.2, 8, 6),
+        (7.5, 8, 1),
+    ],
+)
 def test_threads_are_the_cores_nobody_else_uses(others, cores, n):
     assert threads.threads_for(others, cores) == n
 

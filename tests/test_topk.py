@@ -1,4 +1,5 @@
 """Top-k export: exact probability order (checked against brute force), the target, the files."""
+
 import itertools
 import math
 
@@ -11,8 +12,13 @@ from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError
 from fpnas.space.complexity import ComplexityTables, architecture_complexity
 from fpnas.space.spec import SearchSpace
-from fpnas.topk import check_export_config, network_key, ranked_architectures, top_architectures, \
-    write_top_architectures
+from fpnas.topk import (
+    check_export_config,
+    network_key,
+    ranked_architectures,
+    top_architectures,
+    write_top_architectures,
+)
 
 
 def _hand_set(space: SearchSpace, kind: str, seed: int = 0) -> ArchDistribution:
@@ -60,20 +66,20 @@ def test_top_k_under_the_target_equals_brute_force(micro, kind, target_mflops):
     k, target = 12, target_mflops * 1e6
     expected, seen = [], set()
     prefix = 20000  # enough for k entries here (asserted below)
-    for idx, l, m in zip(every[:prefix].tolist(), lp[:prefix].tolist(), macs[:prefix].tolist()):
+    for idx, logp, m in zip(every[:prefix].tolist(), lp[:prefix].tolist(), macs[:prefix].tolist()):
         if m > target:
             continue
         key = network_key(micro, idx)  # the same network (a skipped block's choices differ): listed once
         if key in seen:
             continue
         seen.add(key)
-        expected.append((idx, l))
+        expected.append((idx, logp))
         if len(expected) == k:
             break
     assert len(expected) == k
     res = top_architectures(dist, micro, k, target)
     assert [e["indices"] for e in res.entries] == [i for i, _ in expected]
-    assert [e["log_prob"] for e in res.entries] == pytest.approx([l for _, l in expected], abs=1e-9)
+    assert [e["log_prob"] for e in res.entries] == pytest.approx([logp for _, logp in expected], abs=1e-9)
     assert [e["rank"] for e in res.entries] == list(range(1, k + 1))
     for e in res.entries:
         macs_e, params_e = architecture_complexity(micro, e["indices"])  # formulas, not the tables
@@ -86,11 +92,20 @@ def test_top_k_under_the_target_equals_brute_force(micro, kind, target_mflops):
 
 
 def _small_space() -> SearchSpace:
-    return SearchSpace({"name": "small", "input_size": 8, "in_chans": 1, "num_classes": 3, "act": "relu",
-                        "stem": {"channels": 8, "kernel": 3, "stride": 1},
-                        "groups": [{"channels": [8, 16], "repeat": 2, "stride": 2, "expansion": [1, 3],
-                                    "kernel": [0, 3, 5], "act": "relu"}],
-                        "head": {"channels": 16}})
+    return SearchSpace(
+        {
+            "name": "small",
+            "input_size": 8,
+            "in_chans": 1,
+            "num_classes": 3,
+            "act": "relu",
+            "stem": {"channels": 8, "kernel": 3, "stride": 1},
+            "groups": [
+                {"channels": [8, 16], "repeat": 2, "stride": 2, "expansion": [1, 3], "kernel": [0, 3, 5], "act": "relu"}
+            ],
+            "head": {"channels": 16},
+        }
+    )
 
 
 @pytest.mark.parametrize("kind", ["factorized", "joint"])
@@ -101,9 +116,9 @@ def test_enumeration_visits_every_architecture_exactly_once(kind):
     got = list(ranked_architectures(dist))
     assert len(got) == total >= 48
     assert len({tuple(i.tolist()) for _, i in got}) == total
-    assert math.fsum(math.exp(l) for l, _ in got) == pytest.approx(1.0, abs=1e-12)
+    assert math.fsum(math.exp(logp) for logp, _ in got) == pytest.approx(1.0, abs=1e-12)
     every, lp, _ = _brute_force(space, dist)
-    assert [l for l, _ in got] == pytest.approx(lp.tolist(), abs=1e-12)
+    assert [logp for logp, _ in got] == pytest.approx(lp.tolist(), abs=1e-12)
     # no target, k larger than the space: every distinct network, then "exhausted"
     res = top_architectures(dist, space, 1000, None)
     networks = {network_key(space, i.tolist()) for _, i in got}
@@ -138,11 +153,14 @@ def test_the_candidate_cap_is_reported(micro, tmp_path):
     assert "export.max_candidates" in doc["note"]
 
 
-@pytest.mark.parametrize("export, message", [
-    ({"top_k": -1}, "export.top_k must be an integer >= 0"),
-    ({"top_k": "3"}, "export.top_k must be an integer >= 0"),
-    ({"top_k": 2, "max_candidates": 0}, "export.max_candidates must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "export, message",
+    [
+        ({"top_k": -1}, "export.top_k must be an integer >= 0"),
+        ({"top_k": "3"}, "export.top_k must be an integer >= 0"),
+        ({"top_k": 2, "max_candidates": 0}, "export.max_candidates must be an integer >= 1"),
+    ],
+)
 def test_bad_export_config(export, message):
     with pytest.raises(ConfigError, match=message):
         check_export_config(export)

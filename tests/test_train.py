@@ -1,4 +1,5 @@
 """train.py's body: an architecture file becomes a trained plain model with a test accuracy."""
+
 import json
 from pathlib import Path
 
@@ -56,29 +57,77 @@ def _micro_arch(tmp_path):
 
 def test_recipe_reports_raw_and_ema_accuracy_and_resumes(tmp_path):
     _, path = _micro_arch(tmp_path)
-    first = run_train(_cfg(tmp_path, [f"arch={path}", "data=digits", "trainer.max_epochs=2",
-                                      "recipe.opt=adamw", "recipe.lr=0.01", "recipe.ema_decay=0.9"]))
-    for key in ("test_acc", "test_acc_ema", "test_acc5", "test_acc5_ema", "mflops", "params_m", "epochs",
-                "wall_time_s"):
+    first = run_train(
+        _cfg(
+            tmp_path,
+            [
+                f"arch={path}",
+                "data=digits",
+                "trainer.max_epochs=2",
+                "recipe.opt=adamw",
+                "recipe.lr=0.01",
+                "recipe.ema_decay=0.9",
+            ],
+        )
+    )
+    for key in (
+        "test_acc",
+        "test_acc_ema",
+        "test_acc5",
+        "test_acc5_ema",
+        "mflops",
+        "params_m",
+        "epochs",
+        "wall_time_s",
+    ):
         assert key in first
     assert first["test_acc"] != first["test_acc_ema"] or first["test_acc5"] != first["test_acc5_ema"]
     assert first["test_acc5"] >= first["test_acc"] > 0.2
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     assert any(k.startswith("ema.module.") for k in ckpt["state_dict"]) and ckpt["hyper_parameters"]["arch"]
-    lrs = [float(r.split(",")[-1]) for r in (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[1:]
-           if r.split(",")[-1]]
+    lrs = [
+        float(r.split(",")[-1])
+        for r in (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[1:]
+        if r.split(",")[-1]
+    ]
     assert lrs  # the learning rate is logged every step
-    resumed = run_train(_cfg(tmp_path, [f"arch={path}", "data=digits", "trainer.max_epochs=3", "recipe.opt=adamw",
-                                        "recipe.lr=0.01", "recipe.ema_decay=0.9", "ckpt_path=last"]))
+    resumed = run_train(
+        _cfg(
+            tmp_path,
+            [
+                f"arch={path}",
+                "data=digits",
+                "trainer.max_epochs=3",
+                "recipe.opt=adamw",
+                "recipe.lr=0.01",
+                "recipe.ema_decay=0.9",
+                "ckpt_path=last",
+            ],
+        )
+    )
     assert resumed["epochs"] == 3 and resumed["steps"] == first["steps"] * 3 // 2
 
 
 def test_a_registered_reference_trains_on_other_data(tmp_path):
-    summary = run_train(_cfg(tmp_path, ["arch=mobilenetv2_100", "data=digits", "input_size=16",
-                                        "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]))
+    summary = run_train(
+        _cfg(
+            tmp_path,
+            [
+                "arch=mobilenetv2_100",
+                "data=digits",
+                "input_size=16",
+                "trainer.max_epochs=1",
+                "+trainer.limit_train_batches=2",
+            ],
+        )
+    )
     arch = load_architecture(tmp_path / "arch.yaml")  # the adapted architecture is written to the run
-    assert (arch.space.name, arch.space.input_size, arch.space.num_classes, arch.space.in_chans) == \
-           ("mobilenetv2_100", 16, 10, 1)
+    assert (arch.space.name, arch.space.input_size, arch.space.num_classes, arch.space.in_chans) == (
+        "mobilenetv2_100",
+        16,
+        10,
+        1,
+    )
     assert summary["params_m"] == arch.complexity()[1] / 1e6 and 2.2 < summary["params_m"] < 2.3
 
 
@@ -108,9 +157,19 @@ def test_distillation_from_a_trained_checkpoint(tmp_path):
     teacher_ckpt = tmp_path / "teacher" / "checkpoints" / "last.ckpt"
     teacher = load_teacher(str(teacher_ckpt), 10, 1)
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
-    summary = run_train(_cfg(tmp_path / "student", [f"arch={path}", "data=digits", "trainer.max_epochs=2",
-                                                    f"distill.teacher={teacher_ckpt}", "distill.weight=0.5",
-                                                    "distill.temperature=2"]))
+    summary = run_train(
+        _cfg(
+            tmp_path / "student",
+            [
+                f"arch={path}",
+                "data=digits",
+                "trainer.max_epochs=2",
+                f"distill.teacher={teacher_ckpt}",
+                "distill.weight=0.5",
+                "distill.temperature=2",
+            ],
+        )
+    )
     assert summary["distill_teacher"] == str(teacher_ckpt) and summary["test_acc"] > 0.1  # chance: 0.1
     import csv
 
@@ -131,8 +190,13 @@ def test_warm_start_copies_the_supernet_path(tmp_path):
     torch.manual_seed(3)
     net = SuperNet(space, eval_batch_stats=False)
     ckpt = tmp_path / "search.ckpt"
-    torch.save({"fpnas": {"space": dict(space.spec, name="micro")},
-                "state_dict": {f"supernet.{k}": v for k, v in net.state_dict().items()}}, ckpt)
+    torch.save(
+        {
+            "fpnas": {"space": dict(space.spec, name="micro")},
+            "state_dict": {f"supernet.{k}": v for k, v in net.state_dict().items()},
+        },
+        ckpt,
+    )
     arch = architecture_from_indices(space, [1] * space.num_decisions)
     model = arch.build()
     assert warm_start_from_search(model, arch, str(ckpt)) > 10
@@ -144,12 +208,18 @@ def test_warm_start_copies_the_supernet_path(tmp_path):
         warm_start_from_search(other.build(), other, str(ckpt))
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace("g1.channels:", "g7.channels:"), r"unknown decision\(s\) \['g7.channels'\]"),
-    (lambda t: t.replace("g1.b0.kernel: 5", "g1.b0.kernel: 7"), r"g1.b0.kernel=7 is not a choice"),
-    (lambda t: t.replace("  g2.b1:", "  g2.b5: x\n  g2.b1:"), r"block\(s\) not in the space: \['g2.b5'\]"),
-    (lambda t: "\n".join(l for l in t.splitlines() if not l.startswith("  g2.b1:")), r"missing block\(s\): \['g2.b1'\]"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace("g1.channels:", "g7.channels:"), r"unknown decision\(s\) \['g7.channels'\]"),
+        (lambda t: t.replace("g1.b0.kernel: 5", "g1.b0.kernel: 7"), r"g1.b0.kernel=7 is not a choice"),
+        (lambda t: t.replace("  g2.b1:", "  g2.b5: x\n  g2.b1:"), r"block\(s\) not in the space: \['g2.b5'\]"),
+        (
+            lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("  g2.b1:")),
+            r"missing block\(s\): \['g2.b1'\]",
+        ),
+    ],
+)
 def test_architecture_not_matching_its_space_names_the_entry(tmp_path, edit, message):
     from fpnas.reference import resolve_architecture
 
@@ -240,10 +310,23 @@ def test_own_reference_by_name_through_hydra_searchpath(tmp_path):
 
     (tmp_path / "mine" / "reference").mkdir(parents=True)
     (tmp_path / "mine" / "reference" / "myref.yaml").write_text((REFERENCE_DIR / "mobilenetv2_100.yaml").read_text())
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), f"hydra.searchpath=[file://{tmp_path / 'mine'}]",
-                           "arch=myref", "data=digits", "input_size=16", "dry_run=true",
-                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, cwd=tmp_path,
-                          env=clean_env(), timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            f"hydra.searchpath=[file://{tmp_path / 'mine'}]",
+            "arch=myref",
+            "data=digits",
+            "input_size=16",
+            "dry_run=true",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     macs, params = load_reference("mobilenetv2_100").with_data(10, 1, 16).complexity()
     assert f"dry run: {macs / 1e6:.4f} MFLOPs (MACs), {params:,} params" in proc.stdout

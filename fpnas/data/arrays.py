@@ -11,8 +11,6 @@ subclasses only implement :meth:`SearchDataModule.load_arrays`.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,9 +22,7 @@ from fpnas.errors import ConfigError
 SPLITS = ("omega", "alpha", "test")
 
 
-def stratified_split(
-    labels: torch.Tensor, test_fraction: float, generator: torch.Generator
-) -> Dict[str, torch.Tensor]:
+def stratified_split(labels: torch.Tensor, test_fraction: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Split indices into test / omega / alpha, stratified by class.
 
     The test part gets ``round(N * test_fraction)`` samples, allotted to classes
@@ -92,15 +88,19 @@ class SearchDataModule(ThreeSplitDataModule):
     def __init__(
         self,
         batch_size: int = 64,
-        val_batch_size: Optional[int] = None,
+        val_batch_size: int | None = None,
         num_workers: int = 0,
-        image_size: Optional[int] = None,
+        image_size: int | None = None,
         split_seed: int = 0,
         test_fraction: float = 0.2,
         normalize: bool = True,
     ) -> None:
         super().__init__(batch_size, val_batch_size, num_workers, image_size, split_seed)
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0.0 < float(test_fraction) < 1.0:
+        if (
+            isinstance(test_fraction, bool)
+            or not isinstance(test_fraction, (int, float))
+            or not 0.0 < float(test_fraction) < 1.0
+        ):
             raise ConfigError(
                 f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}; "
                 "set data.test_fraction to e.g. 0.2"
@@ -109,14 +109,14 @@ class SearchDataModule(ThreeSplitDataModule):
         self.normalize = bool(normalize)
         self.save_hyperparameters()
 
-        self.split_indices: Dict[str, torch.Tensor] = {}
-        self.datasets: Dict[str, TensorDataset] = {}
-        self.mean: Optional[torch.Tensor] = None
-        self.std: Optional[torch.Tensor] = None
+        self.split_indices: dict[str, torch.Tensor] = {}
+        self.datasets: dict[str, TensorDataset] = {}
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
         self.num_samples: int = 0
 
     # ------------------------------------------------------------------ data
-    def load_arrays(self) -> Tuple[np.ndarray, np.ndarray]:
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(X, y)``: images N×H×W or N×C×H×W (values in native range) and int labels."""
         raise NotImplementedError
 
@@ -129,7 +129,7 @@ class SearchDataModule(ThreeSplitDataModule):
         """Side length of the images the loaders produce."""
         return self.image_size if self.image_size is not None else self.native_size
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         """Load, scale, resize, split and normalize once; later calls are no-ops."""
         if self.datasets:
             return
@@ -138,7 +138,10 @@ class SearchDataModule(ThreeSplitDataModule):
         if x.dim() == 3:
             x = x.unsqueeze(1)
         if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"{type(self).__name__}.load_arrays returned images of shape {tuple(x.shape)}; expected N×{self.in_chans}×H×W")
+            raise ValueError(
+                f"{type(self).__name__}.load_arrays returned images of shape {tuple(x.shape)}; "
+                f"expected N×{self.in_chans}×H×W"
+            )
         y = torch.as_tensor(np.asarray(y_np), dtype=torch.long).flatten()
         if y.numel() != x.shape[0]:
             raise ValueError(f"{type(self).__name__}.load_arrays returned {x.shape[0]} images but {y.numel()} labels")
@@ -156,7 +159,9 @@ class SearchDataModule(ThreeSplitDataModule):
         indices = stratified_split(y, self.test_fraction, gen)
         sizes = {k: int(v.numel()) for k, v in indices.items()}
         if min(sizes.values()) == 0:
-            raise ConfigError(f"test_fraction={self.test_fraction} leaves an empty split {sizes}; choose a value nearer 0.2")
+            raise ConfigError(
+                f"test_fraction={self.test_fraction} leaves an empty split {sizes}; choose a value nearer 0.2"
+            )
         smallest_search = min(sizes["omega"], sizes["alpha"])
         if self.batch_size > smallest_search:
             raise ConfigError(
@@ -185,7 +190,7 @@ class SearchDataModule(ThreeSplitDataModule):
             self.datasets[k] = TensorDataset(x[idx].contiguous(), y[idx].contiguous())
 
     # ------------------------------------------------------------ reporting
-    def split_sizes(self) -> Dict[str, int]:
+    def split_sizes(self) -> dict[str, int]:
         """Number of samples per split (sets the module up if needed)."""
         if not self.datasets:
             self.setup()

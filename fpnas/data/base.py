@@ -19,9 +19,10 @@ Every data module of fpnas (``conf/data/*.yaml``) is a :class:`ThreeSplitDataMod
 :class:`~fpnas.data.split.HalvedTrainDataModule` (an official train split halved into ω and α) are
 the two ways of filling the splits.
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -45,17 +46,29 @@ class ThreeSplitDataModule(pl.LightningDataModule):
     Subclasses fill ``self.datasets`` (``omega``, ``alpha``, ``test``) in ``setup()``.
     """
 
-    def __init__(self, batch_size: int = 64, val_batch_size: Optional[int] = None, num_workers: int = 0,
-                 image_size: Optional[int] = None, split_seed: int = 0) -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        val_batch_size: int | None = None,
+        num_workers: int = 0,
+        image_size: int | None = None,
+        split_seed: int = 0,
+    ) -> None:
         super().__init__()
         self.batch_size = check_int("batch_size", batch_size, 1, "set data.batch_size to a positive integer")
-        self.val_batch_size = self.batch_size if val_batch_size is None else check_int(
-            "val_batch_size", val_batch_size, 1, "set data.val_batch_size to a positive integer or null")
+        self.val_batch_size = (
+            self.batch_size
+            if val_batch_size is None
+            else check_int("val_batch_size", val_batch_size, 1, "set data.val_batch_size to a positive integer or null")
+        )
         self.num_workers = check_int("num_workers", num_workers, 0, "set data.num_workers to 0 or more")
-        self.image_size = None if image_size is None else check_int(
-            "image_size", image_size, 1, "set data.image_size to a positive integer or null")
+        self.image_size = (
+            None
+            if image_size is None
+            else check_int("image_size", image_size, 1, "set data.image_size to a positive integer or null")
+        )
         self.split_seed = check_int("split_seed", split_seed, 0, "set data.split_seed to a non-negative integer")
-        self.datasets: Dict[str, Dataset] = {}
+        self.datasets: dict[str, Dataset] = {}
         # the splits train_dataloader yields: the search needs both; retraining may use ω only, so
         # that α stays a validation split (train.py train_on=[omega])
         self.train_splits: tuple[str, ...] = ("omega", "alpha")
@@ -74,11 +87,13 @@ class ThreeSplitDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    def train_dataloader(self) -> Dict[str, DataLoader]:
+    def train_dataloader(self) -> dict[str, DataLoader]:
         """``{"train": ω loader, "val": α loader}`` (the splits of ``train_splits``), shuffled with
         ``drop_last``; Lightning zips them (max_size_cycle)."""
-        return {TRAIN_LOADER_KEYS[split]: self._loader(split, self.batch_size, shuffle=True, drop_last=True)
-                for split in self.train_splits}
+        return {
+            TRAIN_LOADER_KEYS[split]: self._loader(split, self.batch_size, shuffle=True, drop_last=True)
+            for split in self.train_splits
+        }
 
     def val_dataloader(self) -> DataLoader:
         """α split in a fixed order, to score the current most likely architecture."""

@@ -8,20 +8,21 @@ file in the same directory, then ``os.replace``), so concurrent processes (DDP r
 never see half a file. A damaged file is rebuilt; a directory that cannot be written only costs the
 parse every time. Either case warns once per process and file.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Sequence
 
 import numpy as np
 
 import fpnas
 
-Arrays = Dict[str, np.ndarray]
+Arrays = dict[str, np.ndarray]
 _DTYPE_PREFIX = "__dtype__."  # entry holding the dtype of an array stored narrower (see _narrow)
 _warned: set[str] = set()
 
@@ -40,8 +41,9 @@ def cache_path(name: str, packages: Sequence[str]) -> Path:
     return cache_dir() / f"{name}-fpnas{fpnas.__version__}-{versions}.npz"
 
 
-def cached_arrays(name: str, packages: Sequence[str], keys: Sequence[str],
-                  parse: Callable[[], Mapping[str, np.ndarray]]) -> Arrays:
+def cached_arrays(
+    name: str, packages: Sequence[str], keys: Sequence[str], parse: Callable[[], Mapping[str, np.ndarray]]
+) -> Arrays:
     """The arrays ``parse()`` returns, read from the cache file when it holds them, else parsed and saved.
 
     Args:
@@ -61,16 +63,22 @@ def cached_arrays(name: str, packages: Sequence[str], keys: Sequence[str],
                 raise ValueError(f"it holds {sorted(arrays)}, not {sorted(keys)}")
             return arrays
         except Exception as exc:  # truncated, corrupt, not an npz: any failure to read means rebuild
-            _warn_once(f"damaged:{path}", f"data cache {path} is damaged ({type(exc).__name__}: {exc}); parsing "
-                       "the source again and rewriting it")
+            _warn_once(
+                f"damaged:{path}",
+                f"data cache {path} is damaged ({type(exc).__name__}: {exc}); parsing "
+                "the source again and rewriting it",
+            )
     arrays = {k: np.asarray(v) for k, v in parse().items()}
     if sorted(arrays) != sorted(keys):
         raise ValueError(f"{name}: the parser returned arrays {sorted(arrays)}, expected {sorted(keys)}")
     try:
         _write(path, arrays)
     except OSError as exc:
-        _warn_once(f"unwritable:{path}", f"cannot write the data cache {path} ({exc.strerror or exc}); the data "
-                   "set is parsed again by every process: set FPNAS_CACHE_DIR to a writable directory")
+        _warn_once(
+            f"unwritable:{path}",
+            f"cannot write the data cache {path} ({exc.strerror or exc}); the data "
+            "set is parsed again by every process: set FPNAS_CACHE_DIR to a writable directory",
+        )
     return arrays
 
 

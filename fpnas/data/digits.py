@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
-
 import numpy as np
 
 from fpnas.data.arrays import SearchDataModule
 from fpnas.data.cache import cached_arrays
 
 
-def parse_digits() -> Dict[str, np.ndarray]:
+def parse_digits() -> dict[str, np.ndarray]:
     """Read sklearn's CSV (``sklearn.datasets.load_digits``): ``x`` N×8×8 floats in 0..16, ``y`` int64."""
     from sklearn.datasets import load_digits
 
@@ -26,7 +24,7 @@ class DigitsDataModule(SearchDataModule):
     in_chans = 1
     native_size = 8
 
-    def load_arrays(self) -> Tuple[np.ndarray, np.ndarray]:
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Return X as N×8×8 floats in 0..16 and y as int64 labels (parsed once: fpnas.data.cache)."""
         arrays = cached_arrays("digits", ["scikit-learn"], ["x", "y"], parse_digits)
         return arrays["x"], arrays["y"]

@@ -13,8 +13,8 @@ class list of the CMC paper's ImageNet-100.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from pytorch_lightning.utilities import rank_zero_only
@@ -29,7 +29,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def list_class_dirs(directory: Path) -> List[str]:
+def list_class_dirs(directory: Path) -> list[str]:
     """Sorted names of the sub-directories of ``directory`` (hidden ones skipped)."""
     with os.scandir(directory) as it:
         return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
@@ -50,7 +50,7 @@ def has_image(directory: Path) -> bool:
     return any(has_image(Path(d)) for d in subdirs)
 
 
-def select_classes(classes: Sequence[str], n: Optional[int], seed: int) -> List[str]:
+def select_classes(classes: Sequence[str], n: int | None, seed: int) -> list[str]:
     """``n`` classes drawn from sorted ``classes`` with ``torch.Generator().manual_seed(seed)``, sorted.
 
     ``n=None`` keeps all classes.
@@ -72,7 +72,7 @@ class ClassListImageFolder(ImageFolder):
         self._class_list = list(classes)
         super().__init__(root, **kwargs)
 
-    def find_classes(self, directory) -> Tuple[List[str], Dict[str, int]]:
+    def find_classes(self, directory) -> tuple[list[str], dict[str, int]]:
         return list(self._class_list), {c: i for i, c in enumerate(self._class_list)}
 
     def __getitem__(self, index: int):
@@ -81,8 +81,10 @@ class ClassListImageFolder(ImageFolder):
             return super().__getitem__(index)
         except (OSError, SyntaxError) as exc:  # PIL: UnidentifiedImageError and truncated files are OSErrors
             path = self.samples[index][0]
-            raise ConfigError(f"image file {path} cannot be read ({type(exc).__name__}: {exc}); remove or replace it, "
-                              "then resume with ckpt_path=last") from None
+            raise ConfigError(
+                f"image file {path} cannot be read ({type(exc).__name__}: {exc}); remove or replace it, "
+                "then resume with ckpt_path=last"
+            ) from None
 
 
 class ImageFolderDataModule(HalvedTrainDataModule):
@@ -117,26 +119,34 @@ class ImageFolderDataModule(HalvedTrainDataModule):
         self,
         root: str,
         batch_size: int = 64,
-        val_batch_size: Optional[int] = None,
+        val_batch_size: int | None = None,
         num_workers: int = 4,
         image_size: int = 224,
         split_seed: int = 0,
         alpha_augment: bool = False,
-        num_classes_subset: Optional[int] = None,
+        num_classes_subset: int | None = None,
         subset_seed: int = 0,
-        classes_file: Optional[str] = None,
-        mean: Optional[Sequence[float]] = None,
-        std: Optional[Sequence[float]] = None,
+        classes_file: str | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         crop_pct: float = 0.875,
         scale: Sequence[float] = (0.08, 1.0),
         color_jitter: float = 0.0,
-        auto_augment: Optional[str] = None,
+        auto_augment: str | None = None,
     ) -> None:
         if image_size is None:
-            raise ConfigError("image_size is required for image folders (they have no native size); "
-                              "set data.image_size, e.g. to the space's input_size")
-        super().__init__(batch_size=batch_size, val_batch_size=val_batch_size, num_workers=num_workers,
-                         image_size=image_size, split_seed=split_seed, alpha_augment=alpha_augment)
+            raise ConfigError(
+                "image_size is required for image folders (they have no native size); "
+                "set data.image_size, e.g. to the space's input_size"
+            )
+        super().__init__(
+            batch_size=batch_size,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+            image_size=image_size,
+            split_seed=split_seed,
+            alpha_augment=alpha_augment,
+        )
         self.subset_seed = check_int("subset_seed", subset_seed, 0, "set data.subset_seed to a non-negative integer")
         self.mean = check_stats("mean", mean, 3) or IMAGENET_MEAN
         self.std = check_stats("std", std, 3) or IMAGENET_STD
@@ -146,55 +156,76 @@ class ImageFolderDataModule(HalvedTrainDataModule):
         try:
             lo, hi = (float(s) for s in scale)
         except (TypeError, ValueError):
-            raise ConfigError(f"scale must be two numbers [min, max], got {scale!r}; e.g. data.scale=[0.08,1.0]") from None
+            raise ConfigError(
+                f"scale must be two numbers [min, max], got {scale!r}; e.g. data.scale=[0.08,1.0]"
+            ) from None
         if not 0.0 < lo <= hi <= 1.0:
             raise ConfigError(f"scale must satisfy 0 < min <= max <= 1, got {scale!r}; e.g. data.scale=[0.08,1.0]")
         self.scale = (lo, hi)
         if isinstance(color_jitter, bool) or not isinstance(color_jitter, (int, float)) or color_jitter < 0:
             raise ConfigError(f"color_jitter must be a number >= 0, got {color_jitter!r}")
         self.color_jitter = float(color_jitter)
-        if auto_augment is not None and not (isinstance(auto_augment, str) and
-                                             auto_augment.split("-")[0] in ("rand", "original", "v0", "augmix", "3a", "originalr", "v0r")):
-            raise ConfigError(f"auto_augment={auto_augment!r}: use a timm policy like 'rand-m9-mstd0.5' "
-                              "(RandAugment) or 'original' (AutoAugment), or null")
+        if auto_augment is not None and not (
+            isinstance(auto_augment, str)
+            and auto_augment.split("-")[0] in ("rand", "original", "v0", "augmix", "3a", "originalr", "v0r")
+        ):
+            raise ConfigError(
+                f"auto_augment={auto_augment!r}: use a timm policy like 'rand-m9-mstd0.5' "
+                "(RandAugment) or 'original' (AutoAugment), or null"
+            )
         self.auto_augment = auto_augment
         self.classes_file = None if classes_file is None else Path(classes_file)
 
         self.root = Path(os.path.expanduser(str(root)))
         if not self.root.is_dir():
-            raise ConfigError(f"data.root={str(root)!r} is not a directory; point data.root at a folder "
-                              "holding train/<class>/* and val/<class>/* images")
+            raise ConfigError(
+                f"data.root={str(root)!r} is not a directory; point data.root at a folder "
+                "holding train/<class>/* and val/<class>/* images"
+            )
         for sub in ("train", "val"):
             if not (self.root / sub).is_dir():
-                raise ConfigError(f"{self.root / sub} is missing: data.root must hold train/<class>/* "
-                                  "and val/<class>/* images (ImageNet layout)")
+                raise ConfigError(
+                    f"{self.root / sub} is missing: data.root must hold train/<class>/* "
+                    "and val/<class>/* images (ImageNet layout)"
+                )
         self.all_classes = list_class_dirs(self.root / "train")
         if not self.all_classes:
             raise ConfigError(f"{self.root / 'train'} has no class sub-directories; expected train/<class>/*")
         if num_classes_subset is not None:
-            num_classes_subset = check_int("num_classes_subset", num_classes_subset, 1,
-                                           "set data.num_classes_subset to a positive integer or null")
+            num_classes_subset = check_int(
+                "num_classes_subset", num_classes_subset, 1, "set data.num_classes_subset to a positive integer or null"
+            )
             if num_classes_subset > len(self.all_classes):
-                raise ConfigError(f"num_classes_subset={num_classes_subset} but {self.root / 'train'} has only "
-                                  f"{len(self.all_classes)} classes; lower data.num_classes_subset or set it to null")
+                raise ConfigError(
+                    f"num_classes_subset={num_classes_subset} but {self.root / 'train'} has only "
+                    f"{len(self.all_classes)} classes; lower data.num_classes_subset or set it to null"
+                )
         self.num_classes_subset = num_classes_subset
         self.classes = select_classes(self.all_classes, num_classes_subset, self.subset_seed)
         self.num_classes = len(self.classes)
         if self.num_classes < 2:
-            raise ConfigError(f"{self.root / 'train'} has {self.num_classes} class used ({self.classes}); classifying "
-                              "needs at least 2 class directories (raise data.num_classes_subset, or add classes)")
+            raise ConfigError(
+                f"{self.root / 'train'} has {self.num_classes} class used ({self.classes}); classifying "
+                "needs at least 2 class directories (raise data.num_classes_subset, or add classes)"
+            )
 
         val_classes = set(list_class_dirs(self.root / "val"))
         unknown = sorted(val_classes - set(self.all_classes))
         if unknown:
-            raise ConfigError(f"{self.root / 'val'} has class directories that train/ lacks: {unknown[:5]}"
-                              f"{' ...' if len(unknown) > 5 else ''}; train/ and val/ must use the same class names")
+            raise ConfigError(
+                f"{self.root / 'val'} has class directories that train/ lacks: {unknown[:5]}"
+                f"{' ...' if len(unknown) > 5 else ''}; train/ and val/ must use the same class names"
+            )
         for sub in ("train", "val"):
-            missing = [c for c in self.classes if not (self.root / sub / c).is_dir() or not has_image(self.root / sub / c)]
+            missing = [
+                c for c in self.classes if not (self.root / sub / c).is_dir() or not has_image(self.root / sub / c)
+            ]
             if missing:
-                raise ConfigError(f"{len(missing)} class(es) have no images under {self.root / sub}: {missing[:5]}"
-                                  f"{' ...' if len(missing) > 5 else ''}; every used class needs images in "
-                                  f"train/ and val/ (extensions {', '.join(IMG_EXTENSIONS)})")
+                raise ConfigError(
+                    f"{len(missing)} class(es) have no images under {self.root / sub}: {missing[:5]}"
+                    f"{' ...' if len(missing) > 5 else ''}; every used class needs images in "
+                    f"train/ and val/ (extensions {', '.join(IMG_EXTENSIONS)})"
+                )
         self.save_hyperparameters()
 
     # -------------------------------------------------------------------- data
@@ -207,24 +238,31 @@ class ImageFolderDataModule(HalvedTrainDataModule):
         from timm.data import create_transform
 
         return create_transform(
-            self.image_size, is_training=True, scale=self.scale, hflip=0.5,
-            color_jitter=self.color_jitter or None, auto_augment=self.auto_augment, mean=self.mean, std=self.std,
+            self.image_size,
+            is_training=True,
+            scale=self.scale,
+            hflip=0.5,
+            color_jitter=self.color_jitter or None,
+            auto_augment=self.auto_augment,
+            mean=self.mean,
+            std=self.std,
         )
 
     def eval_transform(self):
         from timm.data import create_transform
 
-        return create_transform(self.image_size, is_training=False, crop_pct=self.crop_pct,
-                                mean=self.mean, std=self.std)
+        return create_transform(
+            self.image_size, is_training=False, crop_pct=self.crop_pct, mean=self.mean, std=self.std
+        )
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         """List the images, halve train/, and write ``classes_file`` (global rank zero only)."""
         first = not self.datasets
         super().setup(stage)
         if first:
             self.write_classes_file()
 
-    def write_classes_file(self) -> Optional[Path]:
+    def write_classes_file(self) -> Path | None:
         """Write the used class names, one per line (line i = label i), on global rank zero."""
         if self.classes_file is None:
             return None

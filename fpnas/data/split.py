@@ -12,7 +12,7 @@ return ``(PIL image, int label)``), :meth:`train_transform` and :meth:`eval_tran
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -23,7 +23,7 @@ from fpnas.errors import ConfigError
 SPLITS = ("omega", "alpha", "test")
 
 
-def check_stats(name: str, value: Optional[Sequence[float]], channels: int) -> Optional[Tuple[float, ...]]:
+def check_stats(name: str, value: Sequence[float] | None, channels: int) -> tuple[float, ...] | None:
     """Validate a per-channel mean/std list (``None`` passes through)."""
     if value is None:
         return None
@@ -38,7 +38,7 @@ def check_stats(name: str, value: Optional[Sequence[float]], channels: int) -> O
     return out
 
 
-def split_halves(n: int, seed: int) -> Dict[str, torch.Tensor]:
+def split_halves(n: int, seed: int) -> dict[str, torch.Tensor]:
     """Halve ``range(n)`` with a ``seed``-ed random permutation: first half ω, second half α.
 
     Returns the indices *in permutation order* (not sorted), so the α split read in a
@@ -53,7 +53,7 @@ def split_halves(n: int, seed: int) -> Dict[str, torch.Tensor]:
 class TransformSubset(Dataset):
     """``dataset[indices[i]]`` with ``transform`` applied to the image (labels pass through)."""
 
-    def __init__(self, dataset: Dataset, indices: Sequence[int], transform: Optional[Callable] = None) -> None:
+    def __init__(self, dataset: Dataset, indices: Sequence[int], transform: Callable | None = None) -> None:
         self.dataset = dataset
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         self.transform = transform
@@ -87,25 +87,25 @@ class HalvedTrainDataModule(ThreeSplitDataModule):
 
     name: str = "halved"
     in_chans: int = 3
-    native_size: Optional[int] = None
+    native_size: int | None = None
 
     def __init__(
         self,
         batch_size: int = 64,
-        val_batch_size: Optional[int] = None,
+        val_batch_size: int | None = None,
         num_workers: int = 0,
-        image_size: Optional[int] = None,
+        image_size: int | None = None,
         split_seed: int = 0,
         alpha_augment: bool = False,
     ) -> None:
         super().__init__(batch_size, val_batch_size, num_workers, image_size, split_seed)
         self.alpha_augment = bool(alpha_augment)
-        self.split_indices: Dict[str, torch.Tensor] = {}
-        self.datasets: Dict[str, TransformSubset] = {}
+        self.split_indices: dict[str, torch.Tensor] = {}
+        self.datasets: dict[str, TransformSubset] = {}
         self.num_samples: int = 0
 
     # ------------------------------------------------------------ subclass API
-    def build_datasets(self) -> Tuple[Dataset, Dataset]:
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
         """Return ``(train, test)`` data sets yielding ``(PIL image, int label)`` without transforms."""
         raise NotImplementedError
 
@@ -119,11 +119,11 @@ class HalvedTrainDataModule(ThreeSplitDataModule):
 
     # -------------------------------------------------------------------- data
     @property
-    def input_size(self) -> Optional[int]:
+    def input_size(self) -> int | None:
         """Side length of the images the loaders produce."""
         return self.image_size if self.image_size is not None else self.native_size
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         """Read the file lists / arrays, halve the train split, attach transforms; once."""
         if self.datasets:
             return
@@ -155,7 +155,7 @@ class HalvedTrainDataModule(ThreeSplitDataModule):
         self.num_samples = n_train + n_test
 
     # --------------------------------------------------------------- reporting
-    def split_sizes(self) -> Dict[str, int]:
+    def split_sizes(self) -> dict[str, int]:
         """Number of samples per split (sets the module up if needed)."""
         if not self.datasets:
             self.setup()

@@ -19,8 +19,8 @@ published per-channel mean/std (``normalize=False``: values stay in [0, 1]).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
 
 from torchvision import transforms as T
 
@@ -45,23 +45,29 @@ class TorchvisionDataModule(HalvedTrainDataModule):
 
     tv_name: str = ""
     num_classes: int = 0
-    mean: Tuple[float, ...] = ()
-    std: Tuple[float, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     def __init__(
         self,
         root: str,
         download: bool = False,
         batch_size: int = 64,
-        val_batch_size: Optional[int] = None,
+        val_batch_size: int | None = None,
         num_workers: int = 0,
-        image_size: Optional[int] = None,
+        image_size: int | None = None,
         split_seed: int = 0,
         alpha_augment: bool = False,
         normalize: bool = True,
     ) -> None:
-        super().__init__(batch_size=batch_size, val_batch_size=val_batch_size, num_workers=num_workers,
-                         image_size=image_size, split_seed=split_seed, alpha_augment=alpha_augment)
+        super().__init__(
+            batch_size=batch_size,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+            image_size=image_size,
+            split_seed=split_seed,
+            alpha_augment=alpha_augment,
+        )
         if root is None or str(root) == "":
             raise ConfigError(f"{self.name}: data.root is empty; set it to the folder torchvision reads from")
         self.root = Path(os.path.expanduser(str(root)))
@@ -88,11 +94,11 @@ class TorchvisionDataModule(HalvedTrainDataModule):
         """The folder torchvision reads this data set's files from."""
         raise NotImplementedError
 
-    def expected_files(self) -> List[str]:
+    def expected_files(self) -> list[str]:
         """File names torchvision needs in :meth:`expected_dir`."""
         raise NotImplementedError
 
-    def missing_files(self) -> List[Path]:
+    def missing_files(self) -> list[Path]:
         """Expected files that do not exist (cheap: no checksums, nothing read)."""
         d = self.expected_dir()
         return [d / f for f in self.expected_files() if not (d / f).is_file()]
@@ -123,19 +129,19 @@ class TorchvisionDataModule(HalvedTrainDataModule):
             self.prepare_data()  # Lightning calls it before setup; this covers direct setup() calls
         return self._open(True), self._open(False)
 
-    def _resize(self) -> List[Callable]:
+    def _resize(self) -> list[Callable]:
         if self.image_size is not None and self.image_size != self.native_size:
             return [T.Resize((self.image_size, self.image_size), antialias=True)]
         return []
 
-    def _to_tensor(self) -> List[Callable]:
-        out: List[Callable] = [T.ToTensor()]
+    def _to_tensor(self) -> list[Callable]:
+        out: list[Callable] = [T.ToTensor()]
         if self.normalize:
             out.append(T.Normalize(self.mean, self.std))
         return out
 
     def train_transform(self) -> Callable:
-        aug: List[Callable] = []
+        aug: list[Callable] = []
         if self.in_chans == 3:
             side = self.input_size
             aug = [T.RandomCrop(side, padding=max(1, side // 8)), T.RandomHorizontalFlip()]
@@ -152,7 +158,7 @@ class _CifarDataModule(TorchvisionDataModule):
     def expected_dir(self) -> Path:
         return self.root / self.tv_class.base_folder
 
-    def expected_files(self) -> List[str]:
+    def expected_files(self) -> list[str]:
         c = self.tv_class
         return [f for f, _ in c.train_list + c.test_list] + [c.meta["filename"]]
 
@@ -164,10 +170,10 @@ class _MnistDataModule(TorchvisionDataModule):
     def expected_dir(self) -> Path:
         return self.root / self.tv_name / "raw"
 
-    def expected_files(self) -> List[str]:
+    def expected_files(self) -> list[str]:
         return [os.path.splitext(os.path.basename(url))[0] for url, _ in self.tv_class.resources]
 
-    def missing_files(self) -> List[Path]:
+    def missing_files(self) -> list[Path]:
         legacy = self.root / self.tv_name / "processed"
         if all((legacy / f).is_file() for f in ("training.pt", "test.pt")):
             return []  # torchvision still reads the old processed/*.pt format

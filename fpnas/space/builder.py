@@ -2,14 +2,16 @@
 
 The model has timm's EfficientNet layout and parameter names (``conv_stem``, ``bn1``,
 ``blocks.<stage>.<i>``, ``conv_head``, ``bn2``, ``classifier``), its blocks are built by timm's
-``EfficientNetBuilder`` from the block strings of their kinds (:mod:`fpnas.space.blocks`), so reference architectures match timm's models
+``EfficientNetBuilder`` from the block strings of their kinds (:mod:`fpnas.space.blocks`), so
+reference architectures match timm's models
 parameter for parameter. timm's ``EfficientNet`` class itself is not used because it fixes the
 stem stride at 2 and rounds every width to a multiple of 8, which small spaces must avoid.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -64,14 +66,13 @@ def _divisible_se(value: float, divisor: int, fn) -> int:
 class StandaloneNet(nn.Module):
     """A plain network for one architecture of a space."""
 
-    def __init__(self, space: SearchSpace, choice_idx: Sequence[int], drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.0):
+    def __init__(
+        self, space: SearchSpace, choice_idx: Sequence[int], drop_rate: float = 0.0, drop_path_rate: float = 0.0
+    ):
         super().__init__()
         from timm.layers import create_classifier, create_conv2d, get_act_layer, get_norm_act_layer
-
         from timm.models._efficientnet_blocks import SqueezeExcite
-        from timm.models._efficientnet_builder import (EfficientNetBuilder, decode_arch_def,
-                                                       efficientnet_init_weights)
+        from timm.models._efficientnet_builder import EfficientNetBuilder, decode_arch_def, efficientnet_init_weights
 
         act_layer = get_act_layer(TIMM_ACT_LAYER[space.act])
         se_round = {}
@@ -80,13 +81,16 @@ class StandaloneNet(nn.Module):
         norm_act = get_norm_act_layer(nn.BatchNorm2d, act_layer)
         self.num_classes = space.num_classes
         self.drop_rate = drop_rate
-        self.conv_stem = create_conv2d(space.in_chans, space.stem_channels, space.stem_kernel,
-                                       stride=space.stem_stride)
+        self.conv_stem = create_conv2d(space.in_chans, space.stem_channels, space.stem_kernel, stride=space.stem_stride)
         self.bn1 = norm_act(space.stem_channels, inplace=True)
         builder = EfficientNetBuilder(
             output_stride=1 << 20,  # never dilate; timm assumes a stride-2 stem when counting
-            round_chs_fn=_keep_width, act_layer=act_layer, norm_layer=nn.BatchNorm2d,
-            se_layer=partial(SqueezeExcite, gate_layer=space.se_gate, **se_round), drop_path_rate=drop_path_rate)
+            round_chs_fn=_keep_width,
+            act_layer=act_layer,
+            norm_layer=nn.BatchNorm2d,
+            se_layer=partial(SqueezeExcite, gate_layer=space.se_gate, **se_round),
+            drop_path_rate=drop_path_rate,
+        )
         self.blocks = nn.Sequential(*builder(space.stem_channels, decode_arch_def(timm_arch_def(space, choice_idx))))
         self._replace_custom_blocks(space, choice_idx)
         self.conv_head = create_conv2d(builder.in_chs, space.head_channels, 1)

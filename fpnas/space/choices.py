@@ -2,10 +2,12 @@
 
 A leaf module (no torch) shared by the space spec and the block kinds.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fpnas.errors import ConfigError
 

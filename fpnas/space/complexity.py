@@ -1,10 +1,12 @@
 """Analytic MACs and parameter counts, and per-block look-up tables built from them.
 
 Each block kind owns the "complexity twin" (pycls style) of its modules
-(:meth:`~fpnas.space.blocks.base.BlockKind.complexity`); stem and head are here. Tests check them against ``FlopCounterMode`` (which reports 2 x MACs) and the
-standalone model's parameter count. Scoring a sampled architecture is then table look-ups:
+(:meth:`~fpnas.space.blocks.base.BlockKind.complexity`); stem and head are here. Tests check
+them against ``FlopCounterMode`` (which reports 2 x MACs) and the standalone model's parameter
+count. Scoring a sampled architecture is then table look-ups:
 no forward pass on the search's hot path.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -22,9 +24,11 @@ def block_complexity(cfg: BlockConfig) -> tuple[int, int]:
 
 def stem_complexity(space: SearchSpace) -> tuple[int, int]:
     h = conv_out_size(space.input_size, space.stem_kernel, space.stem_stride)
-    k2 = space.stem_kernel ** 2
-    return (space.in_chans * space.stem_channels * k2 * h * h,
-            space.in_chans * space.stem_channels * k2 + 2 * space.stem_channels)
+    k2 = space.stem_kernel**2
+    return (
+        space.in_chans * space.stem_channels * k2 * h * h,
+        space.in_chans * space.stem_channels * k2 + 2 * space.stem_channels,
+    )
 
 
 def head_complexity(space: SearchSpace, last_chs: int) -> tuple[int, int]:
@@ -79,9 +83,16 @@ class ComplexityTables:
             names = [slot.in_decision, slot.out_decision, *(slot.var_decisions[var] for var in costly)]
             decs = list(dict.fromkeys(dindex[n] for n in names if n is not None))
             # everything the table depends on (the decisions' names aside)
-            key = (slot.op, tuple(sorted(slot.options.items())), slot.stride, slot.in_size, slot.in_channels,
-                   slot.out_channels, slot.in_decision is not None and slot.in_decision == slot.out_decision,
-                   tuple((var, slot.choices[var]) for var in costly))
+            key = (
+                slot.op,
+                tuple(sorted(slot.options.items())),
+                slot.stride,
+                slot.in_size,
+                slot.in_channels,
+                slot.out_channels,
+                slot.in_decision is not None and slot.in_decision == slot.out_decision,
+                tuple((var, slot.choices[var]) for var in costly),
+            )
             if key not in cache:
                 cache[key] = self._block_table(space, slot, decs)
             self.terms.append(_Term(decs, *cache[key]))
@@ -95,8 +106,10 @@ class ComplexityTables:
         else:
             self.constant_macs += float(hm[0])
             self.constant_params += float(hp[0])
-        self._flat = [(t.decisions, torch.tensor(self._strides(t.macs.shape)), t.macs.flatten(),
-                       t.params.flatten()) for t in self.terms]
+        self._flat = [
+            (t.decisions, torch.tensor(self._strides(t.macs.shape)), t.macs.flatten(), t.params.flatten())
+            for t in self.terms
+        ]
         self._flat_by_device: dict[torch.device, list] = {}
 
     @staticmethod
@@ -111,8 +124,10 @@ class ComplexityTables:
             m, p = block_complexity(space.resolve_block(slot, idx))
             macs.append(m)
             params.append(p)
-        return (torch.tensor(macs, dtype=torch.float64).reshape(shape),
-                torch.tensor(params, dtype=torch.float64).reshape(shape))
+        return (
+            torch.tensor(macs, dtype=torch.float64).reshape(shape),
+            torch.tensor(params, dtype=torch.float64).reshape(shape),
+        )
 
     @staticmethod
     def _strides(shape) -> list[int]:
@@ -195,8 +210,9 @@ class ComplexityTables:
             msg, back = unary[chain[0]].clone(), []
             for prev, cur in zip(chain, chain[1:]):
                 p = pair.get((prev, cur))
-                total = msg[:, None] + (p if p is not None else torch.zeros(len(msg), len(unary[cur]),
-                                                                             dtype=torch.float64))
+                total = msg[:, None] + (
+                    p if p is not None else torch.zeros(len(msg), len(unary[cur]), dtype=torch.float64)
+                )
                 arg = pick(total, dim=0)
                 back.append(arg)
                 msg = total.gather(0, arg[None])[0] + unary[cur]
@@ -207,7 +223,7 @@ class ComplexityTables:
                 choice[d] = int(arg[choice[chain[chain.index(d) + 1]]])
         else:
             value = const
-        for term, keep, drop, kept, best in reduced:  # the other decisions of each term, given the chain
+        for term, _keep, drop, kept, best in reduced:  # the other decisions of each term, given the chain
             flat = int(best[tuple(choice[d] for d in kept)]) if kept else int(best)
             for i in reversed(drop):
                 size = term.macs.shape[i]

@@ -3,6 +3,7 @@
 Run ``python -m fpnas.space <name or file> [--input-size N] [--samples N] [--lam L]``; an architecture
 file (an ``arch.yaml``, its run directory, a reference name) gives the report of its space.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,24 +26,37 @@ def space_statistics(space: SearchSpace, samples: int = 1000, lam: float = 0.25,
     fd = ArchDistribution(space.sizes, space.units("factorized"), "factorized")
     jd = fd.to_joint(space.units("joint"))
     g = torch.Generator().manual_seed(seed)
-    idx = torch.stack([torch.randint(s, (samples,), generator=g) for s in space.sizes], 1) if space.sizes \
-        else torch.zeros(samples, 0, dtype=torch.long)  # a reference's space: one architecture
+    idx = (
+        torch.stack([torch.randint(s, (samples,), generator=g) for s in space.sizes], 1)
+        if space.sizes
+        else torch.zeros(samples, 0, dtype=torch.long)
+    )  # a reference's space: one architecture
     macs, params = tables.lookup(idx)
     lo, hi = tables.macs_range()
     h0 = float(fd.entropy()) + 0.0  # + 0.0: no decisions gives -0.0
     fd_logits, jd_logits = int(fd.mask.sum()), int(jd.mask.sum())
     return {
-        "space": space.name, "input_size": space.input_size, "blocks": len(space.blocks),
+        "space": space.name,
+        "input_size": space.input_size,
+        "blocks": len(space.blocks),
         "channels_per": space.channels_per,
-        "decisions": space.num_decisions, "log10_architectures": round(space.log10_num_architectures, 2),
-        "fd_logits": fd_logits, "jd_logits": jd_logits,
+        "decisions": space.num_decisions,
+        "log10_architectures": round(space.log10_num_architectures, 2),
+        "fd_logits": fd_logits,
+        "jd_logits": jd_logits,
         "jd_fd_ratio": round(jd_logits / fd_logits, 2) if fd_logits else None,
-        "entropy_h0_nats": round(h0, 3), "k0": max(1, math.floor(lam * h0)), "lam": lam,
-        "mflops_min": lo / 1e6, "mflops_max": hi / 1e6,
-        "mflops_uniform_min": float(macs.min()) / 1e6, "mflops_uniform_median": float(macs.median()) / 1e6,
+        "entropy_h0_nats": round(h0, 3),
+        "k0": max(1, math.floor(lam * h0)),
+        "lam": lam,
+        "mflops_min": lo / 1e6,
+        "mflops_max": hi / 1e6,
+        "mflops_uniform_min": float(macs.min()) / 1e6,
+        "mflops_uniform_median": float(macs.median()) / 1e6,
         "mflops_uniform_max": float(macs.max()) / 1e6,
-        "params_m_uniform_min": float(params.min()) / 1e6, "params_m_uniform_median": float(params.median()) / 1e6,
-        "params_m_uniform_max": float(params.max()) / 1e6, "samples": samples,
+        "params_m_uniform_min": float(params.min()) / 1e6,
+        "params_m_uniform_median": float(params.median()) / 1e6,
+        "params_m_uniform_max": float(params.max()) / 1e6,
+        "samples": samples,
     }
 
 
@@ -64,8 +78,10 @@ def format_report(space: SearchSpace, stats: dict) -> str:
         f"max {s['params_m_uniform_max']:.3f}",
     ]
     if space.skip_not_offered:
-        lines.append(f"kernel 0 (skip) dropped at {', '.join(space.skip_not_offered)}: a skip needs a residual (stride 1 "
-                     "and the same width in and out; channels_per: block allows a projection skip instead)")
+        lines.append(
+            f"kernel 0 (skip) dropped at {', '.join(space.skip_not_offered)}: a skip needs a residual (stride 1 "
+            "and the same width in and out; channels_per: block allows a projection skip instead)"
+        )
     return "\n".join(lines)
 
 
@@ -79,8 +95,9 @@ def space_of(name_or_path: str) -> tuple[SearchSpace, str | None]:
     path = Path(name_or_path)
     if path.is_dir():
         if not RunDir(path).arch.is_file():
-            raise ConfigError(f"{path} is a directory without an arch.yaml; give a space name or file, or an "
-                              "architecture file")
+            raise ConfigError(
+                f"{path} is a directory without an arch.yaml; give a space name or file, or an architecture file"
+            )
         path = RunDir(path).arch
     elif name_or_path not in SearchSpace.available() and name_or_path in available_references():
         path = reference_path(name_or_path)
@@ -100,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     from fpnas.errors import ConfigError
 
     parser = argparse.ArgumentParser(prog="python -m fpnas.space", description=__doc__.splitlines()[0])
-    parser.add_argument("space", nargs="?", help=f"space name ({', '.join(SearchSpace.available())}) or YAML file, "
-                                                 "or an architecture file (arch.yaml, run directory, reference name)")
+    parser.add_argument(
+        "space",
+        nargs="?",
+        help=f"space name ({', '.join(SearchSpace.available())}) or YAML file, "
+        "or an architecture file (arch.yaml, run directory, reference name)",
+    )
     parser.add_argument("--input-size", type=int, help="override the space's input size")
     parser.add_argument("--num-classes", type=int, help="classifier size (default: the space file's)")
     parser.add_argument("--samples", type=int, default=1000, help="uniform samples for the FLOPs statistics")
@@ -127,11 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if len(names) > 1:
-        print("| space | px | blocks | widths per | log10 archs | FD logits | JD logits | JD/FD | H0 nats | K0 | MFLOPs min / median / max (uniform) | params M median |")
+        print(
+            "| space | px | blocks | widths per | log10 archs | FD logits | JD logits | JD/FD | H0 nats | K0 "
+            "| MFLOPs min / median / max (uniform) | params M median |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for s in rows:
-            print(f"| {s['space']} | {s['input_size']} | {s['blocks']} | {s['channels_per']} | {s['log10_architectures']} | {s['fd_logits']} "
-                  f"| {s['jd_logits']} | {s['jd_fd_ratio']} | {s['entropy_h0_nats']} | {s['k0']} | "
-                  f"{s['mflops_uniform_min']:.1f} / {s['mflops_uniform_median']:.1f} / {s['mflops_uniform_max']:.1f} "
-                  f"| {s['params_m_uniform_median']:.2f} |")
+            print(
+                f"| {s['space']} | {s['input_size']} | {s['blocks']} | {s['channels_per']} "
+                f"| {s['log10_architectures']} | {s['fd_logits']} "
+                f"| {s['jd_logits']} | {s['jd_fd_ratio']} | {s['entropy_h0_nats']} | {s['k0']} | "
+                f"{s['mflops_uniform_min']:.1f} / {s['mflops_uniform_median']:.1f} / {s['mflops_uniform_max']:.1f} "
+                f"| {s['params_m_uniform_median']:.2f} |"
+            )
     return 0

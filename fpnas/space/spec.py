@@ -6,19 +6,20 @@ variable with more than one choice becomes a *decision*; an architecture is one 
 decision (plain data: decision name -> value). The same object drives the super-net, the
 standalone builder and the analytic FLOPs tables, so they can never disagree.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from fpnas.errors import ConfigError
 from fpnas.space.blocks import BlockConfig, BlockKind, block_kind
-from fpnas.space.choices import (activation, as_choices, conv_out_size, divisible_by, make_divisible,  # noqa: F401
-                                 positive_int)
+from fpnas.space.choices import activation, as_choices, conv_out_size, divisible_by, make_divisible, positive_int  # noqa: F401
 
 SE_GATES = ("sigmoid", "hard_sigmoid")
 SE_RELATIVE = ("expanded", "input")
@@ -91,9 +92,23 @@ class SearchSpace:
         spec = dict(spec)
         self.name = str(name or spec.get("name") or "custom")
         where = f"space '{self.name}'"
-        known = {"name", "input_size", "in_chans", "num_classes", "act", "se_ratio", "se_relative_to",
-                 "se_gate", "se_divisor", "width_divisor", "stem", "groups", "head", "description",
-                 "channels_per"}
+        known = {
+            "name",
+            "input_size",
+            "in_chans",
+            "num_classes",
+            "act",
+            "se_ratio",
+            "se_relative_to",
+            "se_gate",
+            "se_divisor",
+            "width_divisor",
+            "stem",
+            "groups",
+            "head",
+            "description",
+            "channels_per",
+        }
         unknown = sorted(set(spec) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
@@ -117,8 +132,7 @@ class SearchSpace:
         # group: one width decision per group (g{g}.channels); block: one per block (g{g}.b{i}.channels)
         self.channels_per = spec.get("channels_per", "group")
         if self.channels_per not in CHANNELS_PER:
-            raise ConfigError(f"{where}: channels_per must be one of {list(CHANNELS_PER)}, "
-                              f"got {self.channels_per!r}")
+            raise ConfigError(f"{where}: channels_per must be one of {list(CHANNELS_PER)}, got {self.channels_per!r}")
         per_block = self.channels_per == "block"
         # SE width rounding: 1 = round() as timm's SqueezeExcite; d > 1 = mobile-vision's
         # get_divisible_by(int(width), d) (FBNetV2's SE: make_divisible(expanded x 0.25, 8))
@@ -135,8 +149,10 @@ class SearchSpace:
         self.stem_stride = as_choices(stem.get("stride", 2), f"{where}: stem.stride", positive_int)[0]
         head = dict(spec["head"] or {})
         if set(head) - {"channels", "pool_channels", "pool_bias"} or "channels" not in head:
-            raise ConfigError(f"{where}: head: expected the key 'channels' (and optionally 'pool_channels', "
-                              f"'pool_bias'), got {sorted(head)}")
+            raise ConfigError(
+                f"{where}: head: expected the key 'channels' (and optionally 'pool_channels', "
+                f"'pool_bias'), got {sorted(head)}"
+            )
         self.head_channels = as_choices(head["channels"], f"{where}: head.channels", positive_int)[0]
         # optional linear layer (+ act) after global pooling, before the classifier: MobileNetV3's
         # conv_head / mobile-vision's IRPoolBlock pwl; 0 = none
@@ -171,8 +187,9 @@ class SearchSpace:
                 raise ConfigError(f"{gw}: stride must be 1 or 2, got {stride}")
             same_stage = group.get("same_stage", False)
             if not isinstance(same_stage, bool) or (same_stage and gi == 1):
-                raise ConfigError(f"{gw}: same_stage must be true or false (and false for the first group), "
-                                  f"got {same_stage!r}")
+                raise ConfigError(
+                    f"{gw}: same_stage must be true or false (and false for the first group), got {same_stage!r}"
+                )
             stage += 0 if same_stage else 1
             kernels = choices["kernel"]
             if kernels == (0,):
@@ -213,11 +230,24 @@ class SearchSpace:
                         var_decisions[var] = dname
                     else:
                         var_decisions[var] = None
-                self.blocks.append(BlockSlot(
-                    index=index, group=gi, position=pos, stride=b_stride, in_size=size,
-                    in_channels=in_ch, out_channels=channels, choices=b_choices, in_decision=in_dec,
-                    out_decision=ch_decision, var_decisions=var_decisions, op=kind.name, options=options,
-                    stage=stage))
+                self.blocks.append(
+                    BlockSlot(
+                        index=index,
+                        group=gi,
+                        position=pos,
+                        stride=b_stride,
+                        in_size=size,
+                        in_channels=in_ch,
+                        out_channels=channels,
+                        choices=b_choices,
+                        in_decision=in_dec,
+                        out_decision=ch_decision,
+                        var_decisions=var_decisions,
+                        op=kind.name,
+                        options=options,
+                        stage=stage,
+                    )
+                )
                 size = conv_out_size(size, 3, b_stride)
                 prev_channels, prev_decision = channels, ch_decision
         if size < 1:
@@ -236,7 +266,7 @@ class SearchSpace:
         return sorted(p.stem for p in SPACE_DIR.glob("*.yaml"))
 
     @classmethod
-    def load(cls, name_or_path: str | Path) -> "SearchSpace":
+    def load(cls, name_or_path: str | Path) -> SearchSpace:
         """Load ``conf/space/<name>.yaml`` or a YAML file path."""
         path = Path(name_or_path)
         if path.suffix not in (".yaml", ".yml"):
@@ -251,7 +281,7 @@ class SearchSpace:
             raise ConfigError(f"space file {path} must hold a mapping, got {type(spec).__name__}")
         return cls(spec, name=spec.get("name") or path.stem)
 
-    def with_num_classes(self, num_classes: int, in_chans: int | None = None) -> "SearchSpace":
+    def with_num_classes(self, num_classes: int, in_chans: int | None = None) -> SearchSpace:
         """The same space with another classifier size (and input channels), e.g. from the data."""
         spec = dict(self.spec, num_classes=int(num_classes))
         if in_chans is not None:
@@ -313,8 +343,12 @@ class SearchSpace:
     def resolve_block(self, slot: BlockSlot, choice_idx: Sequence[int]) -> BlockConfig:
         """Configuration of one block under the architecture ``choice_idx``."""
         values = {var: self._value(choice_idx, slot.var_decisions[var], c) for var, c in slot.choices.items()}
-        return self.block_config(slot, self._value(choice_idx, slot.in_decision, slot.in_channels),
-                                 self._value(choice_idx, slot.out_decision, slot.out_channels), values)
+        return self.block_config(
+            slot,
+            self._value(choice_idx, slot.in_decision, slot.in_channels),
+            self._value(choice_idx, slot.out_decision, slot.out_channels),
+            values,
+        )
 
     def resolve(self, choice_idx: Sequence[int]) -> list[BlockConfig]:
         """Per-block configurations of the architecture given by one choice index per decision."""
@@ -333,25 +367,33 @@ class SearchSpace:
         """Inverse of :meth:`choices_of`, validating names and values against the space."""
         unknown = sorted(set(choices) - set(self.decision_index))
         if unknown:
-            raise ConfigError(f"architecture does not match space '{self.name}': unknown decision(s) "
-                              f"{unknown[:5]}; the space has {self.num_decisions} decisions like "
-                              f"{[d.name for d in self.decisions[:3]]}")
+            raise ConfigError(
+                f"architecture does not match space '{self.name}': unknown decision(s) "
+                f"{unknown[:5]}; the space has {self.num_decisions} decisions like "
+                f"{[d.name for d in self.decisions[:3]]}"
+            )
         missing = [d.name for d in self.decisions if d.name not in choices]
         if missing:
-            raise ConfigError(f"architecture does not match space '{self.name}': missing decision(s) "
-                              f"{missing[:5]} ({len(missing)} in all)")
+            raise ConfigError(
+                f"architecture does not match space '{self.name}': missing decision(s) "
+                f"{missing[:5]} ({len(missing)} in all)"
+            )
         idx = []
         for d in self.decisions:
             value = choices[d.name]
             matches = [i for i, c in enumerate(d.choices) if c == value]
             if not matches:
-                raise ConfigError(f"architecture does not match space '{self.name}': {d.name}={value!r} "
-                                  f"is not a choice; choices: {list(d.choices)}")
+                raise ConfigError(
+                    f"architecture does not match space '{self.name}': {d.name}={value!r} "
+                    f"is not a choice; choices: {list(d.choices)}"
+                )
             idx.append(matches[0])
         return idx
 
     def describe(self) -> str:
-        return (f"space '{self.name}': {len(self.blocks)} blocks in {len(self.group_channels)} groups "
-                f"(channels per {self.channels_per}), "
-                f"{self.num_decisions} decisions, 10^{self.log10_num_architectures:.1f} architectures, "
-                f"input {self.in_chans}x{self.input_size}x{self.input_size}")
+        return (
+            f"space '{self.name}': {len(self.blocks)} blocks in {len(self.group_channels)} groups "
+            f"(channels per {self.channels_per}), "
+            f"{self.num_decisions} decisions, 10^{self.log10_num_architectures:.1f} architectures, "
+            f"input {self.in_chans}x{self.input_size}x{self.input_size}"
+        )

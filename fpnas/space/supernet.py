@@ -5,9 +5,10 @@ smaller kernels the centre of the largest kernel. Each block's kind (:mod:`fpnas
 mirrors its standalone timm block op for op, so the output for an architecture equals that of
 the standalone model built from it with :meth:`SuperNet.standalone_state_dict`.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -59,8 +60,14 @@ class SuperNet(nn.Module):
         self.space = space
         self.eval_batch_stats = eval_batch_stats
         self.sync_bn = False  # set by the search when several processes train together
-        self.conv_stem = nn.Conv2d(space.in_chans, space.stem_channels, space.stem_kernel,
-                                   space.stem_stride, space.stem_kernel // 2, bias=False)
+        self.conv_stem = nn.Conv2d(
+            space.in_chans,
+            space.stem_channels,
+            space.stem_kernel,
+            space.stem_stride,
+            space.stem_kernel // 2,
+            bias=False,
+        )
         self.bn1 = nn.BatchNorm2d(space.stem_channels)
         self.blocks = nn.ModuleList(SuperBlock(space, slot) for slot in space.blocks)
         self.conv_head = nn.Conv2d(max(space.last_channels), space.head_channels, 1, bias=False)
@@ -100,7 +107,7 @@ class SuperNet(nn.Module):
         for pos, block, cfg in zip(block_positions(self.space, configs), self.blocks, configs):
             if pos is not None:
                 sd |= {f"blocks.{pos[0]}.{pos[1]}.{k}": v for k, v in block.standalone_state(cfg).items()}
-        sd["conv_head.weight"] = self.conv_head.weight[:, :configs[-1].out_chs]
+        sd["conv_head.weight"] = self.conv_head.weight[:, : configs[-1].out_chs]
         sd |= bn_state(self.bn2, self.bn2.num_features, "bn2")
         if self.space.head_pool_channels:
             sd |= {f"head_fc.{k}": v for k, v in self.head_fc.state_dict().items()}

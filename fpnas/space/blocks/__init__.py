@@ -4,6 +4,7 @@ Adding an operator is one module here: a :class:`~fpnas.space.blocks.base.BlockK
 decorated with ``@register`` (every module of this package is imported, so the kind is found),
 plus a space file that uses it and its tests.
 """
+
 import importlib
 import pkgutil
 

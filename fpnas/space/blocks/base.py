@@ -9,10 +9,12 @@ two, the analytic complexity twin and the one-line description. The rest of fpna
 classes (``complexity()`` next to ``__init__``) and of mobile-vision's ``PRIMITIVES`` (one
 signature for every primitive).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from fpnas.errors import ConfigError
 from fpnas.space import choices as parse
@@ -69,7 +71,7 @@ class BlockConfig:
     residual: bool = True  # False: timm's ``noskip`` (no residual even where widths match)
 
     @property
-    def kind(self) -> "BlockKind":
+    def kind(self) -> BlockKind:
         """The kind that computes this block: the skip for kernel 0, else the group's ``op``."""
         return BLOCK_KINDS["skip" if self.skip else self.op]
 
@@ -110,17 +112,19 @@ class BlockKind:
     timm_type: str = ""  # timm's block type (``ir``, ``ds``, ``cn``, ``er``) or a note
     variables: tuple[Variable, ...] = ()  # searched per block, in decision order
     options: tuple[Option, ...] = (
-        Option("residual", parse.flag, True, "false = timm's noskip: no residual even where it fits"),)
+        Option("residual", parse.flag, True, "false = timm's noskip: no residual even where it fits"),
+    )
     group_op: bool = True  # False for kinds a group cannot name (the projection skip)
 
     # ------------------------------------------------------------------ space file
-    def parse_group(self, group: Mapping[str, Any], where: str, space: "SearchSpace") -> tuple[dict, dict]:
+    def parse_group(self, group: Mapping[str, Any], where: str, space: SearchSpace) -> tuple[dict, dict]:
         """``(choices per variable, options)`` from one group's keys; a ``ConfigError`` names the key."""
         mine = [v.name for v in self.variables] + [o.name for o in self.options]
         bad = sorted(set(group) - set(mine) - set(STRUCTURE_KEYS))
         if bad:
-            raise ConfigError(f"{where}: unknown key(s) {bad} for op '{self.name}'; allowed: "
-                              f"{sorted({*STRUCTURE_KEYS, *mine})}")
+            raise ConfigError(
+                f"{where}: unknown key(s) {bad} for op '{self.name}'; allowed: {sorted({*STRUCTURE_KEYS, *mine})}"
+            )
         values: dict[str, tuple] = {}
         for var in self.variables:
             if var.name in group:
@@ -145,30 +149,31 @@ class BlockKind:
     def variable(self, name: str) -> Variable:
         return next(v for v in self.variables if v.name == name)
 
-    def block_config(self, space: "SearchSpace", slot: "BlockSlot", in_chs: int, out_chs: int,
-                     values: Mapping[str, Any]) -> BlockConfig:
+    def block_config(
+        self, space: SearchSpace, slot: BlockSlot, in_chs: int, out_chs: int, values: Mapping[str, Any]
+    ) -> BlockConfig:
         """The resolved block for one value per variable and the two widths."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ super-net
-    def init_super(self, block: "nn.Module", space: "SearchSpace", slot: "BlockSlot") -> None:
+    def init_super(self, block: nn.Module, space: SearchSpace, slot: BlockSlot) -> None:
         """Register the max-size weights of every choice of ``slot`` on ``block``."""
         raise NotImplementedError
 
-    def super_forward(self, block: "nn.Module", x: "torch.Tensor", cfg: BlockConfig, bn_mode: str) -> "torch.Tensor":
+    def super_forward(self, block: nn.Module, x: torch.Tensor, cfg: BlockConfig, bn_mode: str) -> torch.Tensor:
         """The block for ``cfg`` on sliced weights, without the residual (the super-block adds it)."""
         raise NotImplementedError
 
-    def standalone_state(self, block: "nn.Module", cfg: BlockConfig) -> dict:
+    def standalone_state(self, block: nn.Module, cfg: BlockConfig) -> dict:
         """The weights of ``cfg`` under the standalone block's parameter names."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ standalone model
-    def timm_block_string(self, space: "SearchSpace", cfg: BlockConfig) -> str:
+    def timm_block_string(self, space: SearchSpace, cfg: BlockConfig) -> str:
         """timm's block notation for ``cfg`` (``ir_r1_k5_s2_e3.0_c24_se0.75_nsw``)."""
         raise NotImplementedError
 
-    def standalone_block(self, space: "SearchSpace", cfg: BlockConfig, drop_path_rate: float):
+    def standalone_block(self, space: SearchSpace, cfg: BlockConfig, drop_path_rate: float):
         """A module replacing the block timm built from the string, or None to keep timm's."""
         return None
 

@@ -5,6 +5,7 @@ and FP-NAS's split-attention variant (``splits`` >= 1), all on one set of super-
 1x1 projection + BN. Smaller kernels use the centre of the largest kernel, narrower widths the
 leading channels.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -14,8 +15,20 @@ from fpnas.errors import ConfigError
 from fpnas.space import choices as parse
 from fpnas.space.blocks import split_attention as sa
 from fpnas.space.blocks.base import BlockConfig, BlockKind, Variable, register, skip_suffix
-from fpnas.space.blocks.parts import (ACT_FN, GATE_FN, TIMM_ACT, TIMM_ACT_LAYER, add_se, bn, bn_state,
-                                      se_complexity, se_forward, se_label, se_state, se_timm_suffix)
+from fpnas.space.blocks.parts import (
+    ACT_FN,
+    GATE_FN,
+    TIMM_ACT,
+    TIMM_ACT_LAYER,
+    add_se,
+    bn,
+    bn_state,
+    se_complexity,
+    se_forward,
+    se_label,
+    se_state,
+    se_timm_suffix,
+)
 from fpnas.space.choices import make_divisible
 
 
@@ -50,9 +63,21 @@ class MBConv(BlockKind):
         e = values["expansion"]
         mid = self.mid_channels(space, in_chs, e)
         reduced = space.se_channels(in_chs, mid, e)
-        return BlockConfig(in_chs, out_chs, mid, values["kernel"], e, values["act"], reduced if values["se"] else 0,
-                           slot.stride, slot.in_size, values["splits"], reduced if values["splits"] else 0,
-                           op=self.name, residual=slot.options["residual"])
+        return BlockConfig(
+            in_chs,
+            out_chs,
+            mid,
+            values["kernel"],
+            e,
+            values["act"],
+            reduced if values["se"] else 0,
+            slot.stride,
+            slot.in_size,
+            values["splits"],
+            reduced if values["splits"] else 0,
+            op=self.name,
+            residual=slot.options["residual"],
+        )
 
     # ------------------------------------------------------------------ super-net
     def init_super(self, block, space, slot) -> None:
@@ -79,7 +104,7 @@ class MBConv(BlockKind):
         act, mid = ACT_FN[cfg.act], cfg.mid_chs
         h = x
         if not self.separable(cfg):
-            h = act(bn(F.conv2d(h, block.conv_pw.weight[:mid, :cfg.in_chs]), block.bn1, mid, bn_mode))
+            h = act(bn(F.conv2d(h, block.conv_pw.weight[:mid, : cfg.in_chs]), block.bn1, mid, bn_mode))
         if cfg.splits:
             h = sa.super_forward(block, h, cfg, act, bn_mode)
         else:
@@ -87,7 +112,7 @@ class MBConv(BlockKind):
             h = act(bn(h, block.bn2, mid, bn_mode))
         if cfg.se_chs:
             h = se_forward(block, h, cfg, act, block.gate)
-        return bn(F.conv2d(h, block.conv_pwl.weight[:cfg.out_chs, :mid]), block.bn3, cfg.out_chs, bn_mode)
+        return bn(F.conv2d(h, block.conv_pwl.weight[: cfg.out_chs, :mid]), block.bn3, cfg.out_chs, bn_mode)
 
     def standalone_state(self, block, cfg: BlockConfig) -> dict:
         mid = cfg.mid_chs
@@ -96,12 +121,12 @@ class MBConv(BlockKind):
         sd = {"conv_dw.weight": sa.dw_weight(block, mid, cfg.kernel)}
         if cfg.se_chs:
             sd |= se_state(block, cfg)
-        pwl = block.conv_pwl.weight[:cfg.out_chs, :mid]
+        pwl = block.conv_pwl.weight[: cfg.out_chs, :mid]
         if self.separable(cfg):  # timm DepthwiseSeparableConv: conv_dw, bn1, se, conv_pw, bn2
             sd["conv_pw.weight"] = pwl
             sd |= bn_state(block.bn2, mid, "bn1") | bn_state(block.bn3, cfg.out_chs, "bn2")
         else:  # timm InvertedResidual: conv_pw, bn1, conv_dw, bn2, se, conv_pwl, bn3
-            sd["conv_pw.weight"] = block.conv_pw.weight[:mid, :cfg.in_chs]
+            sd["conv_pw.weight"] = block.conv_pw.weight[:mid, : cfg.in_chs]
             sd["conv_pwl.weight"] = pwl
             sd |= bn_state(block.bn1, mid, "bn1") | bn_state(block.bn2, mid, "bn2")
             sd |= bn_state(block.bn3, cfg.out_chs, "bn3")
@@ -121,9 +146,19 @@ class MBConv(BlockKind):
             return None
         from timm.layers import get_act_layer
 
-        return sa.SplitAttnMBConv(cfg.in_chs, cfg.out_chs, cfg.mid_chs, cfg.kernel, cfg.stride,
-                                  get_act_layer(TIMM_ACT_LAYER[cfg.act]), cfg.splits, cfg.attn_chs,
-                                  self.separable(cfg), drop_path_rate, residual=cfg.residual)
+        return sa.SplitAttnMBConv(
+            cfg.in_chs,
+            cfg.out_chs,
+            cfg.mid_chs,
+            cfg.kernel,
+            cfg.stride,
+            get_act_layer(TIMM_ACT_LAYER[cfg.act]),
+            cfg.splits,
+            cfg.attn_chs,
+            self.separable(cfg),
+            drop_path_rate,
+            residual=cfg.residual,
+        )
 
     # ------------------------------------------------------------------ complexity twin
     def complexity(self, cfg: BlockConfig) -> tuple[int, int]:
@@ -142,7 +177,7 @@ class MBConv(BlockKind):
         return macs, params
 
     def activations(self, cfg: BlockConfig) -> int:
-        a_in, a_out, mid, r = cfg.in_size ** 2, cfg.out_size ** 2, cfg.mid_chs, max(1, cfg.splits)
+        a_in, a_out, mid, r = cfg.in_size**2, cfg.out_size**2, cfg.mid_chs, max(1, cfg.splits)
         n = 0 if self.separable(cfg) else 3 * mid * a_in  # 1x1 expansion: conv, BN, act
         n += r * 3 * mid * a_out  # depthwise conv(s), BN, act
         if cfg.se_chs or cfg.splits:
@@ -156,9 +191,14 @@ class MBConv(BlockKind):
         return f"{kind} k{cfg.kernel} {cfg.in_chs}->{cfg.out_chs} s{cfg.stride} {cfg.act}{se}"
 
     def table_cells(self, cfg: BlockConfig) -> dict:
-        return dict(op="ds" if self.separable(cfg) else "ir", kernel=cfg.kernel, expansion=cfg.expansion,
-                    act=cfg.act, attn=sa.attention_label(cfg) if cfg.splits else se_label(cfg),
-                    short=f"k{cfg.kernel} e{cfg.expansion:g} {cfg.out_chs}")
+        return dict(
+            op="ds" if self.separable(cfg) else "ir",
+            kernel=cfg.kernel,
+            expansion=cfg.expansion,
+            act=cfg.act,
+            attn=sa.attention_label(cfg) if cfg.splits else se_label(cfg),
+            short=f"k{cfg.kernel} e{cfg.expansion:g} {cfg.out_chs}",
+        )
 
 
 @register

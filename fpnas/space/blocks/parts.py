@@ -1,4 +1,5 @@
 """Pieces several block kinds share: sliced BatchNorm, activations, squeeze-and-excitation."""
+
 from __future__ import annotations
 
 import torch
@@ -29,15 +30,19 @@ def bn(x: torch.Tensor, norm: nn.BatchNorm2d, c: int, mode: str) -> torch.Tensor
 
 def bn_state(norm: nn.BatchNorm2d, c: int, prefix: str) -> dict[str, torch.Tensor]:
     """The first ``c`` channels of a BatchNorm under ``<prefix>.<name>``."""
-    return {f"{prefix}.weight": norm.weight[:c], f"{prefix}.bias": norm.bias[:c],
-            f"{prefix}.running_mean": norm.running_mean[:c], f"{prefix}.running_var": norm.running_var[:c],
-            f"{prefix}.num_batches_tracked": norm.num_batches_tracked}
+    return {
+        f"{prefix}.weight": norm.weight[:c],
+        f"{prefix}.bias": norm.bias[:c],
+        f"{prefix}.running_mean": norm.running_mean[:c],
+        f"{prefix}.running_var": norm.running_var[:c],
+        f"{prefix}.num_batches_tracked": norm.num_batches_tracked,
+    }
 
 
 def centre(weight: torch.Tensor, kmax: int, k: int) -> torch.Tensor:
     """The centre ``k x k`` of a ``kmax x kmax`` kernel (smaller kernels share the largest one)."""
     off = (kmax - k) // 2
-    return weight[:, :, off:off + k, off:off + k] if off else weight
+    return weight[:, :, off : off + k, off : off + k] if off else weight
 
 
 # ---------------------------------------------------------------------- squeeze-and-excitation
@@ -66,8 +71,12 @@ def se_forward(block: nn.Module, h: torch.Tensor, cfg, act, gate) -> torch.Tenso
 
 def se_state(block: nn.Module, cfg) -> dict[str, torch.Tensor]:
     rd, mid = cfg.se_chs, cfg.mid_chs
-    return {"se.conv_reduce.weight": block.se_reduce.weight[:rd, :mid], "se.conv_reduce.bias": block.se_reduce.bias[:rd],
-            "se.conv_expand.weight": block.se_expand.weight[:mid, :rd], "se.conv_expand.bias": block.se_expand.bias[:mid]}
+    return {
+        "se.conv_reduce.weight": block.se_reduce.weight[:rd, :mid],
+        "se.conv_reduce.bias": block.se_reduce.bias[:rd],
+        "se.conv_expand.weight": block.se_expand.weight[:mid, :rd],
+        "se.conv_expand.bias": block.se_expand.bias[:mid],
+    }
 
 
 def se_complexity(cfg) -> tuple[int, int]:

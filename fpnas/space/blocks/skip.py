@@ -5,6 +5,7 @@ ReLU at the block's stride, timm's ``cn_r1_k1``. Its cost depends only on the tw
 costs stay a chain. Every kind's slot can hold it: the super-block registers its weights next to
 the operator's.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -26,11 +27,13 @@ class Skip(BlockKind):
         block.skip_bn = nn.BatchNorm2d(max(slot.out_channels))
 
     def super_forward(self, block, x, cfg: BlockConfig, bn_mode: str):
-        h = F.conv2d(x, block.skip_conv.weight[:cfg.out_chs, :cfg.in_chs], None, cfg.stride)
+        h = F.conv2d(x, block.skip_conv.weight[: cfg.out_chs, : cfg.in_chs], None, cfg.stride)
         return F.relu(bn(h, block.skip_bn, cfg.out_chs, bn_mode))
 
     def standalone_state(self, block, cfg: BlockConfig) -> dict:  # timm ConvBnAct: conv, bn1
-        return {"conv.weight": block.skip_conv.weight[:cfg.out_chs, :cfg.in_chs]} | bn_state(block.skip_bn, cfg.out_chs, "bn1")
+        return {"conv.weight": block.skip_conv.weight[: cfg.out_chs, : cfg.in_chs]} | bn_state(
+            block.skip_bn, cfg.out_chs, "bn1"
+        )
 
     def timm_block_string(self, space, cfg: BlockConfig) -> str:
         if cfg.identity:
@@ -40,10 +43,10 @@ class Skip(BlockKind):
     def complexity(self, cfg: BlockConfig) -> tuple[int, int]:
         if cfg.identity:
             return 0, 0
-        return cfg.in_chs * cfg.out_chs * cfg.out_size ** 2, cfg.in_chs * cfg.out_chs + 2 * cfg.out_chs
+        return cfg.in_chs * cfg.out_chs * cfg.out_size**2, cfg.in_chs * cfg.out_chs + 2 * cfg.out_chs
 
     def activations(self, cfg: BlockConfig) -> int:
-        return 0 if cfg.identity else 3 * cfg.out_chs * cfg.out_size ** 2
+        return 0 if cfg.identity else 3 * cfg.out_chs * cfg.out_size**2
 
     def describe(self, cfg: BlockConfig) -> str:
         return f"skip ({cfg.in_chs}->{cfg.out_chs})"

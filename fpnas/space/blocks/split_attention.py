@@ -6,6 +6,7 @@ sigmoid when r = 1, i.e. SE) weighs the splits, and a 1x1 conv projects. timm's 
 does not fit: it is one grouped conv over radix x groups input slices (ResNeSt), not r
 depthwise convs on one shared tensor; its ``RadixSoftmax`` is reused.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,20 @@ class SplitAttention(nn.Module):
 class SplitAttnMBConv(nn.Module):
     """Inverted residual (no expansion conv when ``separable``) with split attention."""
 
-    def __init__(self, in_chs: int, out_chs: int, mid_chs: int, kernel: int, stride: int, act_layer,
-                 splits: int, attn_chs: int, separable: bool, drop_path_rate: float = 0.0, residual: bool = True):
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        mid_chs: int,
+        kernel: int,
+        stride: int,
+        act_layer,
+        splits: int,
+        attn_chs: int,
+        separable: bool,
+        drop_path_rate: float = 0.0,
+        residual: bool = True,
+    ):
         super().__init__()
         from timm.layers import BatchNormAct2d, DropPath, create_conv2d
 
@@ -49,8 +62,9 @@ class SplitAttnMBConv(nn.Module):
         if not separable:
             self.conv_pw = create_conv2d(in_chs, mid_chs, 1)
             self.bn1 = BatchNormAct2d(mid_chs, act_layer=act_layer)
-        self.conv_dw = nn.ModuleList(create_conv2d(mid_chs, mid_chs, kernel, stride=stride, depthwise=True)
-                                     for _ in range(splits))
+        self.conv_dw = nn.ModuleList(
+            create_conv2d(mid_chs, mid_chs, kernel, stride=stride, depthwise=True) for _ in range(splits)
+        )
         self.bn2 = nn.ModuleList(BatchNormAct2d(mid_chs, act_layer=act_layer) for _ in range(splits))
         self.attn = SplitAttention(mid_chs, splits, attn_chs)
         self.conv_pwl = create_conv2d(mid_chs, out_chs, 1)
@@ -68,8 +82,9 @@ class SplitAttnMBConv(nn.Module):
 # Split attention is an MBConv variable (``splits``): its weights live in the MBConv super-block,
 # split i >= 1 with its own depthwise conv + BN shared by every r > i.
 def add_split_weights(block: nn.Module, dw: int, kernel: int, max_splits: int, attn: int) -> None:
-    block.conv_dw_splits = nn.ModuleList(nn.Conv2d(dw, dw, kernel, padding=kernel // 2, groups=dw, bias=False)
-                                         for _ in range(max_splits - 1))
+    block.conv_dw_splits = nn.ModuleList(
+        nn.Conv2d(dw, dw, kernel, padding=kernel // 2, groups=dw, bias=False) for _ in range(max_splits - 1)
+    )
     block.bn_dw_splits = nn.ModuleList(nn.BatchNorm2d(dw) for _ in range(max_splits - 1))
     block.attn_fc1 = nn.Conv2d(dw, attn, 1)
     block.attn_bn = nn.BatchNorm2d(attn)
@@ -95,8 +110,17 @@ def attn_fc2_slices(block: nn.Module, r: int, c: int, a: int) -> tuple[torch.Ten
 def super_forward(block: nn.Module, h: torch.Tensor, cfg, act, bn_mode: str) -> torch.Tensor:
     """r depthwise convs on the shared tensor, weighted by attention over the splits."""
     r, mid, a = cfg.splits, cfg.mid_chs, cfg.attn_chs
-    outs = [act(bn(F.conv2d(h, dw_weight(block, mid, cfg.kernel, i), None, cfg.stride, cfg.kernel // 2, 1, mid),
-                   dw_bn(block, i), mid, bn_mode)) for i in range(r)]
+    outs = [
+        act(
+            bn(
+                F.conv2d(h, dw_weight(block, mid, cfg.kernel, i), None, cfg.stride, cfg.kernel // 2, 1, mid),
+                dw_bn(block, i),
+                mid,
+                bn_mode,
+            )
+        )
+        for i in range(r)
+    ]
     total = outs[0] if r == 1 else torch.stack(outs).sum(0)
     g = F.conv2d(total.mean((2, 3), keepdim=True), block.attn_fc1.weight[:a, :mid], block.attn_fc1.bias[:a])
     g = F.conv2d(F.relu(bn(g, block.attn_bn, a, bn_mode)), *attn_fc2_slices(block, r, mid, a))
@@ -111,16 +135,20 @@ def standalone_state(block: nn.Module, cfg, separable: bool) -> dict[str, torch.
     mid, a, r = cfg.mid_chs, cfg.attn_chs, cfg.splits
     sd: dict[str, torch.Tensor] = {}
     if not separable:
-        sd["conv_pw.weight"] = block.conv_pw.weight[:mid, :cfg.in_chs]
+        sd["conv_pw.weight"] = block.conv_pw.weight[:mid, : cfg.in_chs]
         sd |= bn_state(block.bn1, mid, "bn1")
     for i in range(r):
         sd[f"conv_dw.{i}.weight"] = dw_weight(block, mid, cfg.kernel, i)
         sd |= bn_state(dw_bn(block, i), mid, f"bn2.{i}")
     w2, b2 = attn_fc2_slices(block, r, mid, a)
-    sd |= {"attn.fc1.weight": block.attn_fc1.weight[:a, :mid], "attn.fc1.bias": block.attn_fc1.bias[:a],
-           "attn.fc2.weight": w2, "attn.fc2.bias": b2}
+    sd |= {
+        "attn.fc1.weight": block.attn_fc1.weight[:a, :mid],
+        "attn.fc1.bias": block.attn_fc1.bias[:a],
+        "attn.fc2.weight": w2,
+        "attn.fc2.bias": b2,
+    }
     sd |= bn_state(block.attn_bn, a, "attn.bn1")
-    sd["conv_pwl.weight"] = block.conv_pwl.weight[:cfg.out_chs, :mid]
+    sd["conv_pwl.weight"] = block.conv_pwl.weight[: cfg.out_chs, :mid]
     sd |= bn_state(block.bn3, cfg.out_chs, "bn3")
     return sd
 
