@@ -42,6 +42,13 @@ class Variable:
     doc: str = ""
 
 
+# the variables several kinds share (a kind may define its own instead)
+KERNEL = Variable("kernel", parse.kernel, doc="odd kernel sizes; 0 = skip")
+EXPANSION = Variable("expansion", parse.expansion, doc="expanded width / input width")
+ACT = Variable("act", parse.activation, lambda space: space.act, costs=False, doc="nonlinearity (default: the space's)")
+SE = Variable("se", parse.se_flag, 0, doc="squeeze-and-excitation: 0 or 1")
+
+
 @dataclass(frozen=True)
 class Option:
     """A per-group setting of a kind: one value for every block of the group, never searched."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from fpnas.space import choices as parse
-from fpnas.space.blocks.base import BlockConfig, BlockKind, Variable, register
+from fpnas.space.blocks.base import ACT, KERNEL, BlockConfig, BlockKind, register
 from fpnas.space.blocks.parts import ACT_FN, TIMM_ACT, bn, bn_state, centre
 
 
@@ -15,10 +14,7 @@ class Conv(BlockKind):
     name = "conv"
     summary = "k x k conv + BN + act (FBNetV2-F1's width-changing 1x1, EfficientNetV2's first block)"
     timm_type = "cn"
-    variables = (
-        Variable("kernel", parse.kernel, doc="odd kernel sizes; 0 = skip"),
-        Variable("act", parse.activation, lambda space: space.act, costs=False, doc="nonlinearity"),
-    )
+    variables = (KERNEL, ACT)
 
     def block_config(self, space, slot, in_chs, out_chs, values) -> BlockConfig:
         return BlockConfig(

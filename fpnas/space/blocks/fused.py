@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from fpnas.space import choices as parse
-from fpnas.space.blocks.base import BlockConfig, BlockKind, Variable, register, skip_suffix
+from fpnas.space.blocks.base import ACT, EXPANSION, KERNEL, SE, BlockConfig, BlockKind, register, skip_suffix
 from fpnas.space.blocks.parts import (
     ACT_FN,
     GATE_FN,
@@ -25,6 +24,7 @@ from fpnas.space.blocks.parts import (
     se_label,
     se_state,
     se_timm_suffix,
+    widest,
 )
 from fpnas.space.choices import make_divisible
 
@@ -34,12 +34,7 @@ class FusedMBConv(BlockKind):
     name = "fused"
     summary = "Fused-MBConv: k x k expansion conv + 1x1 projection (EfficientNetV2's early stages)"
     timm_type = "er"
-    variables = (
-        Variable("kernel", parse.kernel, doc="expansion-conv kernel sizes; 0 = skip"),
-        Variable("expansion", parse.expansion, doc="expanded width / input width"),
-        Variable("act", parse.activation, lambda space: space.act, costs=False, doc="nonlinearity"),
-        Variable("se", parse.se_flag, 0, doc="squeeze-and-excitation: 0 or 1"),
-    )
+    variables = (KERNEL, EXPANSION, ACT, SE)
 
     def mid_channels(self, space, in_chs: int, expansion: float) -> int:
         return make_divisible(in_chs * expansion, space.width_divisor)  # timm's EdgeResidual, also at 1
@@ -63,13 +58,12 @@ class FusedMBConv(BlockKind):
         )
 
     def init_super(self, block, space, slot) -> None:
-        pairs = [(c, e) for c in slot.in_channels for e in slot.choices["expansion"]]
-        mid = max(self.mid_channels(space, c, e) for c, e in pairs)
+        mid, rd = widest(space, slot, self.mid_channels)
         block.kmax = k = max(slot.kernel)
         block.conv_exp = nn.Conv2d(max(slot.in_channels), mid, k, padding=k // 2, bias=False)
         block.bn1 = nn.BatchNorm2d(mid)
         if 1 in slot.choices["se"]:
-            add_se(block, mid, max(space.se_channels(c, self.mid_channels(space, c, e), e) for c, e in pairs))
+            add_se(block, mid, rd)
         block.conv_pwl = nn.Conv2d(mid, max(slot.out_channels), 1, bias=False)
         block.bn2 = nn.BatchNorm2d(max(slot.out_channels))
         block.gate = GATE_FN[space.se_gate]

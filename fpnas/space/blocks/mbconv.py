@@ -14,7 +14,7 @@ from torch import nn
 from fpnas.errors import ConfigError
 from fpnas.space import choices as parse
 from fpnas.space.blocks import split_attention as sa
-from fpnas.space.blocks.base import BlockConfig, BlockKind, Variable, register, skip_suffix
+from fpnas.space.blocks.base import ACT, EXPANSION, KERNEL, SE, BlockConfig, BlockKind, Variable, register, skip_suffix
 from fpnas.space.blocks.parts import (
     ACT_FN,
     GATE_FN,
@@ -28,6 +28,7 @@ from fpnas.space.blocks.parts import (
     se_label,
     se_state,
     se_timm_suffix,
+    widest,
 )
 from fpnas.space.choices import make_divisible
 
@@ -38,10 +39,10 @@ class MBConv(BlockKind):
     summary = "inverted residual; expansion 1 drops the 1x1 expansion conv (depthwise-separable)"
     timm_type = "ir, ds at expansion 1"
     variables = (
-        Variable("kernel", parse.kernel, doc="depthwise kernel sizes; 0 = skip"),
-        Variable("expansion", parse.expansion, doc="expanded width / input width"),
-        Variable("act", parse.activation, lambda space: space.act, costs=False, doc="nonlinearity"),
-        Variable("se", parse.se_flag, 0, doc="squeeze-and-excitation: 0 or 1"),
+        KERNEL,
+        EXPANSION,
+        ACT,
+        SE,
         Variable("splits", parse.splits, 0, doc="split attention r (FP-NAS Fig. 2): 0 = none, 1 = SE-like"),
     )
 
@@ -81,8 +82,7 @@ class MBConv(BlockKind):
 
     # ------------------------------------------------------------------ super-net
     def init_super(self, block, space, slot) -> None:
-        pairs = [(c, e) for c in slot.in_channels for e in slot.choices["expansion"]]
-        dw = max(self.mid_channels(space, c, e) for c, e in pairs)
+        dw, rd = widest(space, slot, self.mid_channels)
         cin, cout, k = max(slot.in_channels), max(slot.out_channels), max(slot.kernel)
         block.kmax = k
         expands = not all(self.separable_at(e) for e in slot.choices["expansion"])
@@ -90,7 +90,6 @@ class MBConv(BlockKind):
         block.bn1 = nn.BatchNorm2d(dw) if expands else None
         block.conv_dw = nn.Conv2d(dw, dw, k, padding=k // 2, groups=dw, bias=False)
         block.bn2 = nn.BatchNorm2d(dw)
-        rd = max(space.se_channels(c, self.mid_channels(space, c, e), e) for c, e in pairs)
         if 1 in slot.choices["se"]:
             add_se(block, dw, rd)
         block.max_splits = max(slot.choices["splits"])

@@ -89,3 +89,13 @@ def se_complexity(cfg) -> tuple[int, int]:
 
 def se_label(cfg) -> str:
     return f"SE {cfg.se_chs}" if cfg.se_chs else ""
+
+
+def widest(space, slot, mid_channels) -> tuple[int, int]:
+    """The widest expanded width and SE width over a slot's input widths and expansions: the sizes
+    of its super-net weights (``mid_channels(space, in_chs, expansion)`` is the kind's)."""
+    pairs = [(c, e) for c in slot.in_channels for e in slot.choices["expansion"]]
+    return (
+        max(mid_channels(space, c, e) for c, e in pairs),
+        max(space.se_channels(c, mid_channels(space, c, e), e) for c, e in pairs),
+    )
