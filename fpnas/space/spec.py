@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from fpnas.errors import ConfigError
-from fpnas.space.blocks import BlockConfig, BlockKind, block_kind
+from fpnas.space.blocks import BLOCK_KINDS, BlockConfig, BlockKind, block_kind
 from fpnas.space.choices import activation, as_choices, conv_out_size, divisible_by, make_divisible, positive_int  # noqa: F401
 
 SE_GATES = ("sigmoid", "hard_sigmoid")
@@ -63,7 +63,7 @@ class BlockSlot:
 
     @property
     def kind(self) -> BlockKind:
-        return block_kind(self.op, f"block {self.index}")
+        return BLOCK_KINDS[self.op]  # checked when the space was parsed; read on every resolve
 
     @property
     def kernel(self) -> tuple:
