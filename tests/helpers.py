@@ -146,3 +146,38 @@ class AlphaGradTrace(pl.Callback):
         import torch
 
         torch.save(self.grads, self.path)
+
+
+def search_on_two_loopback_nodes(overrides: list[str], cwd, timeout: int) -> None:
+    """``search.py`` as two single-process nodes of one torchrun job on 127.0.0.1 (what two machines
+    of a cluster do); both must exit 0."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+    ]
+    procs = [
+        subprocess.Popen(
+            [*launcher, f"--node_rank={node}", str(ROOT / "search.py"), *overrides],
+            env=clean_env(),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err[-3000:]

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -26,7 +23,7 @@ from fpnas.space.builder import build_model
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
 from tests.conftest import random_indices
-from tests.helpers import MICRO, QUICK_SEARCH, clean_env, compose_config
+from tests.helpers import MICRO, QUICK_SEARCH, clean_env, compose_config, search_on_two_loopback_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = os.environ.get("FPNAS_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
@@ -167,47 +164,23 @@ def test_a_search_step_reads_the_device_at_most_twice(tmp_path):
     assert flagged and max(flagged) <= 2, flagged
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_on_one_device_with_gloo_match_one_process(tmp_path):
     """Two ranks on the same GPU (NCCL refuses two ranks per GPU, so gloo, which reduces CUDA
     tensors through the host), launched by torchrun as two single-device nodes on loopback."""
     one = tmp_path / "one"
     _search(one, ["search.sync_bn=true"])
-    port, procs = _free_port(), []
     trainer = "trainer=ddp" if DEVICE == "cuda" else "trainer=ddp_cpu"
-    for node in (0, 1):
-        args = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nnodes=2",
-            "--nproc_per_node=1",
-            f"--node_rank={node}",
-            "--master_addr=127.0.0.1",
-            f"--master_port={port}",
-            str(ROOT / "search.py"),
-            *SEARCH,
-            "search.sync_bn=true",
-            trainer,
-            "trainer.devices=1",
-            "trainer.num_nodes=2",
-            "trainer.strategy.process_group_backend=gloo",
-            "data.batch_size=16",
-            f"hydra.run.dir={tmp_path / 'two'}",
-        ]
-        procs.append(
-            subprocess.Popen(
-                args, env=CLEAN_ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-        )
-    for p in procs:
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-3000:]
+    overrides = [
+        *SEARCH,
+        "search.sync_bn=true",
+        trainer,
+        "trainer.devices=1",
+        "trainer.num_nodes=2",
+        "trainer.strategy.process_group_backend=gloo",
+        "data.batch_size=16",
+        f"hydra.run.dir={tmp_path / 'two'}",
+    ]
+    search_on_two_loopback_nodes(overrides, tmp_path, timeout=600)
     a, b = _state(one), _state(tmp_path / "two")
     assert int(a["steps_done"]) == int(b["steps_done"]) == 4
     pa, pb = torch.softmax(a["distribution.alpha"], 1), torch.softmax(b["distribution.alpha"], 1)

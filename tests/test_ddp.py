@@ -5,7 +5,6 @@ point for rank 1, which must never be the pytest process itself.
 """
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import MICRO, QUICK_SEARCH, clean_env
+from tests.helpers import MICRO, QUICK_SEARCH, clean_env, search_on_two_loopback_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = [*MICRO, "trainer.max_epochs=2", *QUICK_SEARCH, "search.sync_bn=true"]
@@ -67,41 +66,16 @@ def test_two_processes_give_the_same_alpha_and_weights_as_one(single_process_run
     assert summary["phase_final"] == "joint"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_two_nodes_on_loopback_gives_the_same_alpha(single_process_run, tmp_path):
-    port = _free_port()
-    procs = []
-    for node in (0, 1):
-        args = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nnodes=2",
-            "--nproc_per_node=1",
-            f"--node_rank={node}",
-            "--master_addr=127.0.0.1",
-            f"--master_port={port}",
-            str(ROOT / "search.py"),
-            *SHORT,
-            "trainer=ddp_cpu",
-            "trainer.devices=1",
-            "trainer.num_nodes=2",
-            "data.batch_size=16",
-            f"hydra.run.dir={tmp_path}",
-        ]
-        procs.append(
-            subprocess.Popen(
-                args, env=CLEAN_ENV, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-        )
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-3000:]
+    overrides = [
+        *SHORT,
+        "trainer=ddp_cpu",
+        "trainer.devices=1",
+        "trainer.num_nodes=2",
+        "data.batch_size=16",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    search_on_two_loopback_nodes(overrides, tmp_path, timeout=300)
     _assert_same_search(_state(single_process_run), _state(tmp_path))
 
 
