@@ -31,7 +31,9 @@ class SearchStatsLogger(pl.Callback):
     (E[MFLOPs] under the distribution), ``search/flops_argmax`` (MFLOPs of the most likely
     architecture), ``search/flops_sampled`` (mean MFLOPs of this step's samples),
     ``search/cost_penalty`` (mean hinge cost of this step's samples), ``search/beta`` (β of the cost
-    term; it moves with ``cost.beta_lr`` > 0).
+    term; it moves with ``cost.beta_lr`` > 0). For a constraint on another metric (latency,
+    params): ``search/<metric>_expected`` and ``search/<metric>_argmax`` in its unit; with several
+    constraints, ``search/beta_<metric>`` each (``search/beta`` is the first one's).
     """
 
     def __init__(self, prob_every_n_steps: int = 50):
@@ -59,6 +61,15 @@ class SearchStatsLogger(pl.Callback):
         pl_module.log("search/flops_sampled", float(stats.macs.mean()) / 1e6, **log)
         pl_module.log("search/cost_penalty", float(stats.costs.mean()), **log)
         pl_module.log("search/beta", pl_module.beta_value, **log)
+        constraints = getattr(pl_module, "constraints", ())
+        for c, table in zip(constraints, getattr(pl_module, "cost_tables", ())):
+            if c.name != "flops":  # FLOPs are logged above, constrained or not
+                scale = c.metric.scale
+                argmax = float(table.lookup(pl_module.argmax_architecture())[0])
+                pl_module.log(f"search/{c.name}_expected", pl_module.expected(c.name) / scale, **log)
+                pl_module.log(f"search/{c.name}_argmax", argmax / scale, **log)
+            if len(constraints) > 1:
+                pl_module.log(f"search/beta_{c.name}", pl_module.beta_values[c.name], **log)
 
     @rank_zero_only
     def log_probabilities(self, trainer, pl_module) -> None:

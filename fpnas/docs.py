@@ -141,6 +141,13 @@ def group_table(group: str, default: str | None) -> list[str]:
     for name, f in sorted(files.items(), key=lambda item: item[0] != BASES.get(group)):  # a base's keys first
         for key in f.keys:
             union.setdefault(key, []).append(name)
+    for name in files:  # an option composed of others (its defaults list names them) has their keys too
+        doc = yaml.safe_load((CONF / group / f"{name}.yaml").read_text()) or {}
+        for base in doc.get("defaults") or [] if isinstance(doc, dict) else []:
+            if isinstance(base, str) and base in files and base != name:
+                for key in files[base].keys:
+                    if name not in union[key]:
+                        union[key].append(name)
     if not union:
         return lines
     ref = default if default in files else BASES.get(group) if BASES.get(group) in files else next(iter(files))

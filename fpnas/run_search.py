@@ -41,7 +41,7 @@ def build_space(cfg: DictConfig):
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # groups the `module` node reads through interpolations: a `+cost.target_mflop=...` typo must not be ignored
-PLAIN_GROUPS = ("cost", "distribution", "search")
+PLAIN_GROUPS = ("cost", "cost.latency", "cost.params", "distribution", "search")
 
 
 def shipped_keys(group: str) -> set[str]:
@@ -108,6 +108,15 @@ def instantiate_search(cfg: DictConfig):
     return module, datamodule
 
 
+def describe_targets(module) -> str:
+    """``target 0.6 MFLOPs (space range 0.2047-2.063)`` for every constraint of the search."""
+    parts = []
+    for c, table in zip(module.constraints, module.cost_tables):
+        lo, hi = (v / c.metric.scale for v in table.value_range())
+        parts.append(f"target {c.target:.4g} {c.metric.unit} (space range {lo:.4g}-{hi:.4g})")
+    return ", ".join(parts)
+
+
 def resolve_ckpt_path(cfg: DictConfig, run: RunDir) -> str | None:
     """``ckpt_path``: a file, or ``last``; with ``auto_resume`` an existing last.ckpt is used."""
     ckpt = cfg.get("ckpt_path")
@@ -155,16 +164,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)
-    lo, hi = module.tables.macs_range()
-    log.info(
-        "%s | target %.4g MFLOPs (space range %.4g-%.4g) | %s | %s",
-        module.space.describe(),
-        module.target_macs / 1e6,
-        lo / 1e6,
-        hi / 1e6,
-        module.sampler,
-        threads,
-    )
+    log.info("%s | %s | %s | %s", module.space.describe(), describe_targets(module), module.sampler, threads)
     export_job_argv_for_ddp_children()
     AllReduceStats.reset()  # per job: a sweep runs several in one process
     fit_start = time.time()
@@ -203,9 +203,10 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         run.search_summary.write_text(json.dumps(summary, indent=2) + "\n")
         export_from_search(module, output_dir, cfg.get("export"))  # top_archs.yaml when export.top_k > 0
         log.info(
-            "found %.4g MFLOPs (target %.4g), %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
-            summary["arch_mflops"],
-            summary["target_mflops"],
+            "found %s, %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
+            ", ".join(
+                f"{c['arch']:.4g} {c['unit']} (target {c['target']:.4g})" for c in summary["constraints"].values()
+            ),
             summary["arch_params_m"],
             summary["val_acc"],
             summary["total_arch_samples"],

@@ -2,7 +2,8 @@
 
 Each step samples K architectures once, updates the super-net weights omega on a batch of the
 omega split with PARSEC importance weights, then the architecture logits alpha on a batch of
-the alpha split with the closed-form score-function gradient and the FLOPs hinge cost.
+the alpha split with the closed-form score-function gradient and the hinge cost of each constraint
+(FLOPs by default; parameters or a measured latency, several at once: ``fpnas.cost.Constraint``).
 Logging of entropy, K, sample counts, FLOPs and probabilities lives in callbacks
 (``fpnas.callbacks``); they read :attr:`SearchModule.last_step`.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytorch_lightning as pl
@@ -21,12 +22,13 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
-from fpnas.cost import arch_importance, dual_ascent_beta, hinge_cost
+from fpnas.cost import Constraint, constraint_from, dual_ascent_beta, penalised_importance
 from fpnas.distributed import all_reduce_sum, average_gradients
 from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError, NonFiniteLossError, check_option
+from fpnas.metrics import Flops
 from fpnas.optim import OptimizerFactory, check_optimizer, describe_optimizer
-from fpnas.space.complexity import ComplexityTables
+from fpnas.space.complexity import AdditiveTable, ComplexityTables
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
 
@@ -41,24 +43,29 @@ class StepStats:
     k: int
     entropy: float
     macs: torch.Tensor  # [K] MACs of the sampled architectures
-    costs: torch.Tensor  # [K] hinge costs
+    costs: torch.Tensor  # [K] hinge costs, summed over the constraints
+    values: dict[str, torch.Tensor] = field(default_factory=dict)  # [K] per constrained metric (counted unit)
 
 
 def check_target(space: SearchSpace, tables: ComplexityTables, target_macs: float) -> None:
-    """The target must be reachable in ``space``; at or above its largest architecture it never acts."""
-    lo, hi = (m / 1e6 for m in tables.macs_range())
-    target = target_macs / 1e6
-    if target < lo:
+    """The FLOPs target must be reachable in ``space``; at or above its largest architecture it never acts."""
+    Constraint(Flops(), target_macs / 1e6, beta=0.0).check_target(space, tables.macs)
+
+
+def check_constraints(constraints) -> list[Constraint]:
+    """The configured constraints as a list (``cost.constraints`` is a mapping: a null entry removes one)."""
+    if isinstance(constraints, Mapping):
+        constraints = [c for c in constraints.values() if c is not None]
+    if not isinstance(constraints, Sequence) or isinstance(constraints, str) or not constraints:
         raise ConfigError(
-            f"cost.target_mflops={target:g} is below what space '{space.name}' can reach "
-            f"(min {lo:.4g}, max {hi:.4g} MFLOPs); pick a target in that range"
+            f"cost.constraints must name at least one constraint (e.g. cost=flops, cost=latency, "
+            f"cost=flops_latency), got {constraints!r}"
         )
-    if target >= hi:
-        warnings.warn(
-            f"cost.target_mflops={target:g} is at or above the largest architecture of space "
-            f"'{space.name}' ({hi:.4g} MFLOPs): the cost term never acts and the search is unconstrained",
-            stacklevel=2,
-        )
+    out = [constraint_from(c) for c in constraints]
+    names = [c.name for c in out]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"cost.constraints: one constraint per metric, got {names}")
+    return out
 
 
 class SearchModule(pl.LightningModule):
@@ -68,7 +75,7 @@ class SearchModule(pl.LightningModule):
         self,
         space: SearchSpace,
         sampler,
-        target_mflops: float,
+        target_mflops: float | None = None,
         beta: float = 1.0,
         schedule: str = "coarse_to_fine",
         switch_epoch: int = 80,
@@ -84,17 +91,24 @@ class SearchModule(pl.LightningModule):
         export_mode: str = "feasible",
         export_max_candidates: int = 100_000,
         tables: ComplexityTables | None = None,
+        constraints: Sequence | Mapping | None = None,
     ):
         """Every argument is checked here, with the config key it comes from (``conf/search.yaml``,
-        ``module``), before any data is loaded. ``target_mflops`` is the one value in millions: the
-        search works in MACs. ``omega_optimizer`` / ``alpha_optimizer`` build an optimizer from
-        parameters (the ``_partial_`` nodes ``optim.omega`` / ``optim.alpha``); by default SGD
+        ``module``), before any data is loaded. ``constraints``: the budgets
+        (:class:`~fpnas.cost.Constraint`, or their ``to_dict`` data); ``target_mflops``, ``beta`` and
+        ``beta_lr`` are the shorthand for one FLOPs constraint (the paper's), in millions of MACs.
+        ``omega_optimizer`` / ``alpha_optimizer`` build an optimizer from parameters (the
+        ``_partial_`` nodes ``optim.omega`` / ``optim.alpha``); by default SGD
         (lr 0.1, Nesterov momentum 0.9, weight decay 4e-5) and Adam (lr 0.01). ``tables``: the
         space's cost tables, if the caller has them already."""
         super().__init__()
-        check_option("cost.target_mflops", target_mflops, float, 0, exclusive=True, example=0.6)
-        check_option("cost.beta", beta, float, 0, example=0.75)
-        check_option("cost.beta_lr", beta_lr, float, 0, example=0.02)
+        if constraints is None:
+            if target_mflops is None:
+                raise ConfigError("the search needs a budget: cost.target_mflops (cost=flops) or cost.constraints")
+            constraints = [Constraint(Flops(), target_mflops, beta, beta_lr)]
+        elif target_mflops is not None:
+            raise ConfigError("give target_mflops (one FLOPs constraint) or constraints, not both")
+        constraints = check_constraints(constraints)
         if schedule not in SCHEDULES:
             raise ConfigError(f"distribution.schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
         check_option("distribution.switch_epoch", switch_epoch, int, 0, example=8)
@@ -118,9 +132,14 @@ class SearchModule(pl.LightningModule):
             "optim.alpha", alpha_optimizer or functools.partial(torch.optim.Adam, lr=0.01)
         )
         self.tables = tables if tables is not None else ComplexityTables(space)
-        self.target_macs = float(target_mflops) * 1e6
-        check_target(space, self.tables, self.target_macs)
-        self.save_hyperparameters(ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables"])
+        self.constraints = constraints
+        self.cost_tables: list[AdditiveTable] = [c.table_for(space, self.tables) for c in constraints]
+        flops = [c for c in constraints if c.name == "flops"]
+        self.target_macs: float | None = flops[0].limit if flops else None  # None: FLOPs are not constrained
+        self.save_hyperparameters(
+            ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints"]
+        )
+        self.save_hyperparameters(dict(self.hparams, constraints=[c.to_dict() for c in constraints]))
         # the optimizers as text, for hparams.yaml; under other names than the arguments, which
         # load_from_checkpoint passes back (it drops names __init__ does not take)
         self.save_hyperparameters(
@@ -142,7 +161,7 @@ class SearchModule(pl.LightningModule):
         self.register_buffer("k_initial", torch.zeros((), dtype=torch.long))
         # β of the cost term: fixed (beta_lr = 0, the paper) or adapted by dual ascent; a buffer, so
         # that a resumed search continues with the β it had
-        self.register_buffer("beta", torch.tensor(float(beta), dtype=torch.float64))
+        self.register_buffer("beta", torch.tensor([c.beta for c in constraints], dtype=torch.float64))
         self._export_cache: tuple | None = None  # (α key, value), see exported_architecture
         self._expected_cache: tuple | None = None
         self._host_counters: dict | None = None  # host mirrors of the buffers above, see _counters
@@ -167,8 +186,8 @@ class SearchModule(pl.LightningModule):
     def _counters(self) -> dict:
         """Host mirrors of ``steps_done``, ``samples_total`` and ``beta`` (read once after a load)."""
         if self._host_counters is None:
-            steps, samples, beta = torch.stack(
-                [self.steps_done.double(), self.samples_total.double(), self.beta.double()]
+            steps, samples, *beta = torch.cat(
+                [self.steps_done.double()[None], self.samples_total.double()[None], self.beta.double()]
             ).tolist()
             self._host_counters = {"steps": int(steps), "samples": int(samples), "beta": beta}
         return self._host_counters
@@ -185,8 +204,13 @@ class SearchModule(pl.LightningModule):
 
     @property
     def beta_value(self) -> float:
-        """β of the cost term now (``beta`` without a device read)."""
-        return self._counters()["beta"]
+        """β of the first constraint now (``beta`` without a device read)."""
+        return self._counters()["beta"][0]
+
+    @property
+    def beta_values(self) -> dict[str, float]:
+        """β of every constraint now, by metric name."""
+        return dict(zip((c.name for c in self.constraints), self._counters()["beta"]))
 
     def _alpha_key(self) -> tuple:
         """Identifies the current α: the distribution object, α's storage and its in-place version
@@ -272,6 +296,8 @@ class SearchModule(pl.LightningModule):
         state = checkpoint.get("state_dict", {})
         if "beta" not in state:  # written before β was adaptive (a buffer): it had the configured β
             state["beta"] = self.beta.detach().clone()
+        elif state["beta"].dim() == 0:  # written before several constraints: the one β
+            state["beta"] = state["beta"].reshape(1)
         phase = checkpoint.get("fpnas", {}).get("phase")
         if phase is None:
             raise ConfigError("checkpoint was not written by an fpnas search (no 'fpnas' entry)")
@@ -388,8 +414,10 @@ class SearchModule(pl.LightningModule):
         train_loss, train_ll = self._omega_backward(xt, yt, rows)
         opt_omega.step()
 
-        macs, _ = self.tables.lookup(archs)  # CPU indices, CPU tables
-        costs = hinge_cost(macs, self.target_macs)
+        # CPU indices, CPU tables
+        values = {c.name: t.lookup(archs) for c, t in zip(self.constraints, self.cost_tables)}
+        costs = [c.hinge(values[c.name]) for c in self.constraints]
+        macs = values["flops"] if "flops" in values else self.tables.macs.lookup(archs)
         val_ll = None
         if not warm:
             with torch.no_grad():
@@ -403,7 +431,7 @@ class SearchModule(pl.LightningModule):
                 )
         self._check_step(train_ll, val_ll)
         if not warm:
-            m = arch_importance(val_ll, costs, counters["beta"], self.hparams.importance_temperature)
+            m = penalised_importance(val_ll, costs, counters["beta"], self.hparams.importance_temperature)
             alpha = self.distribution.alpha
             # non_blocking: a blocking host-to-device copy would wait for the device's queue
             archs_on_device = archs.to(alpha.device, non_blocking=True)
@@ -415,16 +443,14 @@ class SearchModule(pl.LightningModule):
         self.samples_total += k
         counters["steps"] += 1
         counters["samples"] += k
-        if not warm and self.hparams.beta_lr > 0:  # after the α step: E[FLOPs] of the new distribution
-            beta = dual_ascent_beta(
-                torch.tensor(counters["beta"], dtype=torch.float64),
-                self.expected_macs(),
-                self.target_macs,
-                self.hparams.beta_lr,
-            )
-            counters["beta"] = float(beta)
-            self.beta.fill_(counters["beta"])
-        self.last_step = StepStats(k, entropy, macs, costs)
+        for i, c in enumerate(self.constraints):
+            if not warm and c.beta_lr > 0:  # after the α step: E[metric] of the new distribution
+                beta = dual_ascent_beta(
+                    torch.tensor(counters["beta"][i], dtype=torch.float64), self.expected(c.name), c.limit, c.beta_lr
+                )
+                counters["beta"][i] = float(beta)
+                self.beta[i].fill_(counters["beta"][i])
+        self.last_step = StepStats(k, entropy, macs, costs[0] if len(costs) == 1 else sum(costs), values)
         # the device tensor: Lightning would copy a float to the device (a blocking copy)
         self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
 
@@ -436,7 +462,7 @@ class SearchModule(pl.LightningModule):
     def exported_architecture(self) -> torch.Tensor:
         """The architecture the search returns ([D] choice indices, CPU): with ``export_mode`` "feasible"
         the most probable architecture whose MACs are within the target (exact: best-first enumeration,
-        ``fpnas.topk``), with "argmax" the argmax of every unit (may exceed the target). The same on
+        ``fpnas.topk``; every constraint's), with "argmax" the argmax of every unit (may exceed the target). The same on
         every rank (α is identical there); cached per α."""
         return self._export()[0].clone()
 
@@ -450,12 +476,19 @@ class SearchModule(pl.LightningModule):
             self._export_cache = (key, self._select_export())
         return self._export_cache[1]
 
+    def limits(self) -> list[tuple[AdditiveTable, float]]:
+        """(table, limit) of every constraint: what an exported architecture must respect."""
+        return [(t, c.limit) for c, t in zip(self.constraints, self.cost_tables)]
+
+    def within_limits(self, choice_idx: torch.Tensor) -> bool:
+        return all(float(t.lookup(choice_idx)[0]) <= limit for t, limit in self.limits())
+
     def _select_export(self) -> tuple[torch.Tensor, str]:
         mode = self.argmax_architecture()
         if self.hparams.export_mode == "argmax":
             return mode, "argmax of every unit (export.mode=argmax; not checked against the target)"
         within = "the most probable architecture within the target (exact)"
-        if float(self.tables.lookup(mode)[0][0]) <= self.target_macs:
+        if self.within_limits(mode):
             return mode, within + "; it is the argmax of every unit"
         from fpnas.topk import top_architectures
 
@@ -463,24 +496,31 @@ class SearchModule(pl.LightningModule):
             self.host_distribution(),
             self.space,
             1,
-            self.target_macs,
+            None,
             self.hparams.export_max_candidates,
             distinct_networks=False,
             tables=self.tables,
+            limits=self.limits(),
         )
         if best.entries:
             return (
                 torch.tensor(best.entries[0]["indices"], dtype=torch.long),
                 within + f"; the argmax of every unit is over the target (candidate {best.enumerated})",
             )
-        # nothing under the target among the most probable candidates: the cheapest architecture
-        # (exists: the target is checked against the space's minimum before the search)
+        # nothing under the targets among the most probable candidates: the cheapest architecture, by
+        # the sum of metric / target (exact; one constraint: its minimum, which the target check
+        # proved feasible before the search)
+        cheapest = AdditiveTable.weighted_sum([(t, 1.0 / limit) for t, limit in self.limits()])
+        idx = torch.tensor(cheapest.extreme_architecture("min")[1], dtype=torch.long)
+        targets = ", ".join(f"{c.target:g} {c.metric.unit}" for c in self.constraints)
+        feasible = self.within_limits(idx)
         rank_zero_warn(
             f"[fpnas] none of the {best.enumerated} most probable architectures is within the target "
-            f"{self.target_macs / 1e6:.4g} MFLOPs (export.max_candidates): exporting the cheapest one"
+            f"{targets} (export.max_candidates): exporting the cheapest one"
+            + ("" if feasible else " (it is not within every target: no architecture may be)")
         )
         return (
-            torch.tensor(self.tables.extreme_architecture("min")[1], dtype=torch.long),
+            idx,
             f"the cheapest architecture: none of the {best.enumerated} most probable is within the target",
         )
 
@@ -498,8 +538,19 @@ class SearchModule(pl.LightningModule):
 
     def expected_macs(self) -> float:
         """E[MACs] under the current distribution (exact; computed once per α, on the CPU)."""
+        return self.expected("flops")
+
+    def expected(self, metric: str) -> float:
+        """E[metric] (counted unit) under the current distribution: ``flops``, ``params`` or a
+        constrained metric (exact; computed once per α, on the CPU)."""
         key = self._alpha_key()
         if self._expected_cache is None or self._expected_cache[0] != key:
-            marginals = self.host_distribution().marginals()
-            self._expected_cache = (key, float(self.tables.expected_macs(marginals)))
-        return self._expected_cache[1]
+            self._expected_cache = (key, {})
+        cache = self._expected_cache[1]
+        if metric not in cache:
+            tables = {"flops": self.tables.macs, "params": self.tables.params}
+            tables |= {c.name: t for c, t in zip(self.constraints, self.cost_tables)}
+            if "marginals" not in cache:
+                cache["marginals"] = self.host_distribution().marginals()
+            cache[metric] = float(tables[metric].expected(cache["marginals"]))
+        return cache[metric]

@@ -1,8 +1,10 @@
 """Print an architecture as a table, per block, and optionally draw it.
 
-``python -m fpnas.show <arch.yaml | run dir | reference name> [--png out.png] [--input-size N]``
+``python -m fpnas.show <arch.yaml | run dir | reference name> [--png out.png] [--input-size N]
+[--latency-table FILE]``
 Per-block MFLOPs (MACs) and parameters come from the analytic formulas
-(:mod:`fpnas.space.rows`); stem + blocks + head add up to the architecture's total.
+(:mod:`fpnas.space.rows`); stem + blocks + head add up to the architecture's total. With a latency
+look-up table (``python -m fpnas.latency build``), a column of each block's measured milliseconds.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from fpnas.run_dir import RunDir
 from fpnas.space.rows import block_rows
 
 
-def architecture_table(arch, title: str | None = None, rows: list[dict] | None = None):
-    """A ``rich`` table of :func:`block_rows` with a total row."""
+def architecture_table(arch, title: str | None = None, rows: list[dict] | None = None, latency=None):
+    """A ``rich`` table of :func:`block_rows` with a total row; ``latency``: a
+    :class:`~fpnas.latency.LatencyTable` of the architecture's space, for a column of milliseconds."""
     from rich.table import Table
 
     rows = rows if rows is not None else block_rows(arch.space, arch.indices)
@@ -37,7 +40,10 @@ def architecture_table(arch, title: str | None = None, rows: list[dict] | None =
     table.add_column("MFLOPs", justify="right", footer=f"{total_m / 1e6:.4f}")
     table.add_column("%", justify="right", footer="100")
     table.add_column("params", justify="right", footer=f"{total_p:,}")
-    for r in rows:
+    ms = latency_column(arch, latency) if latency is not None else None
+    if ms is not None:
+        table.add_column("ms", justify="right", footer=f"{latency.predict(arch.space, arch.indices):.4g}")
+    for i, r in enumerate(rows):
         skip = r["kind"] == "skip"
         table.add_row(
             r["name"],
@@ -52,9 +58,18 @@ def architecture_table(arch, title: str | None = None, rows: list[dict] | None =
             f"{r['macs'] / 1e6:.4f}",
             f"{100 * r['macs'] / total_m:.1f}" if total_m else "0",
             f"{r['params']:,}",
+            *([f"{ms[i]:.4g}"] if ms is not None else []),
             style="dim" if skip else None,
         )
     return table
+
+
+def latency_column(arch, latency) -> list[float]:
+    """Milliseconds of the stem, every block and the head (the rows of :func:`block_rows`); their sum
+    plus the table's overhead term is the predicted latency."""
+    space = arch.space
+    blocks = [latency.block_ms(cfg) for cfg in space.resolve(arch.indices)]
+    return [latency.stem_ms, *blocks, latency.head_ms[int(space.last_width(arch.indices))]]
 
 
 def table_title(label: str, arch) -> str:
@@ -115,10 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--png", help="also draw the architecture as a block diagram into this PNG file")
     parser.add_argument("--input-size", type=int, help="evaluate at this input size instead of the file's")
+    parser.add_argument(
+        "--latency-table",
+        help="a latency table of the architecture's space (python -m fpnas.latency build): an ms column",
+    )
     args = parser.parse_args(argv)
+    latency = None
     try:
         arch = _load(args.arch, args.input_size)
         rows = block_rows(arch.space, arch.indices)
+        if args.latency_table:
+            from fpnas.latency import load_table
+
+            latency = load_table(args.latency_table, "--latency-table")
+            latency.check_space(arch.space, "--latency-table")
     except ConfigError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line (YAML errors span several)
         return 2
@@ -128,11 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     console = wide_console()
     macs, params = arch.complexity()
     sp = arch.space
-    console.print(architecture_table(arch, rows=rows, title=table_title(args.arch, arch)))
+    console.print(architecture_table(arch, rows=rows, title=table_title(args.arch, arch), latency=latency))
     console.print(
         f"total: {macs / 1e6:.4f} MFLOPs (MACs), {params / 1e6:.4f} M params, "
         f"{sum(r['kind'] == 'skip' for r in rows)} of {len(sp.blocks)} blocks skipped"
     )
+    if latency is not None:
+        k = latency.key
+        console.print(
+            f"latency: {latency.predict(arch.space, arch.indices):.4g} ms predicted (blocks + overhead term "
+            f"{latency.overhead_ms:.3g} ms) on {k['device_name']}, batch {k['batch']}, {k['threads']} threads"
+        )
     if args.png:
         from fpnas.plots import architecture_figure, save_figure
 

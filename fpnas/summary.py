@@ -52,16 +52,27 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
 
     # the last validation of the fit scored the final exported architecture; NaN when validation is off
     val_acc = trainer.callback_metrics.get("val/acc", float("nan"))
-    macs, params = module.architecture_cost(module.exported_architecture())
+    exported = module.exported_architecture()
+    macs, params = module.architecture_cost(exported)
+    constraints = {}
+    for c, table, beta in zip(module.constraints, module.cost_tables, module.beta_values.values()):
+        scale = c.metric.scale
+        constraints[c.name] = {
+            "target": c.target,
+            "unit": c.metric.unit,
+            "arch": float(table.lookup(exported)[0]) / scale,
+            "expected_final": module.expected(c.name) / scale,
+            "beta_final": beta,
+        }
     summary = {
         "space": module.space.name,
-        "target_mflops": module.target_macs / 1e6,
+        "target_mflops": None if module.target_macs is None else module.target_macs / 1e6,
         "arch_mflops": macs / 1e6,
         "arch_params_m": params / 1e6,
         "export_mode": module.hparams.export_mode,
         "selection": module.selection(),
         "argmax_mflops": module.architecture_cost(module.argmax_architecture())[0] / 1e6,
-        "beta_final": float(module.beta),
+        "beta_final": module.beta_value,
         "val_acc": float(val_acc),
         "total_arch_samples": int(module.samples_total),
         "steps": int(module.steps_done),
@@ -77,6 +88,16 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
         "processes": int(trainer.world_size),
         "grad_allreduces": AllReduceStats.calls,
         "grad_allreduce_mb": round(AllReduceStats.bytes / 2**20, 3),
+        "constraints": constraints,
+        **{
+            key: value
+            for c in module.constraints
+            if c.name not in ("flops", "params")
+            for key, value in (
+                (c.metric.target_summary_key, c.target),
+                (c.metric.summary_key, constraints[c.name]["arch"]),
+            )
+        },
         "arch_file": str(run.arch),
         "checkpoint": next((str(c.path) for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None),
     }
@@ -85,22 +106,38 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
     return summary
 
 
+def _versus(found: float, target: float | None) -> str:
+    """A value against its target: ``0.48 vs target 0.5 (96.0%, under the target)``."""
+    if target is None:
+        return f"{found:.4g}"
+    under = "under" if found <= target else "OVER"
+    return f"{found:.4g} vs target {target:.4g} ({100 * found / target:.1f}%, {under} the target)"
+
+
 def search_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) -> list:
     """The found architecture per block and the key numbers of a search."""
     s = summary
-    target, found = s["target_mflops"], s["arch_mflops"]
-    under = "under" if found <= target else "OVER"
     numbers = [
         ("space", f"{s['space']} ({arch.space.input_size}px, {len(arch.space.blocks)} blocks)"),
-        ("MFLOPs (MACs)", f"{found:.4g} vs target {target:.4g} ({100 * found / target:.1f}%, {under} the target)"),
+        ("MFLOPs (MACs)", _versus(s["arch_mflops"], s["target_mflops"])),
+        *(
+            (c["unit"], _versus(c["arch"], c["target"]))
+            for name, c in (s.get("constraints") or {}).items()
+            if name != "flops"
+        ),
         ("selection", str(s.get("selection", "the most likely architecture"))),
         *(
             [("argmax MFLOPs", f"{s['argmax_mflops']:.4g} (the argmax of every unit, not exported)")]
-            if s.get("argmax_mflops") is not None and abs(s["argmax_mflops"] - found) > 1e-9
+            if s.get("argmax_mflops") is not None and abs(s["argmax_mflops"] - s["arch_mflops"]) > 1e-9
             else []
         ),
         ("expected MFLOPs", _num(s.get("expected_mflops_final"))),
-        ("β", _num(s.get("beta_final"), ".4g")),
+        (
+            "β",
+            ", ".join(f"{n} {c['beta_final']:.4g}" for n, c in s["constraints"].items())
+            if len(s.get("constraints") or {}) > 1
+            else _num(s.get("beta_final"), ".4g"),
+        ),
         ("params", f"{s['arch_params_m']:.4g} M"),
         ("val acc (α split)", _num(s.get("val_acc"), ".4f")),
         ("architecture samples", f"{s['total_arch_samples']:,} in {s['steps']:,} steps, {s['epochs']} epochs"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from fpnas.arch import architecture_from_indices
 from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError
 from fpnas.run_dir import RunDir
-from fpnas.space.complexity import ComplexityTables
+from fpnas.space.complexity import AdditiveTable, ComplexityTables
 from fpnas.space.spec import SearchSpace
 
 log = logging.getLogger("fpnas")
@@ -124,8 +124,10 @@ def top_architectures(
     distinct_networks: bool = True,
     tables: ComplexityTables | None = None,
     batch: int = 512,
+    limits: Sequence[tuple[AdditiveTable, float]] = (),
 ) -> TopK:
-    """The ``k`` most probable architectures with MACs <= ``target_macs`` (None: no limit)."""
+    """The ``k`` most probable architectures with MACs <= ``target_macs`` (None: no limit) and every
+    ``(table, limit)`` of ``limits`` respected (the search's constraints: any additive metric)."""
     if k < 1:
         raise ValueError("k must be >= 1")
     tables = tables or ComplexityTables(space)
@@ -140,11 +142,21 @@ def top_architectures(
         flat = torch.tensor([f for _, f in pending], dtype=torch.long, device=dist.alpha.device)
         indices = dist.decode(flat).cpu()
         macs, params = tables.lookup(indices)
-        batch_items = list(zip([(lp, idx) for (lp, _), idx in zip(pending, indices)], macs.tolist(), params.tolist()))
+        over_limits = torch.zeros(len(indices), dtype=torch.bool)
+        for table, limit in limits:
+            over_limits |= table.lookup(indices) > limit
+        batch_items = list(
+            zip(
+                [(lp, idx) for (lp, _), idx in zip(pending, indices)],
+                macs.tolist(),
+                params.tolist(),
+                over_limits.tolist(),
+            )
+        )
         pending.clear()
-        for (lp, idx), m, p in batch_items:
+        for (lp, idx), m, p, over_limit in batch_items:
             examined += 1
-            if target_macs is not None and m > target_macs:
+            if over_limit or (target_macs is not None and m > target_macs):
                 over += 1
                 continue
             if distinct_networks:
@@ -212,13 +224,18 @@ def write_top_architectures(
     max_candidates: int = 100_000,
     distinct_networks: bool = True,
     tables: ComplexityTables | None = None,
+    constraints: Sequence = (),
     **meta,
 ) -> Path:
     """``<out_dir>/top_archs.yaml`` (the list) and ``<out_dir>/top_archs/rank_<i>.yaml`` (one
     ordinary architecture file per entry, for ``train.py arch=...`` and ``python -m fpnas.show``).
-    The file gives MFLOPs and M params (millions, as every file and message); the code counts MACs."""
+    The file gives MFLOPs and M params (millions, as every file and message); the code counts MACs.
+    ``constraints``: ``(Constraint, table)`` pairs every entry respects besides ``target_macs``; the
+    entries give their metrics' values too."""
     out_dir = Path(out_dir)
-    res = top_architectures(dist, space, k, target_macs, max_candidates, distinct_networks, tables)
+    limits = [(table, c.limit) for c, table in constraints]
+    res = top_architectures(dist, space, k, target_macs, max_candidates, distinct_networks, tables, limits=limits)
+    extra = [(c, table) for c, table in constraints if c.name not in ("flops", "params")]
     run = RunDir(out_dir)
     arch_dir = run.top_archs_dir
     for old in arch_dir.glob("rank_*.yaml"):  # a re-export (resume) must not leave stale ranks
@@ -237,6 +254,12 @@ def write_top_architectures(
                 "prob": float(f"{e['prob']:.6g}"),
                 "mflops": round(e["macs"] / 1e6, 4),
                 "params_m": round(e["params"] / 1e6, 4),
+                **{
+                    f"{c.name}_{c.metric.unit}": round(
+                        float(t.lookup(torch.tensor([e["indices"]]))[0]) / c.metric.scale, 4
+                    )
+                    for c, t in extra
+                },
                 "file": str((arch_dir / name).relative_to(run.root)),
                 "choices": {
                     n: (float(v) if isinstance(v, float) else v) for n, v in space.choices_of(e["indices"]).items()
@@ -258,6 +281,7 @@ def write_top_architectures(
         "in_chans": space.in_chans,
         "num_classes": space.num_classes,
         "target_mflops": None if target_macs is None else float(target_macs) / 1e6,
+        "targets": {c.name: f"{c.target:g} {c.metric.unit}" for c, _ in constraints} or None,
         **meta,
         "requested": int(k),
         "found": len(entries),
@@ -273,7 +297,7 @@ def write_top_architectures(
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         f.write(
-            "# The most probable distinct architectures with MFLOPs <= target_mflops under the final\n"
+            "# The most probable distinct architectures within the targets under the final\n"
             "# distribution, most probable first (fpnas.topk). log_prob = log P(choices | alpha).\n"
             "# Entry i is also an ordinary architecture file: train it with\n"
             "#   python train.py arch=<run dir>/top_archs/rank_<i>.yaml\n"
@@ -298,15 +322,16 @@ def export_from_search(module, output_dir: str | Path, export) -> Path | None:
         module.target_macs,
         int(export.get("max_candidates", 100_000)),
         tables=module.tables,
+        constraints=list(zip(module.constraints, module.cost_tables)),
         phase=module.phase,
         steps=module.steps_completed,
     )
     doc = yaml.safe_load(path.read_text())
     log.info(
-        "top-k: %d of %d architectures under %.4g MFLOPs after %d candidates%s -> %s",
+        "top-k: %d of %d architectures within %s after %d candidates%s -> %s",
         doc["found"],
         k,
-        module.target_macs / 1e6,
+        ", ".join(f"{c.target:g} {c.metric.unit}" for c in module.constraints),
         doc["enumerated"],
         " (max_candidates reached)" if doc["cap_hit"] else "",
         path,

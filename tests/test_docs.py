@@ -95,6 +95,7 @@ def test_readme_sections_and_the_two_setup_commands_at_the_top():
     recipes = README.split("\n## Recipes\n", 1)[1].split("\n## ", 1)[0]
     assert [line[4:] for line in recipes.splitlines() if line.startswith("### ")] == [
         "Sweep",
+        "Latency and parameter budgets",
         "DDP: GPUs and nodes",
         "GPUs: precision, data loading, the one-command check",
         "CPU: threads and start-up",

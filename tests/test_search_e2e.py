@@ -162,7 +162,10 @@ def test_the_module_node_builds_the_configured_optimizers_once_checked(tmp_path)
     assert type(omega) is torch.optim.AdamW and omega.defaults["lr"] == 0.1 and omega.defaults["weight_decay"] == 4e-5
     assert type(alpha) is torch.optim.Adam and alpha.defaults["lr"] == 0.02 and alpha.defaults["betas"] == (0.9, 0.999)
     assert module.hparams.optim_omega == "torch.optim.adamw.AdamW(lr=0.1, weight_decay=4e-05)"
-    assert module.hparams.target_mflops == 0.5 and module.target_macs == 0.5e6
+    assert module.constraints[0].target == 0.5 and module.target_macs == 0.5e6
+    assert module.hparams.constraints == [
+        {"metric": "flops", "target": 0.5, "beta": 0.75, "beta_lr": 0.0, "prefix": "cost"}
+    ]
 
 
 def test_resumed_search_ends_exactly_like_an_uninterrupted_one(tmp_path):

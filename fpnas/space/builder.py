@@ -63,6 +63,40 @@ def _divisible_se(value: float, divisor: int, fn) -> int:
     return fn(int(value + 1e-6), divisor)
 
 
+def timm_builder(space: SearchSpace, drop_path_rate: float = 0.0):
+    """timm's ``EfficientNetBuilder`` set up for ``space``: exact widths, the space's activation
+    and SE (gate, width rounding), no dilation."""
+    from timm.layers import get_act_layer
+    from timm.models._efficientnet_blocks import SqueezeExcite
+    from timm.models._efficientnet_builder import EfficientNetBuilder
+
+    se_round = {}
+    if space.se_divisor > 1:  # mobile-vision's SE width: get_divisible_by(int(width), divisor)
+        se_round = {"rd_round_fn": partial(_divisible_se, divisor=space.se_divisor, fn=divisible_by)}
+    return EfficientNetBuilder(
+        output_stride=1 << 20,  # never dilate; timm assumes a stride-2 stem when counting
+        round_chs_fn=_keep_width,
+        act_layer=get_act_layer(TIMM_ACT_LAYER[space.act]),
+        norm_layer=nn.BatchNorm2d,
+        se_layer=partial(SqueezeExcite, gate_layer=space.se_gate, **se_round),
+        drop_path_rate=drop_path_rate,
+    )
+
+
+def build_block(space: SearchSpace, cfg: BlockConfig) -> nn.Module:
+    """The standalone module of one resolved block, as :class:`StandaloneNet` builds it (timed
+    alone by ``fpnas.latency``); an identity skip is ``nn.Identity``."""
+    from timm.models._efficientnet_builder import decode_arch_def
+
+    if cfg.identity:
+        return nn.Identity()
+    block = cfg.kind.standalone_block(space, cfg, 0.0)
+    if block is not None:
+        return block
+    stages = timm_builder(space)(cfg.in_chs, decode_arch_def([[timm_block_string(space, cfg)]]))
+    return stages[0][0]
+
+
 class StandaloneNet(nn.Module):
     """A plain network for one architecture of a space."""
 
@@ -71,26 +105,15 @@ class StandaloneNet(nn.Module):
     ):
         super().__init__()
         from timm.layers import create_classifier, create_conv2d, get_act_layer, get_norm_act_layer
-        from timm.models._efficientnet_blocks import SqueezeExcite
-        from timm.models._efficientnet_builder import EfficientNetBuilder, decode_arch_def, efficientnet_init_weights
+        from timm.models._efficientnet_builder import decode_arch_def, efficientnet_init_weights
 
         act_layer = get_act_layer(TIMM_ACT_LAYER[space.act])
-        se_round = {}
-        if space.se_divisor > 1:  # mobile-vision's SE width: get_divisible_by(int(width), divisor)
-            se_round = {"rd_round_fn": partial(_divisible_se, divisor=space.se_divisor, fn=divisible_by)}
         norm_act = get_norm_act_layer(nn.BatchNorm2d, act_layer)
         self.num_classes = space.num_classes
         self.drop_rate = drop_rate
         self.conv_stem = create_conv2d(space.in_chans, space.stem_channels, space.stem_kernel, stride=space.stem_stride)
         self.bn1 = norm_act(space.stem_channels, inplace=True)
-        builder = EfficientNetBuilder(
-            output_stride=1 << 20,  # never dilate; timm assumes a stride-2 stem when counting
-            round_chs_fn=_keep_width,
-            act_layer=act_layer,
-            norm_layer=nn.BatchNorm2d,
-            se_layer=partial(SqueezeExcite, gate_layer=space.se_gate, **se_round),
-            drop_path_rate=drop_path_rate,
-        )
+        builder = timm_builder(space, drop_path_rate)
         self.blocks = nn.Sequential(*builder(space.stem_channels, decode_arch_def(timm_arch_def(space, choice_idx))))
         self._replace_custom_blocks(space, choice_idx)
         self.conv_head = create_conv2d(builder.in_chs, space.head_channels, 1)
@@ -120,16 +143,23 @@ class StandaloneNet(nn.Module):
             if block is not None:
                 self.blocks[stage][i] = block
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn1(self.conv_stem(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.global_pool(self.forward_features(x))
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv_head(self.blocks(self.forward_stem(x))))
+
+    def forward_after_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """From the last block's output to the logits: head conv, pooling, classifier."""
+        x = self.global_pool(self.bn2(self.conv_head(x)))
         if self.head_fc is not None:
             x = self.head_act(self.head_fc(x[:, :, None, None])).flatten(1)
         if self.drop_rate > 0:
             x = nn.functional.dropout(x, self.drop_rate, self.training)
         return self.classifier(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_after_blocks(self.blocks(self.forward_stem(x)))
 
 
 def build_model(space: SearchSpace, choice_idx: Sequence[int], **kwargs) -> StandaloneNet:
