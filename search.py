@@ -13,8 +13,10 @@ def main(cfg: DictConfig) -> float:
 
     adopt_submitit_local_task(cfg.trainer)  # hydra/launcher=local_ddp: this task is one of the job's (before Lightning)
     from fpnas.cli import run_reporting_user_errors
+    from fpnas.console import quiet_third_party
     from fpnas.run_search import run_search
 
+    quiet_third_party()  # Lightning's tips and internal deprecations: noise a user cannot act on
     summary = run_reporting_user_errors(run_search, cfg)
     return summary["val_acc"]  # the value a Hydra sweeper would optimise
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command GPU check: install, CUDA tests, a short FP-NAS-S1 search on real JPEG files, and the
-# step-overhead / memory / throughput benchmarks with their CUDA rows, in at most ~8 minutes on one GPU.
+# step-overhead / memory / throughput / latency-table benchmarks with their CUDA rows, in at most ~9 minutes on one GPU.
 #
 #   bash benchmarks/gpu_check.sh                 # on a machine with a GPU; reports in benchmarks/results/*_cuda.*
 #   bash benchmarks/gpu_check.sh --cpu           # the same steps on the CPU at tiny sizes (CI; reports in a temp dir)
@@ -47,6 +47,7 @@ if [ "$MODE" = gpu ]; then
   RESULTS=benchmarks/results
   export FPNAS_BENCH_RESULTS=""
   BENCH=(--devices cuda --cases cuda --suffix _cuda)
+  LATENCY=(--devices cuda --cases tiny --suffix _cuda)
   CLASSES=100; PER_CLASS=16; PIXELS=160
   SEARCH=(trainer.accelerator=gpu trainer.precision=bf16-mixed space.input_size=128 data.batch_size=64
           data.num_workers=4 +trainer.limit_train_batches=12 +trainer.limit_val_batches=2)
@@ -56,6 +57,7 @@ else
   RESULTS=$(mktemp -d)/results  # the committed reports stay as they are
   export FPNAS_BENCH_RESULTS="$RESULTS"
   BENCH=(--devices cpu --quick --suffix _cpu_check)
+  LATENCY=(--devices cpu --quick --suffix _cpu_check)
   CLASSES=4; PER_CLASS=8; PIXELS=40
   # K = 2 (λ = 0.02: the experiment's λ = 0.25 gives K = 24 on this 96-nat space) and float32 (CPUs
   # without bf16 units emulate it)
@@ -146,6 +148,7 @@ step "search.py experiment=fpnas_s1" search
 step "step overhead" "$PY" benchmarks/step_overhead.py "${BENCH[@]}"
 step memory "$PY" benchmarks/memory.py "${BENCH[@]}"
 step throughput "$PY" benchmarks/throughput.py "${BENCH[@]}"
+step "latency table" "$PY" benchmarks/latency_lut.py "${LATENCY[@]}"
 
 {
   echo "# gpu_check ($MODE) $(date -u '+%Y-%m-%d %H:%M UTC')"

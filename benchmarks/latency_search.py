@@ -31,13 +31,10 @@ def search(run_dir, overrides: list[str]) -> dict:
 
 def measured_ms(arch_path, table) -> float:
     from fpnas.arch import load_architecture
-    from fpnas.latency import Timing, measure_architecture
+    from fpnas.latency import measure_architectures, timing_of
 
     arch = load_architecture(arch_path)
-    k = table.key
-    timing = Timing(k["device"], k["batch"], k["threads"], k["dtype"], k.get("channels_last", False), 0.2)
-    values = sorted(measure_architecture(timing, arch.space, arch.indices) for _ in range(5))
-    return values[2]
+    return measure_architectures(timing_of(table), arch.space, [arch.indices], rounds=5)[0]
 
 
 def main() -> None:
@@ -53,7 +50,7 @@ def main() -> None:
     table_path = WORK / f"{tag}.json"
     space = space_from_overrides(space_args)
     if not table_path.is_file() or not load_table(table_path).complete:
-        build_table(space, Timing("cpu", 1, 1, min_run_time=0.005 if args.quick else 0.02), table_path)
+        build_table(space, Timing("cpu", 1, 1, min_run_time=0.002 if args.quick else 0.01), table_path)
     table = load_table(table_path)
     runs = WORK / ("search_quick" if args.quick else "search")
     lat = search(

@@ -17,6 +17,27 @@ class NonFiniteLossError(ConfigError):
     the step and the last good checkpoint."""
 
 
+class MissingExtraError(ConfigError):
+    """An optional dependency is not installed; the message names the pip extra that installs it."""
+
+
+def require_extra(extra: str, modules: tuple[str, ...], needed_for: str) -> None:
+    """Import ``modules``, else a :class:`MissingExtraError` saying ``pip install -e ".[<extra>]"``."""
+    import importlib
+
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingExtraError(
+            f"{needed_for} needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+            f'installed: pip install -e ".[{extra}]"'
+        )
+
+
 def check_option(
     key: str,
     value: Any,

@@ -1,13 +1,14 @@
 """Measured latency look-up tables: build one for a space on a device, load it for a search.
 
 A table times every distinct block configuration of a space alone (the standalone module
-``fpnas.space.builder.build_block`` makes), the stem and the head for every last width, with
-``torch.utils.benchmark.Timer`` (warm-up, median over blocks of runs; it synchronises CUDA around
-each block). A network's predicted latency is the sum of its entries plus one per-call overhead
-term, fitted on a few calibration architectures measured end to end (what summing parts alone
-misses: the network's own call and its data staying in caches between blocks). FBNet's
-``mobile_cv/lut`` and Once-for-All's ``latency_table.py`` do the same; the table is keyed by what
-the numbers depend on (space, input size, batch, device, dtype, torch version, threads).
+``fpnas.space.builder.build_block`` makes), the stem and the head for every last width: the
+minimum over calls after a warm-up (CUDA: events around each call, :meth:`Timing.ms`) and over
+several passes over all entries (:func:`build_table`). A network's predicted latency is the sum
+of its entries plus two correction terms fitted on a few calibration architectures measured end to
+end (:meth:`LatencyTable.calibrate`: the network's own call, and its weights not staying in the
+cache between blocks, per parameter). Both are additive, so the table stays an additive metric.
+FBNet's ``mobile_cv/lut`` and Once-for-All's ``latency_table.py`` do the same; the table is keyed
+by what the numbers depend on (space, input size, batch, device, dtype, torch version, threads).
 
 Usage::
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import platform
 import sys
 import time
@@ -42,8 +44,9 @@ BUILD_OPTIONS = {  # key=value options of `build` (everything else is a search.y
     "threads": 1,
     "dtype": "float32",
     "channels_last": False,
-    "min_run_time": 0.02,  # seconds of timed runs per entry (after the warm-up)
-    "calibration": 8,  # random architectures measured end to end for the overhead term
+    "min_run_time": 0.005,  # seconds of timed calls per entry and pass (after a warm-up; 10 calls at least)
+    "calibration": 12,  # random architectures measured end to end for the correction terms
+    "rounds": 5,  # passes over every entry, seconds apart (each keeps its minimum: bursts of load meet one)
     "out": None,
 }
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -75,16 +78,30 @@ def _config_key(cfg: BlockConfig) -> str:
 @dataclass
 class LatencyTable:
     """Milliseconds per batch of every block configuration, the stem, the head per last width, and
-    the per-call overhead (an additive metric: :meth:`additive_table`)."""
+    the correction terms (an additive metric: :meth:`additive_table`)."""
 
     key: dict[str, Any]
     blocks: dict[str, float] = field(default_factory=dict)  # BlockConfig as JSON -> ms
     stem_ms: float | None = None
     head_ms: dict[int, float] = field(default_factory=dict)  # last width -> ms
-    overhead_ms: float = 0.0
-    calibration: list[dict] = field(default_factory=list)  # {choices, measured_ms, sum_ms}
+    overhead_ms: float = 0.0  # per network: its own call
+    ms_per_mparam: float = 0.0  # per million parameters: weights that do not stay in cache end to end
+    calibration: list[dict] = field(default_factory=list)  # {choices, measured_ms, sum_ms, mparams}
     complete: bool = False
     path: Path | None = None
+    rounds: int = 1  # passes over every entry; an entry keeps its minimum
+    measured: dict[str, int] = field(default_factory=dict)  # entry ("stem", "head/<w>", block key) -> passes done
+
+    def record(self, name: str, ms: float) -> None:
+        """One pass's measurement of an entry: its minimum so far is kept."""
+        if name == "stem":
+            self.stem_ms = ms if self.stem_ms is None else min(self.stem_ms, ms)
+        elif name.startswith("head/"):
+            w = int(name.split("/", 1)[1])
+            self.head_ms[w] = min(self.head_ms.get(w, math.inf), ms)
+        else:
+            self.blocks[name] = min(self.blocks.get(name, math.inf), ms)
+        self.measured[name] = self.measured.get(name, 0) + 1
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:
@@ -97,7 +114,10 @@ class LatencyTable:
             "stem_ms": self.stem_ms,
             "head_ms": {str(w): v for w, v in self.head_ms.items()},
             "overhead_ms": self.overhead_ms,
+            "ms_per_mparam": self.ms_per_mparam,
             "calibration": self.calibration,
+            "rounds": self.rounds,
+            "measured": self.measured,
             "blocks": [{"config": json.loads(k), "ms": v} for k, v in self.blocks.items()],
         }
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -117,9 +137,12 @@ class LatencyTable:
             stem_ms=doc["stem_ms"],
             head_ms={int(w): float(v) for w, v in doc["head_ms"].items()},
             overhead_ms=float(doc.get("overhead_ms", 0.0)),
+            ms_per_mparam=float(doc.get("ms_per_mparam", 0.0)),
             calibration=doc.get("calibration", []),
             complete=bool(doc.get("complete")),
             path=Path(path),
+            rounds=int(doc.get("rounds", 1)),
+            measured={str(k): int(v) for k, v in (doc.get("measured") or {}).items()},
         )
 
     # ------------------------------------------------------------------ use
@@ -154,31 +177,70 @@ class LatencyTable:
     def additive_table(self, space: SearchSpace, what: str = "table"):
         """The table as an :class:`~fpnas.space.complexity.AdditiveTable` of ``space`` (ms per batch);
         its blocks depend on every variable (relu and h-swish differ in time, not in MACs)."""
-        from fpnas.space.complexity import additive_tables
+        from fpnas.space.complexity import additive_tables, head_complexity, stem_complexity
 
         self.check_space(space, what)
+        per_param = self.ms_per_mparam / 1e6  # the correction, spread over the parts by their parameters
         return additive_tables(
             space,
             1,
-            lambda cfg: (self.block_ms(cfg),),
-            lambda width: (self.head_ms[int(width)],),
-            lambda: (self.stem_ms + self.overhead_ms,),
+            lambda cfg: (self.block_ms(cfg) + per_param * cfg.kind.complexity(cfg)[1],),
+            lambda width: (self.head_ms[int(width)] + per_param * head_complexity(space, width)[1],),
+            lambda: (self.stem_ms + self.overhead_ms + per_param * stem_complexity(space)[1],),
             all_variables=True,
         )[0]
 
     def predict(self, space: SearchSpace, choice_idx: Sequence[int], with_overhead: bool = True) -> float:
-        """Predicted ms of one architecture: the sum of its entries (+ the overhead term)."""
+        """Predicted ms of one architecture: the sum of its entries (+ the correction terms)."""
         total = self.stem_ms + self.head_ms[int(space.last_width(choice_idx))]
         total += sum(self.block_ms(cfg) for cfg in space.resolve(choice_idx))
-        return total + (self.overhead_ms if with_overhead else 0.0)
+        if not with_overhead:
+            return total
+        return total + self.overhead_ms + self.ms_per_mparam * _mparams(space, choice_idx)
 
     def describe(self) -> str:
         k = self.key
         return (
             f"{k['space']} @ {k['input_size']}px, batch {k['batch']}, {k['dtype']}, {k['device_name']} "
             f"({k['device']}, {k['threads']} threads{', channels_last' if k.get('channels_last') else ''}), "
-            f"torch {k['torch']}: {len(self.blocks)} blocks, overhead {self.overhead_ms:.4g} ms"
+            f"torch {k['torch']}: {len(self.blocks)} blocks; correction {self.overhead_ms:.3g} ms + "
+            f"{self.ms_per_mparam:.3g} ms per M params"
         )
+
+    def calibrate(self, space: SearchSpace, timing: Timing, n: int) -> None:
+        """Fit the correction terms on ``n`` random architectures measured end to end: what they take
+        beyond the sum of their entries, as ``overhead_ms + ms_per_mparam * M params``.
+
+        Timed alone, a block's weights stay in the cache from one call to the next; in a network they
+        are evicted by the other blocks', so the gap grows with the parameters (measured on fbnetv2_f:
+        correlation 0.60 with them, 0.09 with the number of blocks). Theil-Sen (the median of pairwise
+        slopes): a calibration network met by a burst of load does not tilt the line. A negative slope
+        (noise on a small space) is dropped: then the median gap alone.
+        """
+        from scipy.stats import theilslopes
+
+        archs = random_architectures(space, n, seed=12345)
+        self.calibration = [
+            {
+                "choices": space.choices_of(idx),
+                "measured_ms": ms,
+                "sum_ms": self.predict(space, idx, False),
+                "mparams": _mparams(space, idx),
+            }
+            for idx, ms in zip(archs, measure_architectures(timing, space, archs))
+        ]
+        gaps = [c["measured_ms"] - c["sum_ms"] for c in self.calibration]
+        mparams = [c["mparams"] for c in self.calibration]
+        slope = float(theilslopes(gaps, mparams).slope) if n >= 3 and len(set(mparams)) > 1 else 0.0
+        self.ms_per_mparam = max(0.0, slope)
+        residual = sorted(g - self.ms_per_mparam * p for g, p in zip(gaps, mparams))
+        self.overhead_ms = residual[len(residual) // 2]
+
+
+def timing_of(table: LatencyTable, min_run_time: float = 0.005) -> Timing:
+    """A :class:`Timing` with the device, batch, dtype, threads and memory format of ``table``."""
+    k = table.key
+    return Timing(k["device"], k["batch"], k["threads"], k["dtype"], k.get("channels_last", False), min_run_time)
 
 
 def load_table(path, what: str = "table") -> LatencyTable:
@@ -200,6 +262,8 @@ def load_table(path, what: str = "table") -> LatencyTable:
 class Timing:
     """Times modules on one device with one batch size, dtype, thread count and memory format."""
 
+    WARMUP, MIN_CALLS, MAX_CALLS = 3, 10, 2000
+
     def __init__(
         self,
         device: str = "cpu",
@@ -207,7 +271,7 @@ class Timing:
         threads: int = 1,
         dtype: str = "float32",
         channels_last: bool = False,
-        min_run_time: float = 0.02,
+        min_run_time: float = 0.005,
     ):
         if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
             raise ConfigError(f"device={device!r} must be cpu or cuda[:N]")
@@ -235,6 +299,7 @@ class Timing:
             "torch": torch.__version__,
             "threads": self.threads,
             "channels_last": self.channels_last,
+            "statistic": "minimum over calls",
         }
 
     def input(self, channels: int, size: int) -> torch.Tensor:
@@ -245,20 +310,44 @@ class Timing:
         module = module.to(self.device, self.dtype).eval()
         return module.to(memory_format=torch.channels_last) if self.channels_last else module
 
-    def ms(self, module: torch.nn.Module, x: torch.Tensor) -> float:
-        """Median milliseconds of ``module(x)`` (after a warm-up), at the configured thread count."""
-        from torch.utils.benchmark import Timer
+    def ms(self, module: torch.nn.Module, x: torch.Tensor, min_run_time: float | None = None) -> float:
+        """Milliseconds of one ``module(x)`` call: the minimum over the calls of ``min_run_time``
+        seconds (default: the configured one; 10 calls at least) after a warm-up, at the configured
+        thread count (CUDA: between two events around each call).
 
+        Why not ``torch.utils.benchmark.Timer``: it reports the median of blocks of many calls, and
+        on a shared machine the mean of a block moves with other processes' load (the median of one
+        network's calls varied by 13% between repeats here, its minimum by 0.4%). The minimum is
+        what the code costs on this device; Python's ``timeit`` recommends it for the same reason.
+        """
         module = self.prepare(module)
         previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
         try:
             with torch.inference_mode():
-                for _ in range(3):  # warm-up: allocator, kernel selection, caches
+                for _ in range(self.WARMUP):  # allocator, kernel selection, caches
                     module(x)
-                timer = Timer("m(x)", globals={"m": module, "x": x}, num_threads=self.threads)
-                return timer.blocked_autorange(min_run_time=self.min_run_time).median * 1e3
+                best = first = self._call(module, x)
+                run_time = self.min_run_time if min_run_time is None else min_run_time
+                calls = min(self.MAX_CALLS, max(self.MIN_CALLS, math.ceil(run_time / max(first, 1e-7))))
+                for _ in range(calls - 1):
+                    best = min(best, self._call(module, x))
+            return best * 1e3
         finally:
             torch.set_num_threads(previous)
+
+    def _call(self, module: torch.nn.Module, x: torch.Tensor) -> float:
+        """Seconds of one call, the device's work included."""
+        if self.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            module(x)
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        t0 = time.perf_counter()
+        module(x)
+        return time.perf_counter() - t0
 
 
 def distinct_block_configs(space: SearchSpace) -> list[BlockConfig]:
@@ -300,11 +389,43 @@ def _with_last_width(space: SearchSpace, width: int) -> list[int]:
     return idx
 
 
-def measure_architecture(timing: Timing, space: SearchSpace, choice_idx: Sequence[int]) -> float:
-    """Measured end-to-end ms of the standalone model of one architecture."""
+END_TO_END_RUN_TIME = 0.1  # seconds of calls per network and round, measured end to end
+ROUNDS = 5  # passes over the networks measured end to end (a burst of load meets one, not all)
+PASS_SPACING_S = 3.0  # the least time from one pass's start to the next one's
+
+
+def measure_architectures(
+    timing: Timing,
+    space: SearchSpace,
+    archs: Sequence[Sequence[int]],
+    rounds: int = ROUNDS,
+    min_run_time: float = END_TO_END_RUN_TIME,
+    spacing_s: float | None = None,
+) -> list[float]:
+    """Measured end-to-end ms of the standalone models of architectures: ``rounds`` passes over all
+    of them, each the minimum over the calls of ``min_run_time`` seconds; per architecture the
+    minimum of its passes. Passes start at least ``spacing_s`` (default :data:`PASS_SPACING_S`)
+    apart, waiting if need be: on a shared machine a burst of other load lasts seconds, and should
+    meet one pass, not all."""
     from fpnas.space.builder import build_model
 
-    return timing.ms(build_model(space, choice_idx), timing.input(space.in_chans, space.input_size))
+    spacing_s = PASS_SPACING_S if spacing_s is None else spacing_s
+    models = [build_model(space, idx) for idx in archs]
+    x = timing.input(space.in_chans, space.input_size)
+    best = [math.inf] * len(models)
+    for r in range(rounds):
+        started = time.monotonic()
+        for i, model in enumerate(models):
+            best[i] = min(best[i], timing.ms(model, x, max(timing.min_run_time, min_run_time)))
+        if r < rounds - 1:
+            time.sleep(max(0.0, spacing_s - (time.monotonic() - started)))
+    return best
+
+
+def _mparams(space: SearchSpace, choice_idx: Sequence[int]) -> float:
+    from fpnas.space.complexity import architecture_complexity
+
+    return architecture_complexity(space, choice_idx)[1] / 1e6
 
 
 def random_architectures(space: SearchSpace, n: int, seed: int) -> list[list[int]]:
@@ -316,12 +437,17 @@ def build_table(
     space: SearchSpace,
     timing: Timing,
     out: str | Path,
-    calibration: int = 8,
+    calibration: int = 12,
+    rounds: int = 5,
     progress: bool = True,
     save_every_s: float = 30.0,
 ) -> LatencyTable:
     """Measure (or finish measuring: a partial table at ``out`` with the same key is continued) the
-    table of ``space`` and write it to ``out``."""
+    table of ``space`` and write it to ``out``.
+
+    Every entry is measured in ``rounds`` passes over all of them, keeping its minimum: another
+    process's burst of load then inflates an entry only if it meets it in every pass.
+    """
     from fpnas.space.builder import build_block, build_model
 
     key = timing.key(space)
@@ -332,45 +458,49 @@ def build_table(
             old = LatencyTable.from_file(out)
         except (ValueError, KeyError, TypeError):
             old = None
-        if old is not None and old.key == key:
+        if old is not None and old.key == key and old.rounds == rounds:
             table = old
-            log.info("continuing %s (%d block entries measured)", out, len(old.blocks))
+            log.info("continuing %s (%d block entries measured)", out, sum(old.measured.values()))
         else:
             log.info("%s exists for another key: measuring anew", out)
-    configs = distinct_block_configs(space)
-    todo = [c for c in configs if _config_key(c) not in table.blocks]
+    table.rounds = rounds
     last = space.last_channel_decision
     widths = space.decisions[space.decision_index[last]].choices if last is not None else space.last_channels
-    widths = [int(w) for w in widths]
-    total = len(todo) + (table.stem_ms is None) + sum(w not in table.head_ms for w in widths) + calibration
-    bar = _progress(total, f"latency {space.name}@{space.input_size}px", progress)
+    # every entry: (key, a function that builds its module and input)
+    entries = [
+        (
+            "stem",
+            lambda: (_Stem(build_model(space, _with_last_width(space, widths[0]))), space.in_chans, space.input_size),
+        )
+    ]
+    entries += [
+        (f"head/{w}", lambda w=w: (_Tail(build_model(space, _with_last_width(space, w))), w, space.final_size))
+        for w in map(int, widths)
+    ]
+    entries += [
+        (_config_key(cfg), lambda cfg=cfg: (build_block(space, cfg), cfg.in_chs, cfg.in_size))
+        for cfg in distinct_block_configs(space)
+    ]
+    todo = sum(max(0, rounds - table.measured.get(k, 0)) for k, _ in entries)
+    bar = _progress(
+        todo + (0 if table.complete else calibration), f"latency {space.name}@{space.input_size}px", progress
+    )
     saved = time.monotonic()
     try:
-        if table.stem_ms is None:
-            net = build_model(space, _with_last_width(space, widths[0]))
-            table.stem_ms = timing.ms(_Stem(net), timing.input(space.in_chans, space.input_size))
-            bar.update(1)
-        for w in widths:
-            if w not in table.head_ms:
-                net = build_model(space, _with_last_width(space, w))
-                table.head_ms[w] = timing.ms(_Tail(net), timing.input(w, space.final_size))
+        for r in range(rounds):
+            for name, make in entries:
+                if table.measured.get(name, 0) > r:
+                    continue
+                module, chans, size = make()
+                table.record(name, timing.ms(module, timing.input(chans, size)))
                 bar.update(1)
-        for cfg in todo:
-            table.blocks[_config_key(cfg)] = timing.ms(build_block(space, cfg), timing.input(cfg.in_chs, cfg.in_size))
-            bar.update(1)
-            if time.monotonic() - saved > save_every_s:
-                table.save(out)
-                saved = time.monotonic()
-        # the overhead term: what end-to-end runs take beyond the sum of their parts
-        table.calibration = []
-        for idx in random_architectures(space, calibration, seed=12345):
-            measured = measure_architecture(timing, space, idx)
-            parts = table.predict(space, idx, with_overhead=False)
-            table.calibration.append({"choices": space.choices_of(idx), "measured_ms": measured, "sum_ms": parts})
-            bar.update(1)
-        gaps = sorted(c["measured_ms"] - c["sum_ms"] for c in table.calibration)
-        table.overhead_ms = gaps[len(gaps) // 2] if gaps else 0.0  # the median gap
-        table.complete = True
+                if time.monotonic() - saved > save_every_s:
+                    table.save(out)
+                    saved = time.monotonic()
+        if not table.complete:  # the correction terms: what networks take beyond the sum of their entries
+            table.calibrate(space, timing, calibration)
+            bar.update(calibration)
+            table.complete = True
     finally:
         bar.close()
         table.save(out)
@@ -439,12 +569,17 @@ def build_main(argv: Sequence[str]) -> int:
     n = len(distinct_block_configs(space))
     print(f"[fpnas] timing {n} block configurations of {space.describe()} -> {out}", file=sys.stderr)
     started = time.time()
-    table = build_table(space, timing, out, opts["calibration"])
-    gaps = [c["measured_ms"] / (c["sum_ms"] + table.overhead_ms) - 1 for c in table.calibration]
-    err = 100 * sum(abs(g) for g in gaps) / len(gaps)
+    if opts["rounds"] < 1:
+        raise ConfigError(f"rounds={opts['rounds']} must be >= 1 (passes over every entry)")
+    table = build_table(space, timing, out, opts["calibration"], opts["rounds"])
+    errors = [
+        c["measured_ms"] / (c["sum_ms"] + table.overhead_ms + table.ms_per_mparam * c["mparams"]) - 1
+        for c in table.calibration
+    ]
+    err = 100 * sum(abs(e) for e in errors) / len(errors)
     print(
-        f"[fpnas] {table.describe()}\n[fpnas] calibration: {len(gaps)} architectures, mean |error| after the "
-        f"overhead term {err:.1f}% ({time.time() - started:.0f} s) -> {out}\n"
+        f"[fpnas] {table.describe()}\n[fpnas] calibration: {len(errors)} architectures, mean |error| with the "
+        f"correction terms {err:.1f}% ({time.time() - started:.0f} s) -> {out}\n"
         f"[fpnas] search with it: python search.py space={space.name} cost=latency cost.latency.table={out} "
         "cost.latency.target_ms=<ms>"
     )
@@ -454,7 +589,7 @@ def build_main(argv: Sequence[str]) -> int:
 def measure_main(argv: Sequence[str]) -> int:
     from fpnas.reference import resolve_architecture
 
-    opts, rest = _parse(argv, {"table": None, "min_run_time": 0.2, "repeats": 3})
+    opts, rest = _parse(argv, {"table": None, "min_run_time": END_TO_END_RUN_TIME, "rounds": 5})
     if len(rest) != 1:
         raise ConfigError("usage: python -m fpnas.latency measure <arch.yaml | run dir | reference> table=<file>")
     table = load_table(opts["table"], "table")
@@ -466,17 +601,13 @@ def measure_main(argv: Sequence[str]) -> int:
     arch, _ = resolve_architecture(target)
     space, idx = arch.space, arch.indices
     table.check_space(space)
-    k = table.key
-    timing = Timing(
-        k["device"], k["batch"], k["threads"], k["dtype"], k.get("channels_last", False), opts["min_run_time"]
-    )
-    measured = sorted(measure_architecture(timing, space, idx) for _ in range(max(1, opts["repeats"])))
-    median = measured[len(measured) // 2]
+    timing = timing_of(table)
+    (measured,) = measure_architectures(timing, space, [idx], opts["rounds"], opts["min_run_time"])
     predicted = table.predict(space, idx)
     print(
-        f"{target}: measured {median:.4g} ms (median of {len(measured)}), table {predicted:.4g} ms "
-        f"({100 * (predicted / median - 1):+.1f}%) on {device_name(timing.device)}, batch {k['batch']}, "
-        f"{k['threads']} threads"
+        f"{target}: measured {measured:.4g} ms (the minimum of {opts['rounds']} rounds of calls), table "
+        f"{predicted:.4g} ms ({100 * (predicted / measured - 1):+.1f}%) on {device_name(timing.device)}, batch "
+        f"{table.key['batch']}, {table.key['threads']} threads"
     )
     return 0
 

@@ -60,3 +60,24 @@ class CSVLogger(_CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _ContinuingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+class MLFlowLogger:
+    """Lightning's ``MLFlowLogger`` (built on first use, so that a missing ``mlflow`` is one clear line:
+    ``pip install -e ".[mlflow]"``). ``tracking_uri`` a local ``file:`` store by default: every run
+    of a sweep lands in one experiment there, to compare them in ``mlflow ui``."""
+
+    def __new__(cls, *args, **kwargs):
+        from fpnas.errors import require_extra
+
+        require_extra("mlflow", ("mlflow",), "logger=mlflow")
+        import os
+
+        from pytorch_lightning.loggers import MLFlowLogger as _MLFlowLogger
+
+        if str(kwargs.get("tracking_uri") or "").startswith("file:"):
+            # MLflow 3 keeps the file store in maintenance mode and refuses it unless told; it needs no
+            # database or server, which is what a local sweep wants (sqlite:///... is the alternative)
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+        return _MLFlowLogger(*args, **kwargs)

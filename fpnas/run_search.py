@@ -146,6 +146,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     """Run one search; returns the summary that is also written to search_summary.json."""
     from hydra.utils import instantiate
 
+    from fpnas.console import progress_callbacks
     from fpnas.threads import ThreadPolicy, apply_thread_policy
 
     start = time.time()
@@ -158,6 +159,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"))  # β: see on_load_checkpoint
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
+    callbacks += progress_callbacks(cfg.trainer)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if ckpt_path:
         continue_logs(loggers, ckpt_path)

@@ -165,6 +165,7 @@ def run_train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from fpnas.console import progress_callbacks
     from fpnas.reference import resolve_architecture, searchpath_dirs
     from fpnas.resume import check_run_directory, write_hydra_files
     from fpnas.threads import ThreadPolicy, apply_thread_policy
@@ -218,6 +219,7 @@ def run_train(cfg: DictConfig) -> dict:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
+    callbacks += progress_callbacks(cfg.trainer)
     trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)

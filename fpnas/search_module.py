@@ -136,10 +136,14 @@ class SearchModule(pl.LightningModule):
         self.cost_tables: list[AdditiveTable] = [c.table_for(space, self.tables) for c in constraints]
         flops = [c for c in constraints if c.name == "flops"]
         self.target_macs: float | None = flops[0].limit if flops else None  # None: FLOPs are not constrained
+        # the budget as it was given: the shorthand's three values, or the constraints as plain data
+        # (load_from_checkpoint passes them back; the unused form is not logged)
+        given = ["constraints"] if target_mflops is not None else ["target_mflops", "beta", "beta_lr"]
         self.save_hyperparameters(
-            ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints"]
+            ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints", *given]
         )
-        self.save_hyperparameters(dict(self.hparams, constraints=[c.to_dict() for c in constraints]))
+        if target_mflops is None:
+            self.save_hyperparameters(dict(self.hparams, constraints=[c.to_dict() for c in constraints]))
         # the optimizers as text, for hparams.yaml; under other names than the arguments, which
         # load_from_checkpoint passes back (it drops names __init__ does not take)
         self.save_hyperparameters(

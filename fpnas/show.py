@@ -65,11 +65,19 @@ def architecture_table(arch, title: str | None = None, rows: list[dict] | None =
 
 
 def latency_column(arch, latency) -> list[float]:
-    """Milliseconds of the stem, every block and the head (the rows of :func:`block_rows`); their sum
-    plus the table's overhead term is the predicted latency."""
-    space = arch.space
-    blocks = [latency.block_ms(cfg) for cfg in space.resolve(arch.indices)]
-    return [latency.stem_ms, *blocks, latency.head_ms[int(space.last_width(arch.indices))]]
+    """Milliseconds of the stem, every block and the head (the rows of :func:`block_rows`), each with
+    its parameters' share of the table's per-parameter correction; their sum plus the table's
+    per-network overhead is the predicted latency."""
+    from fpnas.space.complexity import head_complexity, stem_complexity
+
+    space, per_param = arch.space, latency.ms_per_mparam / 1e6
+    last = int(space.last_width(arch.indices))
+    blocks = [latency.block_ms(c) + per_param * c.kind.complexity(c)[1] for c in space.resolve(arch.indices)]
+    return [
+        latency.stem_ms + per_param * stem_complexity(space)[1],
+        *blocks,
+        latency.head_ms[last] + per_param * head_complexity(space, last)[1],
+    ]
 
 
 def table_title(label: str, arch) -> str:
@@ -161,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     if latency is not None:
         k = latency.key
         console.print(
-            f"latency: {latency.predict(arch.space, arch.indices):.4g} ms predicted (blocks + overhead term "
-            f"{latency.overhead_ms:.3g} ms) on {k['device_name']}, batch {k['batch']}, {k['threads']} threads"
+            f"latency: {latency.predict(arch.space, arch.indices):.4g} ms predicted (the column + the per-network "
+            f"overhead {latency.overhead_ms:.3g} ms) on {k['device_name']}, batch {k['batch']}, {k['threads']} threads"
         )
     if args.png:
         from fpnas.plots import architecture_figure, save_figure

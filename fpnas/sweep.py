@@ -26,7 +26,7 @@ def collect_summaries(sweep_dir: Path) -> list[dict[str, Any]]:
         summary = json.loads(path.read_text())
         row = {k: summary.get(k) for k in COLUMNS[:-1] + METRIC_COLUMNS}
         row["constraints"] = list(summary.get("constraints") or {"flops": None})
-        rows.append({**row, "run_dir": str(path.parent)})
+        rows.append({**row, "run_dir": str(path.parent), "arch_file": summary.get("arch_file")})
     return rows
 
 
@@ -37,7 +37,7 @@ def write_sweep_summary(sweep_dir: Path, metric: str | None = None) -> list[dict
     if not rows:
         return rows
     extra = [c for c in METRIC_COLUMNS if any(r[c] is not None for r in rows)]
-    columns = [*COLUMNS[:-1], *extra, "run_dir"]
+    columns = [*COLUMNS[:-1], *extra, "run_dir", "arch_file"]  # arch_file: the exported architecture
     with open(sweep_dir / "sweep_summary.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

@@ -288,3 +288,14 @@ def test_search_quality_scores_against_the_table_and_random_search_matches_compu
     assert search["arch_id"] == max(drawn, key=lambda g: g["alpha_acc_s0"])["arch_id"]  # seed 0 -> its training 0
     random_arch = next(r for r in out if r["setting"] == "random_arch")
     assert random_arch["samples"] == 1 and random_arch["arch_mflops"] <= 0.125
+
+
+@pytest.mark.slow
+def test_latency_lut_quick():
+    """The table of micro, 8 random architectures measured end to end: the report's rows and their
+    numbers are sane (the accuracy targets are for the full run on an idle machine, not asserted)."""
+    (row,) = run_quick("latency_lut")["rows"]
+    assert (row["space"], row["device"], row["n_archs"], row["block_entries"]) == ("micro", "cpu", 8, 136)
+    assert -1 <= row["pearson_r"] <= 1 and row["mape_pct"] >= 0 and row["measured_ms_min"] > 0
+    table = json.loads((ROOT / row["table"]).read_text())
+    assert table["complete"] and table["key"]["statistic"] == "minimum over calls" and table["rounds"] == 2

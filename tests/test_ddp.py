@@ -101,8 +101,9 @@ def test_sweep_of_ddp_jobs_runs_each_job_once(tmp_path):
     targets = [json.loads((sweep_dir / j / "search_summary.json").read_text())["target_mflops"] for j in jobs]
     assert targets == [0.05, 0.1]
     rows = (sweep_dir / "sweep_summary.csv").read_text().splitlines()
-    assert rows[0].startswith("target_mflops,arch_mflops,arch_params_m,val_acc,total_arch_samples,wall_time_s,run_dir")
+    assert rows[0] == "target_mflops,arch_mflops,arch_params_m,val_acc,total_arch_samples,wall_time_s,run_dir,arch_file"
     assert len(rows) == 3 and (sweep_dir / "pareto.png").stat().st_size > 1000
+    assert rows[1].endswith(f",{sweep_dir / '0'},{sweep_dir / '0' / 'arch.yaml'}")  # the run and its exported file
 
 
 def test_ddp_benchmark_quick_counts_one_gradient_allreduce_per_step():

@@ -77,7 +77,7 @@ def test_readme_sections_and_the_two_setup_commands_at_the_top():
     head = README.split("\n---\n", 1)[0]
     assert "```bash\npython3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/python search.py\n```" in head
     assert (
-        '<!-- test-command -->\n```bash\npython3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && '
+        '<!-- test-command -->\n```bash\npython3 -m venv .venv && .venv/bin/pip install -e ".[dev,export,mlflow]" && '
         ".venv/bin/python -m pytest\n```"
     ) in head
     headings = [line[3:] for line in README.splitlines() if line.startswith("## ")]
@@ -103,6 +103,7 @@ def test_readme_sections_and_the_two_setup_commands_at_the_top():
         "Resume",
         "Retrain",
         "Distill",
+        "Export",
         "Custom search space",
         "Custom data set",
     ]
@@ -129,4 +130,5 @@ def test_ci_extracts_the_test_command_from_the_readme():
     script = (ROOT / ".ci" / "run").read_text()
     awk = script.split("cmd=$(awk '", 1)[1].split("' README.md)", 1)[0]
     cmd = subprocess.run(["awk", awk, str(ROOT / "README.md")], capture_output=True, text=True, check=True).stdout
-    assert cmd.strip() == 'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest'
+    want = 'python3 -m venv .venv && .venv/bin/pip install -e ".[dev,export,mlflow]" && .venv/bin/python -m pytest'
+    assert cmd.strip() == want

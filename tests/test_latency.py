@@ -57,6 +57,10 @@ def micro_table(micro, tmp_path):
     return synthetic_table(micro, tmp_path / "micro.json")
 
 
+def micro_space():
+    return SearchSpace.load("micro").with_num_classes(10, 1)  # as the digits data module fits it
+
+
 def _random(space, n, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.stack([torch.randint(s, (n,), generator=g) for s in space.sizes], 1)
@@ -112,23 +116,34 @@ def test_a_table_for_another_space_or_an_unfinished_one_is_refused(micro, micro_
         load_table(tmp_path / "bad.json", "cost.latency.table")
 
 
-def test_a_build_measures_every_entry_once_and_continues_an_interrupted_one(micro, tmp_path, monkeypatch):
+def test_a_build_measures_every_entry_in_each_round_and_continues_an_interrupted_one(micro, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(Timing, "ms", lambda self, module, x: calls.append(tuple(x.shape)) or 0.5)
+
+    def fake_ms(self, module, x, run_time=None):  # every call faster than the one before
+        calls.append(tuple(x.shape))
+        return 1.0 / len(calls)
+
+    monkeypatch.setattr(Timing, "ms", fake_ms)
+    monkeypatch.setattr("fpnas.latency.PASS_SPACING_S", 0.0)  # no waiting between the calibration's passes
     out = tmp_path / "t.json"
-    table = build_table(micro, Timing(), out, calibration=2, progress=False)
+    table = build_table(micro, Timing(), out, calibration=2, rounds=2, progress=False)
     n_blocks = len(distinct_block_configs(micro))
     assert n_blocks == 136 and len(table.blocks) == n_blocks and table.complete
-    assert len(calls) == 1 + 3 + n_blocks + 2  # stem, a head per last width, blocks, calibration
-    # every calibration network measured 0.5 ms and sums to more: the overhead term is their median gap
-    gaps = sorted(0.5 - c["sum_ms"] for c in table.calibration)
-    assert table.overhead_ms == pytest.approx(gaps[1])
+    n_entries = 1 + 3 + n_blocks  # stem, a head per last width, blocks
+    assert len(calls) == 2 * n_entries + 5 * 2  # two rounds; the calibration: 5 passes over 2 networks
+    assert set(table.measured.values()) == {2}
+    assert table.stem_ms == 1 / (n_entries + 1)  # the stem's second measurement, the smaller one
+    # the overhead term is the calibration networks' median gap to the sum of their entries
+    gaps = sorted(c["measured_ms"] - c["sum_ms"] for c in table.calibration)
+    assert table.overhead_ms == pytest.approx(gaps[1]) and len(gaps) == 2
     doc = json.loads(out.read_text())
-    doc["blocks"], doc["complete"] = doc["blocks"][:100], False  # interrupted after 100 blocks
+    keep = {json.dumps(b["config"], sort_keys=True) for b in doc["blocks"][:100]}
+    doc["measured"] = {k: (v if k in keep or not k.startswith("{") else 1) for k, v in doc["measured"].items()}
+    doc["complete"] = False  # interrupted in the second round, after 100 blocks
     out.write_text(json.dumps(doc))
     calls.clear()
-    build_table(micro, Timing(), out, calibration=2, progress=False)
-    assert len(calls) == 36 + 2 and load_table(out).complete
+    build_table(micro, Timing(), out, calibration=2, rounds=2, progress=False)
+    assert len(calls) == 36 + 5 * 2 and load_table(out).complete
 
 
 def test_timing_measures_a_real_module():
@@ -249,6 +264,17 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
     golden = [-3.5763323307037354, -3.610919952392578, -3.2146501541137695, -3.4861834049224854]
     assert alpha.flatten()[[0, 5, 17, 40]].tolist() == pytest.approx(golden, abs=1e-6)
     assert float(state["beta"][0]) == pytest.approx(0.9762763752340078, abs=1e-9)
+    # the constraint comes back from the checkpoint's hyper-parameters (benchmarks load searches so)
+    from fpnas.sampling import AdaptiveK
+    from fpnas.search_module import SearchModule
+
+    loaded = SearchModule.load_from_checkpoint(
+        tmp_path / "checkpoints" / "last.ckpt", space=micro_space(), sampler=AdaptiveK()
+    )
+    assert [c.to_dict() for c in loaded.constraints] == [
+        {"metric": "flops", "target": 0.05, "beta": 0.75, "beta_lr": 0.05, "prefix": "cost"}
+    ]
+    assert torch.equal(loaded.distribution.alpha, alpha) and loaded.beta_values["flops"] == float(state["beta"][0])
     assert summary["constraints"] == {
         "flops": {
             "target": 0.05,

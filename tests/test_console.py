@@ -1,0 +1,118 @@
+"""What a user sees: a search's console in an 80-column terminal, without Lightning's zero-FLOPs model
+summary, its tips or its internal deprecations; and the MLflow logger (an optional extra)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import MICRO, ROOT, clean_env
+
+
+def _search(tmp_path, *overrides, columns: int = 80):
+    """search.py as a user runs it (the progress bar on), in a terminal ``columns`` wide."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "search.py"),
+            f"hydra.run.dir={tmp_path / 'run'}",
+            *MICRO,
+            "trainer.max_epochs=2",
+            "+trainer.limit_train_batches=6",
+            "+trainer.limit_val_batches=2",
+            "search.warmup_epochs=0",
+            "distribution.switch_epoch=1",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(COLUMNS=str(columns), LINES="24"),
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+
+def test_a_search_console_fits_80_columns_and_has_no_zero_flops_tips_or_deprecations(tmp_path):
+    proc = _search(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = proc.stdout + proc.stderr
+    for noise in ("Total FLOPs", "Tip:", "litlogger", "deprecated", "LeafSpec", "in eval mode"):
+        assert noise not in console, noise
+    # the progress bar: every redraw (tqdm separates them with \r) fits 80 columns and shows the short metrics
+    parts = [part for line in console.split("\n") for part in line.split("\r") if part.startswith("Epoch ")]
+    bars = [re.split(r"\[\d{4}-\d\d-\d\d ", part)[0] for part in parts]  # a log line may follow a finished bar
+    assert bars and max(len(b) for b in bars) <= 80, max(bars, key=len)
+    last = bars[-1]
+    assert re.search(r"H=[\d.]+, K=\d+, MFLOPs=[\d.]+, loss=[\d.]+\]$", last), last
+    # the analytic numbers are there instead of Lightning's table: the space line and the found line
+    assert "space 'micro'" in console and "target 0.08 MFLOPs (space range" in console
+
+
+def test_the_library_itself_filters_nothing():
+    """Importing fpnas leaves a program's warnings alone; only the entry points filter."""
+    code = (
+        "import warnings, fpnas.console, fpnas.run_search, fpnas.search_module\n"
+        "assert not [f for f in warnings.filters if 'LeafSpec' in str(f[1])], warnings.filters\n"
+        "fpnas.console.quiet_third_party()\n"
+        "assert [f for f in warnings.filters if 'LeafSpec' in str(f[1].pattern if f[1] else '')]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=clean_env(), timeout=120)
+
+
+def test_logger_mlflow_without_the_extra_is_one_clear_line(tmp_path, monkeypatch):
+    import builtins
+
+    from fpnas.errors import ConfigError
+    from fpnas.loggers import MLFlowLogger
+
+    real_import = builtins.__import__
+
+    def no_mlflow(name, *args, **kwargs):
+        if name == "mlflow" or name.startswith("mlflow."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlflow)
+    with pytest.raises(
+        ConfigError, match=r'logger=mlflow needs mlflow, which is not installed: pip install -e ".\[mlflow\]"'
+    ):
+        MLFlowLogger(experiment_name="x", tracking_uri=f"file:{tmp_path}/mlruns")
+
+
+def test_a_sweep_logs_every_job_to_one_mlflow_store(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own client
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "search.py"),
+            "-m",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            *MICRO[:2],
+            "cost.target_mflops=0.06,0.1",
+            "logger=mlflow",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=2",
+            "+trainer.limit_val_batches=1",
+            "search.warmup_epochs=0",
+            "trainer.enable_progress_bar=false",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"file:{tmp_path}/mlruns")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "fpnas"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["search-0", "search-1"]
+    assert all({"train/loss_epoch", "val/acc"} <= set(r.data.metrics) for r in runs)
+    assert sorted(float(r.data.params["constraints/0/target"]) for r in runs) == [0.06, 0.1]
+    assert not any("beta" in r.data.params for r in runs)  # the constraint's β, not the shorthand's default
