@@ -362,22 +362,16 @@ def distinct_block_configs(space: SearchSpace) -> list[BlockConfig]:
     return list(seen.values())
 
 
-class _Stem(torch.nn.Module):
-    def __init__(self, net):
+class _Part(torch.nn.Module):
+    """One part of a standalone network timed alone: ``net.<method>(x)`` (its stem, or everything
+    after the blocks)."""
+
+    def __init__(self, net, method: str):
         super().__init__()
-        self.net = net
+        self.net, self.method = net, method
 
     def forward(self, x):
-        return self.net.forward_stem(x)
-
-
-class _Tail(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net.forward_after_blocks(x)
+        return getattr(self.net, self.method)(x)
 
 
 def _with_last_width(space: SearchSpace, width: int) -> list[int]:
@@ -470,11 +464,22 @@ def build_table(
     entries = [
         (
             "stem",
-            lambda: (_Stem(build_model(space, _with_last_width(space, widths[0]))), space.in_chans, space.input_size),
+            lambda: (
+                _Part(build_model(space, _with_last_width(space, widths[0])), "forward_stem"),
+                space.in_chans,
+                space.input_size,
+            ),
         )
     ]
     entries += [
-        (f"head/{w}", lambda w=w: (_Tail(build_model(space, _with_last_width(space, w))), w, space.final_size))
+        (
+            f"head/{w}",
+            lambda w=w: (
+                _Part(build_model(space, _with_last_width(space, w)), "forward_after_blocks"),
+                w,
+                space.final_size,
+            ),
+        )
         for w in map(int, widths)
     ]
     entries += [

@@ -47,11 +47,6 @@ class StepStats:
     values: dict[str, torch.Tensor] = field(default_factory=dict)  # [K] per constrained metric (counted unit)
 
 
-def check_target(space: SearchSpace, tables: ComplexityTables, target_macs: float) -> None:
-    """The FLOPs target must be reachable in ``space``; at or above its largest architecture it never acts."""
-    Constraint(Flops(), target_macs / 1e6, beta=0.0).check_target(space, tables.macs)
-
-
 def check_constraints(constraints) -> list[Constraint]:
     """The configured constraints as a list (``cost.constraints`` is a mapping: a null entry removes one)."""
     if isinstance(constraints, Mapping):
