@@ -19,6 +19,10 @@ NOISE_WARNINGS = (
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", "Lightning internals"),
     # train.py's EMA copy of the model is in eval mode on purpose (timm's ModelEmaV3)
     (r"Found \d+ module\(s\) in eval mode at the start of training", "the EMA copy"),
+    # train.py scores its held-out splits once, at the end (trainer.test), not after every epoch
+    (r"You passed in a `val_dataloader` but have no `validation_step`", "train.py evaluates at the end"),
+    # train.py's channels-last hook lives in the module, which is what Lightning then uses
+    (r"You have overridden `on_after_batch_transfer` in `LightningModule`", "the module's hook is the one"),
 )
 NOISE_LOGS = (
     "💡 Tip:",  # Lightning's advertisements for its cloud services, printed at every fit
@@ -44,6 +48,21 @@ def quiet_third_party() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropAdvertisements) for f in logger.filters):
             logger.addFilter(drop)
+
+
+class ProgressAwareHandler(logging.StreamHandler):
+    """The terminal's log handler (conf/hydra/*.yaml ``job_logging``): a line logged while a progress
+    bar is drawn clears the bar, prints and redraws it (``tqdm.write``), instead of being glued to
+    the bar's end. As tqdm's own ``tqdm.contrib.logging`` handler, which is private to that module."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:  # logging's contract: a failing handler reports, never raises
+            self.handleError(record)
 
 
 class CompactProgressBar(TQDMProgressBar):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,8 +264,12 @@ class SearchModule(pl.LightningModule):
         # cosine schedule of omega, per epoch; stepped here, to the epoch about to run, so that a
         # checkpoint written before or after an epoch's end resumes with the same learning rate
         scheduler = self.lr_schedulers()
-        while scheduler.last_epoch < self.current_epoch:
-            scheduler.step()
+        with warnings.catch_warnings():
+            # after a resume, this catch-up runs before the epoch's first optimizer step on purpose; torch's
+            # order warning is about a loop that would skip the schedule's first value, which this one does not
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            while scheduler.last_epoch < self.current_epoch:
+                scheduler.step()
         h = self.hparams
         if h.schedule == "coarse_to_fine" and self.phase == "factorized" and self.current_epoch >= h.switch_epoch:
             self.switch_to_joint()

@@ -21,35 +21,74 @@ from fpnas.space.rows import block_rows
 
 
 def architecture_table(arch, title: str | None = None, rows: list[dict] | None = None, latency=None):
-    """A ``rich`` table of :func:`block_rows` with a total row; ``latency``: a
-    :class:`~fpnas.latency.LatencyTable` of the architecture's space, for a column of milliseconds."""
+    """A ``rich`` renderable of :func:`block_rows` with a total row; ``latency``: a
+    :class:`~fpnas.latency.LatencyTable` of the architecture's space, for a column of milliseconds.
+    In a terminal too narrow for the full table (80 columns), a compact one with the same numbers."""
+    rows = rows if rows is not None else block_rows(arch.space, arch.indices)
+    ms = latency_column(arch, latency) if latency is not None else None
+    total_ms = latency.predict(arch.space, arch.indices) if ms is not None else None
+    return FitToWidth(
+        _block_table(rows, title, ms, total_ms, compact=False), _block_table(rows, title, ms, total_ms, compact=True)
+    )
+
+
+class FitToWidth:
+    """Renders ``wide`` where it fits the console, else ``narrow``: rich would otherwise shrink every
+    column of a too-wide table and elide numbers ("0.…"), which must never happen to a result."""
+
+    def __init__(self, wide, narrow):
+        self.wide, self.narrow = wide, narrow
+
+    def __rich_console__(self, console, options):
+        from rich.measure import Measurement
+
+        unbounded = options.update(width=1_000_000)  # Measurement.get clamps to the width it is given
+        fits = Measurement.get(console, unbounded, self.wide).maximum <= options.max_width
+        yield self.wide if fits else self.narrow
+
+
+def _block_table(rows: list[dict], title, ms, total_ms, compact: bool):
+    """The per-block table; ``compact``: short headers, kernel and expansion folded into the op
+    (``ir k5 e6``, timm's notation), no borders between columns."""
+    from rich import box
     from rich.table import Table
 
-    rows = rows if rows is not None else block_rows(arch.space, arch.indices)
     total_m, total_p = sum(r["macs"] for r in rows), sum(r["params"] for r in rows)
-    table = Table(title=title, show_footer=True, header_style="bold", title_justify="left")
-    table.add_column("block", footer="total")
-    table.add_column("op")
-    table.add_column("kernel", justify="right")
-    table.add_column("exp", justify="right")
-    table.add_column("channels", justify="right")
-    table.add_column("stride", justify="right")
+    table = Table(
+        title=title,
+        show_footer=True,
+        header_style="bold",
+        title_justify="left",
+        **({"box": box.SIMPLE_HEAD, "padding": (0, 0), "show_edge": False} if compact else {}),
+    )
+    table.add_column("block", footer="total", no_wrap=True)
+    table.add_column("op", no_wrap=True)
+    if not compact:
+        table.add_column("kernel", justify="right")
+        table.add_column("exp", justify="right")
+    table.add_column("ch" if compact else "channels", justify="right", no_wrap=True)
+    table.add_column("s" if compact else "stride", justify="right")
     table.add_column("act")
-    table.add_column("SE/splits")
-    table.add_column("size", justify="right")
-    table.add_column("MFLOPs", justify="right", footer=f"{total_m / 1e6:.4f}")
+    table.add_column("SE" if compact else "SE/splits", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("MFLOPs", justify="right", footer=f"{total_m / 1e6:.4f}", no_wrap=True)
     table.add_column("%", justify="right", footer="100")
-    table.add_column("params", justify="right", footer=f"{total_p:,}")
-    ms = latency_column(arch, latency) if latency is not None else None
+    table.add_column("params", justify="right", footer=f"{total_p:,}", no_wrap=True)
     if ms is not None:
-        table.add_column("ms", justify="right", footer=f"{latency.predict(arch.space, arch.indices):.4g}")
+        table.add_column("ms", justify="right", footer=f"{total_ms:.4g}", no_wrap=True)
     for i, r in enumerate(rows):
         skip = r["kind"] == "skip"
+        kernel = "-" if skip else str(r["kernel"])
+        expansion = "" if r["expansion"] is None else f"{r['expansion']:g}"
+        if compact:
+            plain = skip or r["kind"] == "head"  # the head's 1x1 is in its op already
+            op = r["op"] if plain else " ".join([r["op"], f"k{kernel}", *([f"e{expansion}"] if expansion else [])])
+            shape = [op]
+        else:
+            shape = [r["op"], kernel, expansion]
         table.add_row(
             r["name"],
-            r["op"],
-            "-" if skip else str(r["kernel"]),
-            "" if r["expansion"] is None else f"{r['expansion']:g}",
+            *shape,
             f"{r['in']}→{r['out']}",
             str(r["stride"]),
             r["act"],

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fpnas.run_dir import RunDir
-from fpnas.show import architecture_table, wide_console
+from fpnas.show import FitToWidth, architecture_table, wide_console
 
 
 def _num(value, fmt: str = ".4g") -> str:
@@ -29,19 +29,21 @@ def _key_values(title: str, rows: Iterable[tuple[str, str]]):
     from rich.table import Table
 
     table = Table(title=title, show_header=False, title_justify="left", box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # a long value (a path) wraps; it is never cut short with "…"
     for key, value in rows:
         table.add_row(key, value)
     return table
 
 
-def _paths(output_dir: Path, kind: str) -> list[tuple[str, str]]:
-    """(label, path) of the run's output files that exist."""
+def _outputs(output_dir: Path, kind: str):
+    """The run's output files that exist, each with its full path; in a narrow terminal the run
+    directory in full and the files by their names in it (full paths would wrap mid-name)."""
     run = RunDir(output_dir)
-    return [("run directory", str(output_dir))] + [
-        (str(p.relative_to(run.root)), str(p)) for p in run.outputs(kind) if p.exists()
-    ]
+    names = [str(p.relative_to(run.root)) for p in run.outputs(kind) if p.exists()]
+    wide = _key_values("outputs", [("run directory", str(output_dir))] + [(n, str(run.root / n)) for n in names])
+    narrow = _key_values("outputs", [("run directory", str(output_dir)), ("files", "  ".join(names))])
+    return FitToWidth(wide, narrow)
 
 
 def search_summary(module, trainer, run: RunDir, started: float, fit_time: float, top_k: int) -> dict[str, Any]:
@@ -150,11 +152,10 @@ def search_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) 
             f"{s.get('processes', 1)} process{'es' if s.get('processes', 1) != 1 else ''})",
         ),
     ]
-    files = _paths(output_dir, "search")
     return [
         architecture_table(arch, title="found architecture"),
         _key_values("search result", numbers),
-        _key_values("outputs", files),
+        _outputs(output_dir, "search"),
     ]
 
 
@@ -185,11 +186,10 @@ def train_summary_renderables(summary: dict[str, Any], arch, output_dir: Path) -
     if s.get("init_from_search"):
         numbers.append(("warm start", s["init_from_search"]))
     numbers.append(("wall time", f"{s['wall_time_s']:.1f} s (training {_num(s.get('train_time_s'), '.1f')} s)"))
-    files = _paths(output_dir, "train")
     return [
         architecture_table(arch, title="trained architecture"),
         _key_values("training result", numbers),
-        _key_values("outputs", files),
+        _outputs(output_dir, "train"),
     ]
 
 

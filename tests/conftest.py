@@ -20,6 +20,16 @@ SESSION_CACHE_DIR = os.environ.setdefault(
 )
 
 
+def pytest_configure(config):
+    """The third-party warnings that search.py / train.py filter (fpnas.console.NOISE_WARNINGS) are
+    filtered in tests too: tests call the entry points' functions, not the scripts."""
+    from fpnas.console import NOISE_WARNINGS
+
+    for pattern, _why in NOISE_WARNINGS:
+        assert ":" not in pattern, pattern  # a colon would end the message field of a filterwarnings line
+        config.addinivalue_line("filterwarnings", f"ignore:{pattern}")
+
+
 @pytest.fixture
 def cfg_search(tmp_path):
     """A short search's config (lightning-hydra-template's ``cfg_train``): ``cfg_search(*overrides, out=None)``

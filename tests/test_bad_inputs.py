@@ -96,7 +96,9 @@ def files(tmp_path_factory):
         (d / "one_class" / sub / "a").mkdir(parents=True)
         Image.new("RGB", (8, 8), (10, 20, 30)).save(d / "one_class" / sub / "a" / "0.png")
     run = d / "micro_run"
-    code, err = run_in_process("search", [f"hydra.run.dir={run}", *MICRO, *QUICK, "trainer.max_epochs=1"])
+    code, err = run_in_process(
+        "search", [f"hydra.run.dir={run}", *MICRO, *QUICK, "trainer.max_epochs=1", "distribution.schedule=factorized"]
+    )
     assert code == 0, err
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "arch.yaml").is_file()
     return d
@@ -246,6 +248,8 @@ def test_bad_input_ends_with_one_clear_line(files, tmp_path, script, overrides, 
         args.insert(0, f"hydra.run.dir={run}")
     # should a check not fire, the run stays short (the case's own overrides come last and win)
     safety = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "trainer.enable_progress_bar=false"]
+    if script == "search":  # a one-epoch search: no warm-up, no switch it would never reach (and warn about)
+        safety += ["search.warmup_epochs=0", "distribution.schedule=factorized"]
     code, err = run_in_process(script, [*safety, *args] if status == 2 else args)
     assert code == status, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
@@ -276,7 +280,7 @@ def test_divergence_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_pat
     log-likelihoods divided by T overflow to -inf, whose importance weights are NaN.
     """
     run = tmp_path / "run"
-    base = [f"hydra.run.dir={run}", *MICRO, *QUICK]
+    base = [f"hydra.run.dir={run}", *MICRO, *QUICK, "distribution.schedule=factorized"]
     code, err = run_in_process("search", [*base, "trainer.max_epochs=1"])
     assert code == 0, err[-3000:]
     last = run / "checkpoints" / "last.ckpt"
@@ -297,7 +301,15 @@ def test_divergence_in_the_first_steps_says_there_is_no_checkpoint(tmp_path):
     """optim.omega.lr=1e30 blows the weights up in the first update; nothing is written."""
     run = tmp_path / "run"
     code, err = run_in_process(
-        "search", [f"hydra.run.dir={run}", *MICRO, *QUICK, "trainer.max_epochs=1", "optim.omega.lr=1e30"]
+        "search",
+        [
+            f"hydra.run.dir={run}",
+            *MICRO,
+            *QUICK,
+            "trainer.max_epochs=1",
+            "distribution.schedule=factorized",
+            "optim.omega.lr=1e30",
+        ],
     )
     assert code == 2 and "Traceback" not in err, err[-3000:]
     line = last_line(err)
@@ -400,6 +412,9 @@ def test_data_errors_found_during_the_fit_are_one_line(tmp_path):
             "data.batch_size=4",
             "cost.target_mflops=0.08",
             "trainer.max_epochs=1",
+            "search.warmup_epochs=0",
+            "distribution.schedule=factorized",
+            "data.num_workers=2",  # the error comes from a worker process; 2: no more than CI's cores
             "trainer.enable_progress_bar=false",
         ],
     )

@@ -43,12 +43,16 @@ def test_a_search_console_fits_80_columns_and_has_no_zero_flops_tips_or_deprecat
         assert noise not in console, noise
     # the progress bar: every redraw (tqdm separates them with \r) fits 80 columns and shows the short metrics
     parts = [part for line in console.split("\n") for part in line.split("\r") if part.startswith("Epoch ")]
-    bars = [re.split(r"\[\d{4}-\d\d-\d\d ", part)[0] for part in parts]  # a log line may follow a finished bar
+    bars = [re.split(r"\[\d\d:\d\d:\d\d\] ", part)[0] for part in parts]  # a log line may follow a finished bar
     assert bars and max(len(b) for b in bars) <= 80, max(bars, key=len)
     last = bars[-1]
     assert re.search(r"H=[\d.]+, K=\d+, MFLOPs=[\d.]+, loss=[\d.]+\]$", last), last
     # the analytic numbers are there instead of Lightning's table: the space line and the found line
     assert "space 'micro'" in console and "target 0.08 MFLOPs (space range" in console
+    # log lines are the time and the message (the logger and the date are in search.log)
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] space 'micro'", proc.stdout, re.M), proc.stdout[:2000]
+    assert "pytorch_lightning.utilities" not in console and "[INFO]" not in console
+    assert "[fpnas][INFO] - space 'micro'" in (tmp_path / "run" / "search.log").read_text()
 
 
 def test_the_library_itself_filters_nothing():

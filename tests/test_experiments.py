@@ -107,21 +107,22 @@ def test_a_preset_searches_end_to_end_on_a_small_image_folder(tmp_path):
             for i in range(count):
                 Image.new("RGB", (40, 36), (80 * c, 10 * i, 128)).save(data / split / f"class{c}" / f"{i}.png")
     out = tmp_path / "run"
-    summary = run_search(
-        _cfg(
-            out,
-            [
-                "experiment=fpnas_s1pp",
-                f"data.root={data}",
-                "data.num_classes_subset=2",
-                "data.batch_size=4",
-                "data.num_workers=0",
-                "trainer.max_epochs=1",
-                "search.warmup_epochs=0",
-                "trainer.enable_progress_bar=false",
-            ],
-        )
+    cfg = _cfg(
+        out,
+        [
+            "experiment=fpnas_s1pp",
+            f"data.root={data}",
+            "data.num_classes_subset=2",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "trainer.max_epochs=1",
+            "search.warmup_epochs=0",
+            "trainer.enable_progress_bar=false",
+        ],
     )
+    # the preset's coarse-to-fine switch (epoch 80 of 100) is beyond a one-epoch run, and the run says so
+    with pytest.warns(UserWarning, match=r"distribution.switch_epoch=80 >= trainer.max_epochs=1: the search never"):
+        summary = run_search(cfg)
     assert summary["space"] == "fbnetv2_f_pp" and summary["steps"] == 2  # 8 ω images / batch 4
     assert summary["k_initial"] == 27  # floor(0.25 * H0) of FBNetV2-F++ (per-block widths: H0 = 108.2 nats)
     names = (out / "classes.txt").read_text().split()

@@ -263,7 +263,8 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
     assert alpha.shape == (4, 32) and summary["arch_mflops"] == 0.032832
     golden = [-3.5763323307037354, -3.610919952392578, -3.2146501541137695, -3.4861834049224854]
     assert alpha.flatten()[[0, 5, 17, 40]].tolist() == pytest.approx(golden, abs=1e-6)
-    assert float(state["beta"][0]) == pytest.approx(0.9762763752340078, abs=1e-9)
+    # β is float64 but follows E[FLOPs] of the float32 α: float32 precision too (another CPU gave 0.97627636)
+    assert float(state["beta"][0]) == pytest.approx(0.9762763752340078, abs=1e-6)
     # the constraint comes back from the checkpoint's hyper-parameters (benchmarks load searches so)
     from fpnas.sampling import AdaptiveK
     from fpnas.search_module import SearchModule
@@ -301,6 +302,7 @@ def test_a_latency_constrained_search_exports_an_architecture_within_its_table_t
         "cost.latency.target_ms=0.8",
         "trainer.max_epochs=1",
         *quick_search(train_batches=3, val_batches=1),
+        "distribution.schedule=factorized",  # one epoch: no switch
         "logger=[]",
         "callbacks.search_plots=null",
         "export.top_k=3",

@@ -159,3 +159,42 @@ def test_train_ends_with_a_summary_table(tmp_path, capsys, cfg_train):
     assert f"{summary['test_acc']:.4f}" in out and f"{summary['mflops']:.4g}" in out
     assert str(tmp_path / "run" / "train_summary.json") in out
     assert out.count("training result") == 1
+
+
+def _render(renderable, width: int) -> str:
+    from rich.console import Console
+
+    console = Console(width=width, force_terminal=False, color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    return captured.get()
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2_100", "efficientnet_b0"])
+def test_the_block_table_fits_an_80_column_terminal_without_eliding_a_number(name):
+    from fpnas.show import architecture_table
+
+    arch = load_reference(name)
+    rows = block_rows(arch.space, arch.indices)
+    wide, narrow = _render(architecture_table(arch, title=name), 200), _render(architecture_table(arch, title=name), 80)
+    assert "kernel" in wide and "kernel" not in narrow  # the full table where it fits, the compact one in 80
+    assert max(len(line) for line in narrow.splitlines()) <= 80 and "…" not in narrow
+    for r in rows:  # every block's numbers, whole
+        assert f"{r['macs'] / 1e6:.4f}" in narrow and f"{r['params']:,}" in narrow
+    assert f"{sum(r['params'] for r in rows):,}" in narrow
+    assert "ir k5 e6" in narrow or "ir k3 e6" in narrow  # kernel and expansion, timm's notation
+
+
+def test_summary_paths_are_whole_in_an_80_column_terminal(tmp_path):
+    from fpnas.summary import _outputs
+
+    run = tmp_path / ("a_long_directory_name_" * 3) / "2026-12-02" / "14-16-26"
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("arch.yaml", "search_summary.json", "checkpoints/last.ckpt"):
+        (run / name).write_text("x")
+    wide = _render(_outputs(run, "search"), 300)
+    assert f"{run / 'checkpoints' / 'last.ckpt'}" in wide
+    narrow = _render(_outputs(run, "search"), 80)
+    assert "…" not in narrow and max(len(line) for line in narrow.splitlines()) <= 80
+    assert str(run) in "".join(line.strip() for line in narrow.splitlines())  # folded, not cut
+    assert "arch.yaml  search_summary.json  checkpoints/last.ckpt" in narrow
