@@ -50,21 +50,6 @@ def quiet_third_party() -> None:
             logger.addFilter(drop)
 
 
-class ProgressAwareHandler(logging.StreamHandler):
-    """The terminal's log handler (conf/hydra/*.yaml ``job_logging``): a line logged while a progress
-    bar is drawn clears the bar, prints and redraws it (``tqdm.write``), instead of being glued to
-    the bar's end. As tqdm's own ``tqdm.contrib.logging`` handler, which is private to that module."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from tqdm import tqdm
-
-        try:
-            tqdm.write(self.format(record), file=self.stream)
-            self.flush()
-        except Exception:  # logging's contract: a failing handler reports, never raises
-            self.handleError(record)
-
-
 class CompactProgressBar(TQDMProgressBar):
     """Lightning's progress bar with four short metrics and no rate, so that a line fits 80 columns
     (everything else is in the loggers): entropy ``H``, ``K``, the most likely architecture's

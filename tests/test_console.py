@@ -52,7 +52,16 @@ def test_a_search_console_fits_80_columns_and_has_no_zero_flops_tips_or_deprecat
     # log lines are the time and the message (the logger and the date are in search.log)
     assert re.search(r"^\[\d\d:\d\d:\d\d\] space 'micro'", proc.stdout, re.M), proc.stdout[:2000]
     assert "pytorch_lightning.utilities" not in console and "[INFO]" not in console
-    assert "[fpnas][INFO] - space 'micro'" in (tmp_path / "run" / "search.log").read_text()
+    log = (tmp_path / "run" / "search.log").read_text()
+    assert "[fpnas][INFO] - space 'micro'" in log
+    assert "[pytorch_lightning.utilities.rank_zero][INFO] - GPU available" in log  # Lightning's lines too
+
+
+def test_the_log_handler_imports_nothing_heavy():
+    """Hydra imports it while configuring logging; Lightning imported then would keep its lines from
+    Hydra's handlers (and search.log)."""
+    code = "import sys, fpnas.log_handler\nassert not {'torch', 'pytorch_lightning'} & set(sys.modules)\n"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=clean_env(), timeout=120)
 
 
 def test_the_library_itself_filters_nothing():

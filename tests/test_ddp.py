@@ -136,9 +136,13 @@ def test_two_processes_drift_from_one_only_as_much_as_reordered_sums_do():
         )
     assert len(one) == len(two) == len(control) == 33
     ddp, ctl = compare(one, two), compare(one, control)
-    assert all(r["same_archs_so_far"] for r in ddp) and all(r["same_archs_so_far"] for r in ctl)
     assert ddp[0]["weight_max_abs_diff"] < 1e-6  # after one step: rounding only
     for step in (10, 21, 32):  # the end of every epoch
         for key in ("alpha_max_abs_diff", "weight_max_abs_diff"):
             assert ddp[step][key] <= 3 * ctl[step][key] + 1e-6, (step, key, ddp[step][key], ctl[step][key])
-    assert ddp[-1]["alpha_max_abs_diff"] <= 1e-2
+    # Where rounding alone keeps the sampled architectures (the control does), so must two processes. On
+    # another CPU (2026-12) rounding alone flipped a sample in epoch 1: the control and the 2-process run
+    # both drifted to α 0.37-0.38 after 3 epochs, side by side; only the comparison above applies there.
+    if all(r["same_archs_so_far"] for r in ctl):
+        assert all(r["same_archs_so_far"] for r in ddp)
+        assert ddp[-1]["alpha_max_abs_diff"] <= 1e-2

@@ -72,7 +72,7 @@ def test_local_submitit_sweep_runs_each_ddp_job_once_with_both_ranks(tmp_path):
                 f"Initializing distributed: GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2"
             ]
             assert "Child process" not in log  # Lightning launched nothing itself
-        run_dirs += re.findall(r"\] - found .* -> (\S+)", (job / f"{job.name}_0_log.out").read_text())
+        run_dirs += re.findall(r"\] found .* -> (\S+)", (job / f"{job.name}_0_log.out").read_text())
     assert sorted(run_dirs) == [str(sweep_dir / "0"), str(sweep_dir / "1")]  # no job ran twice
 
     with open(sweep_dir / "sweep_summary.csv") as f:
