@@ -62,6 +62,8 @@ class CompactProgressBar(TQDMProgressBar):
 
     def init_train_tqdm(self):
         bar = super().init_train_tqdm()
+        if bar.disable:  # ranks > 0: a disabled tqdm has none of a live bar's attributes (ncols, ...)
+            return bar
         bar.bar_format = self.BAR_FORMAT
         if not bar.ncols:  # not a terminal (a pipe, a log file): $COLUMNS, else 80; tqdm fits the bar to it
             bar.dynamic_ncols, bar.ncols = False, shutil.get_terminal_size((80, 24)).columns

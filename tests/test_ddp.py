@@ -66,6 +66,20 @@ def test_two_processes_give_the_same_alpha_and_weights_as_one(single_process_run
     assert summary["phase_final"] == "joint"
 
 
+def test_readme_ddp_command_runs_to_the_end_with_its_console_defaults(tmp_path):
+    """The README's CPU DDP command line, as written (progress bar on, default space and data), shortened
+    to a few steps: rank 1's disabled progress bar once crashed it at the start of training."""
+    readme = (ROOT / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith(".venv/bin/python search.py trainer=ddp_cpu"))
+    args = line.split()[2:]  # after ".venv/bin/python search.py"
+    assert "trainer.enable_progress_bar=false" not in args
+    short = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]
+    proc = _run([sys.executable, str(ROOT / "search.py"), *args, *short, f"hydra.run.dir={tmp_path}"], tmp_path)
+    summary = json.loads((tmp_path / "search_summary.json").read_text())
+    assert summary["steps"] == 3 and "Traceback" not in proc.stderr
+    assert "3/3" in proc.stdout  # rank 0 drew its bar to the end
+
+
 def test_torchrun_two_nodes_on_loopback_gives_the_same_alpha(single_process_run, tmp_path):
     overrides = [
         *SHORT,
