@@ -55,6 +55,7 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
     },  # 48%, 72%, 83% of the archs (mnist5k's: 45%, 72%, 84%)
 }
 MAX_ARCHITECTURES = 5000  # every one is trained: a larger space is a mistake here
+SEED_TAU_MIN, RATIO_MIN = 0.7, 5.0  # below either at a budget, the benchmark cannot rank methods there
 
 
 # ----------------------------------------------------------------------------- the space
@@ -259,9 +260,27 @@ def spearman(x: list[float], y: list[float]) -> float:
     return statistics.correlation(rx, ry) if len(x) > 2 else float("nan")
 
 
+def seed_tau(rows: list[dict[str, Any]]) -> float | None:
+    """Kendall τ between two independent trainings of the same architectures: the mean over every pair of
+    seeds of τ(test accuracy with seed a, with seed b). How well one training ranks architectures; a
+    benchmark whose τ is low cannot rank methods either (its seeds disagree more than methods do)."""
+    from scipy.stats import kendalltau
+
+    seeds = [int(k[10:]) for k in rows[0] if k.startswith("test_acc_s") and k[10:].isdigit()] if rows else []
+    if len(seeds) < 2 or len(rows) < 3:
+        return None
+    taus = [
+        kendalltau([r[f"test_acc_s{a}"] for r in rows], [r[f"test_acc_s{b}"] for r in rows]).statistic
+        for a, b in itertools.combinations(seeds, 2)
+    ]
+    return float(statistics.fmean(taus))
+
+
 def budget_report(rows: list[dict[str, Any]], budgets: Sequence[float]) -> list[dict[str, Any]]:
     """Per budget: how many architectures fit, P90 - P10 of their mean test accuracy, their mean seed
-    std, the ratio (target >= 5) and the rank correlation of accuracy with MFLOPs."""
+    std, the ratio (target >= 5), the seed-to-seed Kendall τ (target >= 0.7), the rank correlation of
+    accuracy with MFLOPs, and where the largest network that fits ranks (its percentile: the share of
+    the architectures under the budget that are better, 0 = the best)."""
     out = []
     for budget in budgets:
         feasible = [r for r in rows if r["mflops"] <= budget]
@@ -271,6 +290,7 @@ def budget_report(rows: list[dict[str, Any]], budgets: Sequence[float]) -> list[
         accs = [r["test_acc_mean"] for r in feasible]
         spread = percentile(accs, 90) - percentile(accs, 10)
         noise = statistics.fmean(r["test_acc_std"] for r in feasible)
+        largest = max(feasible, key=lambda r: (r["mflops"], r.get("params_m", 0.0), -r["arch_id"]))
         out.append(
             {
                 "budget_mflops": budget,
@@ -280,10 +300,19 @@ def budget_report(rows: list[dict[str, Any]], budgets: Sequence[float]) -> list[
                 "p90_minus_p10": spread,
                 "mean_seed_std": noise,
                 "ratio": spread / noise if noise > 0 else float("inf"),
+                "seed_tau": seed_tau(feasible),
                 "spearman_acc_mflops": spearman([r["mflops"] for r in feasible], accs),
+                "max_mflops_percentile": 100 * sum(a > largest["test_acc_mean"] for a in accs) / len(accs),
             }
         )
     return out
+
+
+def can_rank_methods(report: list[dict[str, Any]]) -> bool:
+    """Whether a benchmark can tell methods apart at every budget it uses: seed τ >= 0.7 and ratio >= 5."""
+    return bool(report) and all(
+        (b.get("seed_tau") or 0) >= SEED_TAU_MIN and b.get("ratio", 0) >= RATIO_MIN for b in report
+    )
 
 
 def write_report(
@@ -292,17 +321,19 @@ def write_report(
     report = budget_report(rows, budgets) if len(rows) == total else []
     accs = [r["test_acc_mean"] for r in rows]
     doc = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
         **meta,
         "architectures": total,
         "rows": len(rows),
         "complete": len(rows) == total,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": machine(),
         "mflops_range": [min(r["mflops"] for r in rows), max(r["mflops"] for r in rows)] if rows else None,
         "test_acc_range": [min(accs), max(accs)] if rows else None,
         "mean_train_s": statistics.fmean(r["train_s"] for r in rows) if rows else None,
         "spearman_acc_mflops": spearman([r["mflops"] for r in rows], accs) if len(rows) > 2 else None,
+        "seed_tau": seed_tau(rows),
         "budgets": report,
+        "can_rank_methods": can_rank_methods(report),
     }
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2) + "\n")
     md = [
@@ -316,7 +347,9 @@ def write_report(
             "",
             f"MFLOPs {doc['mflops_range'][0]:.4g}-{doc['mflops_range'][1]:.4g}, mean test accuracy "
             f"{doc['test_acc_range'][0]:.4f}-{doc['test_acc_range'][1]:.4f}, Spearman(acc, MFLOPs) "
-            f"{doc['spearman_acc_mflops'] or float('nan'):.3f}, {doc['mean_train_s']:.1f} s per training "
+            f"{doc['spearman_acc_mflops'] or float('nan'):.3f}, seed-to-seed Kendall τ "
+            f"{doc['seed_tau'] if doc['seed_tau'] is not None else float('nan'):.3f}, "
+            f"{doc['mean_train_s']:.1f} s per training "
             f"({meta['threads']} thread(s) per worker, {meta['workers']} worker(s)).",
         ]
     if report:
@@ -331,9 +364,14 @@ def write_report(
                     ("p90_minus_p10", "P90 - P10"),
                     ("mean_seed_std", "mean seed std"),
                     ("ratio", "ratio (target >= 5)"),
+                    ("seed_tau", "seed τ (target >= 0.7)"),
                     ("spearman_acc_mflops", "Spearman acc~MFLOPs"),
+                    ("max_mflops_percentile", "largest that fits: percentile"),
                 ],
             ),
+            "",
+            "Can rank methods (seed τ >= 0.7 and ratio >= 5 at every budget): "
+            + ("**yes**" if doc["can_rank_methods"] else "**no**: its seeds disagree more than methods do"),
         ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
@@ -381,7 +419,11 @@ def main() -> None:
                 f"error: {out} was made with other settings ({old.get('train_overrides')}, seeds "
                 f"{old.get('seeds')}); give another --out or delete it to start over"
             )
-    if args.report_only:
+    if args.report_only:  # how and where the rows were made stays as the last training run wrote it
+        if meta_path.is_file():
+            old = json.loads(meta_path.read_text())
+            keep = ("train_overrides", "workers", "threads", "date", "machine")
+            meta |= {k: old[k] for k in keep if k in old}
         write_report(out, meta, rows, len(archs), budgets)
         return
     done = {r["arch_id"] for r in rows}

@@ -43,7 +43,8 @@ SEARCH_SETTINGS = {  # the method's overrides on top of the shared protocol (sea
     "factorized": ["distribution.schedule=factorized"],
     "joint": ["distribution.schedule=joint"],
 }
-BASELINES = ("random_search", "random_arch")
+BASELINES = ("random_search", "random_arch")  # drawn at random, per seed
+ZERO_COMPUTE = ("max_mflops", "max_params", "scaled_uniform")  # what a user picks without any compute
 CALIBRATION_ARCHS = 3  # per budget: standalone trainings timed beside the searches (equal compute)
 WORK = ROOT / "benchmarks" / ".work" / "search_quality"
 
@@ -202,6 +203,20 @@ def baseline_rows(
     train_s = statistics.fmean(calib)
     fpnas = {r["seed"]: r["fit_time_s"] for r in rows if r["setting"] == "fpnas" and r["budget_mflops"] == budget}
     out = []
+    for setting, pick in zero_compute_picks(space, gt, budget).items():  # deterministic: one row, 0 s
+        out.append(
+            {
+                "setting": setting,
+                "data": bench["data"],
+                "space": bench["space"],
+                "budget_mflops": budget,
+                "seed": None,
+                **lookup(gt, space, parse_readable(space, pick["arch"]), budget),
+                "samples": 0,
+                "wall_time_s": 0.0,
+                "fit_time_s": 0.0,
+            }
+        )
     for seed in seeds:
         rng = random.Random(f"{bench['data']}-{budget}-{seed}")
         search_s = fpnas.get(seed, statistics.fmean(fpnas.values()))
@@ -226,6 +241,38 @@ def baseline_rows(
     return out
 
 
+def uniform_scaling(space, r: float) -> list[int]:
+    """The architecture that makes the same relative choice ``r`` in [0, 1] in every decision (0 = each
+    decision's smallest choice, 1 = its largest), as a width multiplier does on a reference network:
+    numeric choices ordered by value, others as the space lists them."""
+    indices = []
+    for d in space.decisions:
+        numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in d.choices)
+        order = sorted(range(d.size), key=lambda i: d.choices[i]) if numeric else list(range(d.size))
+        indices.append(order[int(r * (d.size - 1) + 0.5)])
+    return indices
+
+
+def zero_compute_picks(space, gt: list[dict], budget: float) -> dict[str, dict]:
+    """The ground-truth rows a user would pick under ``budget`` without searching: the largest MFLOPs
+    that fits (ties to more params), the largest params that fits (ties to more MFLOPs), and the largest
+    uniformly scaled architecture that fits (:func:`uniform_scaling`, r scanned from 1 down to 0)."""
+    from fpnas.topk import network_key
+
+    feasible = [r for r in gt if r["mflops"] <= budget]
+    by_key = {network_key(space, parse_readable(space, r["arch"])): r for r in gt}
+    picks = {
+        "max_mflops": max(feasible, key=lambda r: (r["mflops"], r["params_m"], -r["arch_id"])),
+        "max_params": max(feasible, key=lambda r: (r["params_m"], r["mflops"], -r["arch_id"])),
+    }
+    for step in range(1000, -1, -1):
+        row = by_key.get(network_key(space, uniform_scaling(space, step / 1000)))
+        if row is not None and row["mflops"] <= budget:  # None: not in a partial table
+            picks["scaled_uniform"] = row
+            break
+    return picks
+
+
 # ----------------------------------------------------------------------------- summaries
 def summarize(rows: list[dict], gt: list[dict]) -> list[dict]:
     """Per setting and budget: mean percentile, regret, over-target count, MFLOPs / budget, samples, time."""
@@ -236,7 +283,7 @@ def summarize(rows: list[dict], gt: list[dict]) -> list[dict]:
             k[1],
             list(SEARCH_SETTINGS).index(k[0].split("@")[0])
             if k[0].split("@")[0] in SEARCH_SETTINGS
-            else 10 + list(BASELINES).index(k[0]),
+            else 10 + list(BASELINES + ZERO_COMPUTE).index(k[0]),
             k[0],
         ),
     )
@@ -435,7 +482,7 @@ def main() -> None:
                         flush=True,
                     )
         budgets = sorted({r["budget_mflops"] for r in rows if r["setting"] != "calibration"})
-        searched = [r for r in rows if r["setting"] not in BASELINES]
+        searched = [r for r in rows if r["setting"] not in BASELINES + ZERO_COMPUTE]
         seeds = sorted({r["seed"] for r in rows if r["setting"] == "fpnas"})
         baselines = [b for budget in budgets for b in baseline_rows(bench, gt, budget, seeds, rows, gt_meta["seeds"])]
         all_rows[name] = searched + baselines

@@ -64,6 +64,11 @@ def check_constraints(constraints) -> list[Constraint]:
     return out
 
 
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` against soft targets (in-place distillation's loss)."""
+    return -(target_probs * F.log_softmax(logits, -1)).sum(-1).mean()
+
+
 class SearchModule(pl.LightningModule):
     """FP-NAS search over one :class:`SearchSpace`."""
 
@@ -88,6 +93,9 @@ class SearchModule(pl.LightningModule):
         export_max_candidates: int = 100_000,
         tables: ComplexityTables | None = None,
         constraints: Sequence | Mapping | None = None,
+        sandwich: bool = False,
+        distill: bool = False,
+        export_candidates: int = 1,
     ):
         """Every argument is checked here, with the config key it comes from (``conf/search.yaml``,
         ``module``), before any data is loaded. ``constraints``: the budgets
@@ -113,8 +121,16 @@ class SearchModule(pl.LightningModule):
             ("weight_importance", weight_importance),
             ("eval_batch_stats", eval_batch_stats),
             ("sync_bn", sync_bn),
+            ("sandwich", sandwich),
+            ("distill", distill),
         ):
             check_option(f"search.{key}", value, bool, example="true")
+        if distill and not sandwich:
+            raise ConfigError(
+                "search.distill=true distils from the largest architecture, which only search.sandwich=true "
+                "trains: set search.sandwich=true too"
+            )
+        check_option("export.candidates", export_candidates, int, 1, example=10)
         check_option("search.importance_temperature", importance_temperature, float, 0, exclusive=True, example=1.0)
         check_option("seed", seed, int, 0, example=0)
         if export_mode not in EXPORT_MODES:
@@ -128,6 +144,8 @@ class SearchModule(pl.LightningModule):
             "optim.alpha", alpha_optimizer or functools.partial(torch.optim.Adam, lr=0.01)
         )
         self.tables = tables if tables is not None else ComplexityTables(space)
+        # the sandwich rule's paths (BigNAS): the space's largest and smallest architectures by MACs
+        self.sandwich_rows = [self.tables.extreme_architecture(kind)[1] for kind in ("max", "min")]
         self.constraints = constraints
         self.cost_tables: list[AdditiveTable] = [c.table_for(space, self.tables) for c in constraints]
         flops = [c for c in constraints if c.name == "flops"]
@@ -163,11 +181,14 @@ class SearchModule(pl.LightningModule):
         # that a resumed search continues with the β it had
         self.register_buffer("beta", torch.tensor([c.beta for c in constraints], dtype=torch.float64))
         self._export_cache: tuple | None = None  # (α key, value), see exported_architecture
+        self._scored_pick: tuple | None = None  # (α key, (indices, selection)) of select_by_score
         self._expected_cache: tuple | None = None
         self._host_counters: dict | None = None  # host mirrors of the buffers above, see _counters
         self._host_dist: tuple | None = None  # (distribution, α key, CPU copy), see host_distribution
         self.val_acc = MulticlassAccuracy(num_classes=space.num_classes, average="micro")
         self.last_step: StepStats | None = None
+        self.candidate_scores: list[dict] | None = None  # select_by_score's table of the final candidates
+        self.scored_val_acc: float | None = None  # the α-split accuracy of the scored pick
         self.automatic_optimization = False
 
     # ------------------------------------------------------------------ optimizers
@@ -240,7 +261,7 @@ class SearchModule(pl.LightningModule):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         self._host_counters = self._host_dist = None  # the buffers changed under the mirrors
-        self._export_cache = self._expected_cache = None
+        self._export_cache = self._expected_cache = self._scored_pick = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ------------------------------------------------------------------ phase
@@ -296,7 +317,7 @@ class SearchModule(pl.LightningModule):
             )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._export_cache = self._expected_cache = None
+        self._export_cache = self._expected_cache = self._scored_pick = None
         state = checkpoint.get("state_dict", {})
         if "beta" not in state:  # written before β was adaptive (a buffer): it had the configured β
             state["beta"] = self.beta.detach().clone()
@@ -344,12 +365,16 @@ class SearchModule(pl.LightningModule):
         """
         importance, temp = self.hparams.weight_importance, self.hparams.importance_temperature
         params = list(self.supernet.parameters())
+        stashed, teacher = self._sandwich_backward(x, y, params) if self.hparams.sandwich else (None, None)
         losses, log_liks = [], []
         run_max = denom = None
         for row in rows:
-            per_image = F.cross_entropy(self.supernet(x, row), y, reduction="none")
-            ce = per_image.mean()
-            losses.append(ce.detach())
+            logits = self.supernet(x, row)
+            per_image = F.cross_entropy(logits, y, reduction="none")
+            # the ω loss: the labels, or the largest architecture's predictions (in-place distillation);
+            # the importance weights are the likelihood of the labels either way
+            ce = per_image.mean() if teacher is None else soft_cross_entropy(logits, teacher)
+            losses.append(per_image.detach().mean())
             if not importance:
                 self.manual_backward(ce / len(rows))
                 continue
@@ -371,8 +396,29 @@ class SearchModule(pl.LightningModule):
         if importance:
             grads = [p.grad for p in params if p.grad is not None]
             torch._foreach_div_(grads, denom.to(grads[0].dtype))
+        if stashed is not None:
+            for p, g in zip(params, stashed):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad.add_(g)
         average_gradients(params)
         return torch.stack(losses).mean(), (torch.stack(log_liks) if log_liks else None)
+
+    def _sandwich_backward(self, x: torch.Tensor, y: torch.Tensor, params) -> tuple[list, torch.Tensor | None]:
+        """The sandwich rule (BigNAS): the largest architecture learns from the labels, the smallest from
+        the labels or, with ``distill``, from the largest's predictions. Their gradients are taken aside
+        (returned per parameter) so that the importance weighting of the sampled paths leaves them as
+        they are; also returns the largest's class probabilities, the sampled paths' soft targets under
+        ``distill`` (else None)."""
+        largest, smallest = self.sandwich_rows
+        logits = self.supernet(x, largest)
+        self.manual_backward(F.cross_entropy(logits, y))
+        teacher = logits.detach().softmax(-1) if self.hparams.distill else None
+        small = self.supernet(x, smallest)
+        self.manual_backward(F.cross_entropy(small, y) if teacher is None else soft_cross_entropy(small, teacher))
+        stashed = [p.grad for p in params]
+        for p in params:
+            p.grad = None
+        return stashed, teacher
 
     def _check_step(self, train_ll: torch.Tensor | None, val_ll: torch.Tensor | None) -> None:
         """The step's one read of the device: the finite checks of the likelihoods (all-reduced, so
@@ -476,6 +522,8 @@ class SearchModule(pl.LightningModule):
 
     def _export(self) -> tuple[torch.Tensor, str]:
         key = self._alpha_key()
+        if self._scored_pick is not None and self._scored_pick[0] == key:
+            return self._scored_pick[1]
         if self._export_cache is None or self._export_cache[0] != key:
             self._export_cache = (key, self._select_export())
         return self._export_cache[1]
@@ -527,6 +575,66 @@ class SearchModule(pl.LightningModule):
             idx,
             f"the cheapest architecture: none of the {best.enumerated} most probable is within the target",
         )
+
+    def on_train_end(self) -> None:
+        if self.hparams.export_candidates > 1 and self.hparams.export_mode == "feasible":
+            loaders = self.trainer.val_dataloaders
+            if loaders is not None:
+                self.select_by_score(loaders[0] if isinstance(loaders, (list, tuple)) else loaders)
+
+    @torch.no_grad()
+    def score_architectures(self, rows: Sequence[Sequence[int]], loader) -> list[tuple[float, float]]:
+        """``(accuracy, mean log-likelihood)`` of each architecture on every batch of ``loader`` (the α
+        split), scored as validation scores the exported one (eval mode; batch statistics with
+        ``eval_batch_stats``). Summed over all processes, so every rank gets the same numbers."""
+        was_training = self.supernet.training
+        self.supernet.eval()
+        sums = torch.zeros(len(rows), 3, dtype=torch.float64, device=self.device)  # correct, log-lik, count
+        for x, y in loader:
+            x, y = x.to(self.device), y.to(self.device)
+            for i, row in enumerate(rows):
+                logits = self.supernet(x, row)
+                sums[i, 0] += (logits.argmax(-1) == y).sum()
+                sums[i, 1] -= F.cross_entropy(logits, y, reduction="sum").double()
+                sums[i, 2] += y.numel()
+        self.supernet.train(was_training)
+        sums = all_reduce_sum(sums).cpu()
+        return [(float(c / n), float(ll / n)) for c, ll, n in sums.tolist()]
+
+    def select_by_score(self, loader) -> torch.Tensor:
+        """The final pick: the ``export_candidates`` most probable distinct architectures within the
+        targets, scored by the super-net on ``loader`` (the α split); the best accuracy wins (ties: the
+        higher likelihood, then the more probable). Run on every rank (it all-reduces); the pick is what
+        :meth:`exported_architecture` returns until α changes."""
+        from fpnas.topk import top_architectures
+
+        top = top_architectures(
+            self.host_distribution(),
+            self.space,
+            self.hparams.export_candidates,
+            None,
+            self.hparams.export_max_candidates,
+            distinct_networks=True,
+            tables=self.tables,
+            limits=self.limits(),
+        )
+        if len(top.entries) < 2:
+            return self.exported_architecture()
+        rows = [e["indices"] for e in top.entries]
+        scores = self.score_architectures(rows, loader)
+        best = max(range(len(rows)), key=lambda i: (*scores[i], -i))
+        self.candidate_scores = [
+            {"rank": e["rank"], "prob": e["prob"], "macs": e["macs"], "acc": a, "log_lik": ll}
+            for e, (a, ll) in zip(top.entries, scores)
+        ]
+        selection = (
+            f"the best of the {len(rows)} most probable architectures within the target by the super-net's "
+            f"α-split accuracy ({scores[best][0]:.4f}; probability rank {best + 1})"
+        )
+        pick = torch.tensor(rows[best], dtype=torch.long)
+        self._scored_pick = (self._alpha_key(), (pick, selection))
+        self.scored_val_acc = scores[best][0]
+        return pick.clone()
 
     def validation_step(self, batch, batch_idx):
         x, y = batch

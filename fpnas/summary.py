@@ -55,6 +55,9 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
     # the last validation of the fit scored the final exported architecture; NaN when validation is off
     val_acc = trainer.callback_metrics.get("val/acc", float("nan"))
     exported = module.exported_architecture()
+    scored = getattr(module, "candidate_scores", None)
+    if scored and module.selection().startswith("the best of"):  # the final pick was scored on the whole α split
+        val_acc = module.scored_val_acc
     macs, params = module.architecture_cost(exported)
     constraints = {}
     for c, table, beta in zip(module.constraints, module.cost_tables, module.beta_values.values()):
@@ -76,6 +79,7 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
         "argmax_mflops": module.architecture_cost(module.argmax_architecture())[0] / 1e6,
         "beta_final": module.beta_value,
         "val_acc": float(val_acc),
+        "candidates_scored": len(scored) if scored else 0,
         "total_arch_samples": int(module.samples_total),
         "steps": int(module.steps_done),
         "epochs": int(trainer.current_epoch),

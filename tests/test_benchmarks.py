@@ -223,6 +223,31 @@ def test_ground_truth_trains_every_architecture_and_restarts_where_it_stopped(tm
     assert budget["mean_seed_std"] == pytest.approx(sum(r["test_acc_std"] for r in feasible) / len(feasible))
 
 
+def test_ground_truth_report_measures_whether_the_seeds_agree():
+    """Per budget: seed τ is the mean Kendall τ over every pair of seeds, the largest network's percentile
+    is the share better than it; a benchmark can rank methods only with τ >= 0.7 and ratio >= 5 everywhere."""
+    from ground_truth import budget_report, can_rank_methods, seed_tau
+
+    # 6 architectures: seeds 0 and 1 agree on the order, seed 2 swaps the first two
+    accs = [0.90, 0.91, 0.92, 0.93, 0.94, 0.95]
+    rows = []
+    for i, a in enumerate(accs):
+        s = {0: a, 1: a + 0.001, 2: a if i > 1 else accs[1 - i]}
+        mean = sum(s.values()) / 3
+        std = (sum((v - mean) ** 2 for v in s.values()) / 2) ** 0.5
+        rows.append(
+            {"arch_id": i, "mflops": 0.1 * (6 - i), "params_m": 0.01, "test_acc_mean": mean, "test_acc_std": std}
+            | {f"test_acc_s{k}": v for k, v in s.items()}
+        )
+    # τ(0,1) = 1; τ(0,2) = τ(1,2) = 1 - 2 * 1 / 15 (one discordant pair of 15)
+    assert seed_tau(rows) == pytest.approx((1 + 2 * (1 - 2 / 15)) / 3)
+    (b,) = budget_report(rows, [0.45])  # ids 2..5 fit: 0.4, 0.3, 0.2, 0.1 MFLOPs
+    assert b["feasible"] == 4 and b["seed_tau"] == pytest.approx(1.0)
+    assert b["max_mflops_percentile"] == pytest.approx(75.0)  # the largest (id 2, 0.92) has 3 better
+    assert can_rank_methods([b | {"ratio": 6.0}]) and not can_rank_methods([b | {"ratio": 4.0}])
+    assert not can_rank_methods([b | {"seed_tau": 0.69, "ratio": 6.0}]) and not can_rank_methods([])
+
+
 def test_ground_truth_refuses_a_table_made_with_other_settings(tmp_path):
     (tmp_path / "four.yaml").write_text(FOUR_ARCHS)
     _ground_truth(tmp_path, "--limit", "1")
@@ -261,6 +286,7 @@ def test_search_quality_scores_against_the_table_and_random_search_matches_compu
             "arch_id": i,
             "arch": readable(space, a),
             "mflops": 0.05 + 0.01 * i,
+            "params_m": 0.01 + 0.001 * ((3 * i) % 10),
             "test_acc_mean": 0.90 + 0.005 * i,
             "alpha_acc_s0": 0.80 + 0.01 * ((7 * i) % 10),
             "alpha_acc_s1": 0.5,
@@ -288,6 +314,44 @@ def test_search_quality_scores_against_the_table_and_random_search_matches_compu
     assert search["arch_id"] == max(drawn, key=lambda g: g["alpha_acc_s0"])["arch_id"]  # seed 0 -> its training 0
     random_arch = next(r for r in out if r["setting"] == "random_arch")
     assert random_arch["samples"] == 1 and random_arch["arch_mflops"] <= 0.125
+
+
+def test_zero_compute_picks_are_the_largest_that_fit():
+    """max_mflops, max_params and scaled_uniform pick from the table alone: the largest MFLOPs under the
+    budget, the largest params under it, and the largest same-relative-choice architecture under it."""
+    from ground_truth import distinct_architectures, readable
+    from search_quality import baseline_rows, uniform_scaling, zero_compute_picks
+
+    from fpnas.arch import architecture_from_indices
+
+    space = SearchSpace.load("bench_mnist")
+    gt = []
+    for i, idx in enumerate(distinct_architectures(space)):
+        macs, params = architecture_from_indices(space, idx).complexity()
+        gt.append({"arch_id": i, "arch": readable(space, idx), "mflops": macs / 1e6, "params_m": params / 1e6})
+        gt[-1] |= {"test_acc_mean": 0.9 + 0.0001 * i, "alpha_acc_s0": 0.5}
+    assert uniform_scaling(space, 0.0) == [0] * space.num_decisions  # the smallest choice of every decision
+    largest = uniform_scaling(space, 1.0)
+    assert [space.decisions[d].choices[i] for d, i in enumerate(largest)] == [max(d.choices) for d in space.decisions]
+    budget = 0.17
+    picks = zero_compute_picks(space, gt, budget)
+    feasible = [r for r in gt if r["mflops"] <= budget]
+    assert picks["max_mflops"]["mflops"] == max(r["mflops"] for r in feasible)
+    assert picks["max_params"]["params_m"] == max(r["params_m"] for r in feasible)
+    su = picks["scaled_uniform"]
+    assert su["mflops"] <= budget < max(r["mflops"] for r in gt)
+    # it is on the uniform path, and the next step up that path leaves the budget
+    path = [readable(space, uniform_scaling(space, r / 100)) for r in range(101)]
+    assert su["arch"] in path
+    rows = [
+        {"setting": "fpnas", "budget_mflops": budget, "seed": 0, "fit_time_s": 50.0},
+        {"setting": "calibration", "budget_mflops": budget, "train_s": 10.0},
+    ]
+    out = baseline_rows({"data": "mnist5k", "space": "bench_mnist"}, gt, budget, [0], rows, [0, 1, 2])
+    zero = {r["setting"]: r for r in out if r["samples"] == 0}
+    assert set(zero) == {"max_mflops", "max_params", "scaled_uniform"}
+    assert all(r["fit_time_s"] == 0 and not r["over_target"] for r in zero.values())
+    assert zero["max_mflops"]["arch_id"] == picks["max_mflops"]["arch_id"]
 
 
 @pytest.mark.slow

@@ -179,3 +179,71 @@ def test_describe(digits):
     assert DigitsDataModule().describe().endswith("(not set up)")
     text = digits.describe()
     assert "digits" in text and "omega=" in text and "test=" in text
+
+
+# ----------------------------------------------------------------------------- cluttered MNIST-5k
+def test_cluttered_canvases_hold_the_whole_digit_and_the_clutter():
+    """Each canvas holds its digit at a random place, all of it, and the clutter's ink beside it."""
+    from fpnas.data.cluttered import cluttered_canvases
+
+    g = torch.Generator().manual_seed(0)
+    digits = torch.rand(5, 1, 28, 28, generator=g)
+    plain, src = cluttered_canvases(digits, 40, 0, 8, 2, torch.Generator().manual_seed(1))
+    assert plain.shape == (10, 1, 40, 40) and src.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    places = set()
+    for canvas, s in zip(plain, src.tolist()):
+        ys, xs = torch.nonzero(canvas[0], as_tuple=True)
+        top, left = int(ys.min()), int(xs.min())
+        assert torch.equal(canvas[:, top : top + 28, left : left + 28], digits[s])  # the whole digit, unchanged
+        assert float(canvas.sum()) == pytest.approx(float(digits[s].sum()))  # nothing else on the canvas
+        places.add((top, left))
+    assert len(places) > 5  # copies of one digit sit at other places
+    cluttered, _ = cluttered_canvases(digits, 40, 4, 8, 2, torch.Generator().manual_seed(1))
+    assert all(float(c.sum()) > float(p.sum()) for c, p in zip(cluttered, plain))  # clutter adds ink
+    assert (cluttered >= plain).all()  # ink on ink: the pixel-wise maximum
+
+
+def test_cluttered_mnist5k_splits_copies_and_determinism():
+    from fpnas.data import ClutteredMnist5kDataModule
+
+    dm = ClutteredMnist5kDataModule(canvas_size=36, train_copies=2, test_copies=3, batch_size=32)
+    dm.setup()
+    assert dm.split_sizes() == {"omega": 4000, "alpha": 4000, "test": 3000}
+    assert dm.input_size == 36 and dm.datasets["test"].tensors[0].shape[1:] == (1, 36, 36)
+    again = ClutteredMnist5kDataModule(canvas_size=36, train_copies=2, test_copies=3, batch_size=32)
+    again.setup()
+    for split in ("omega", "alpha", "test"):
+        assert torch.equal(dm.datasets[split].tensors[0], again.datasets[split].tensors[0])
+        labels = dm.datasets[split].tensors[1]
+        assert torch.bincount(labels, minlength=10).min() > 0
+    omega = dm.datasets["omega"].tensors[0]
+    assert abs(float(omega.mean())) < 1e-4 and float(omega.std()) == pytest.approx(1.0, abs=1e-3)
+    other = ClutteredMnist5kDataModule(canvas_size=36, split_seed=1, batch_size=32)
+    other.setup()
+    assert not torch.equal(other.datasets["test"].tensors[0], dm.datasets["test"].tensors[0][:1000])
+
+
+@pytest.mark.parametrize(
+    "kwargs,key",
+    [
+        ({"canvas_size": 20}, "canvas_size"),
+        ({"fragments": -1}, "fragments"),
+        ({"test_copies": 0}, "test_copies"),
+        ({"fragment_size": 24}, "fragment_size"),
+        ({"train_copies": 1.5}, "train_copies"),
+    ],
+)
+def test_cluttered_bad_args(kwargs, key):
+    from fpnas.data import ClutteredMnist5kDataModule
+    from fpnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"data.{key}"):
+        ClutteredMnist5kDataModule(**kwargs)
+
+
+def test_cluttered_hydra_config_instantiates():
+    from fpnas.data import ClutteredMnist5kDataModule
+
+    cfg = OmegaConf.create({"space": {"input_size": 40}, "data": OmegaConf.load(CONF / "mnist5k_clutter.yaml")})
+    dm = hydra.utils.instantiate(cfg.data)
+    assert isinstance(dm, ClutteredMnist5kDataModule) and dm.input_size == 40 and dm.fragments == 4

@@ -115,6 +115,74 @@ def test_omega_gradient_matches_the_importance_weighted_sum(weight_importance):
     assert sum(float(g.abs().sum()) for g in got) > 0
 
 
+@pytest.mark.parametrize("distill", [False, True])
+def test_sandwich_adds_the_largest_and_smallest_paths_to_the_weighted_sum(distill):
+    """search.sandwich: the importance-weighted sum of the sampled paths' gradients plus the largest
+    architecture's CE gradient and the smallest's (CE, or with distill the cross-entropy against the
+    largest's predictions, as the sampled paths then use too); the weights stay the labels' likelihoods."""
+    from fpnas.search_module import soft_cross_entropy
+
+    space = SearchSpace.load("micro")
+    torch.manual_seed(0)
+    module = SearchModule(space, AdaptiveK(), target_mflops=0.1, sandwich=True, distill=distill)
+    module.manual_backward = lambda loss: loss.backward()
+    largest, smallest = module.sandwich_rows
+    tables = ComplexityTables(space)
+    macs = [float(tables.lookup(torch.tensor([r]))[0][0]) for r in (largest, smallest)]
+    assert macs == [tables.macs.value_range()[1], tables.macs.value_range()[0]]
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    rows = module.distribution.sample(4, torch.Generator().manual_seed(1)).tolist()
+    module.supernet.eval()
+    module._omega_backward(x, y, rows)
+    got = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in module.supernet.parameters()]
+    module.supernet.zero_grad(set_to_none=True)
+    f = torch.nn.functional
+    teacher_logits = module.supernet(x, largest)
+    teacher = teacher_logits.detach().softmax(-1)
+    total = f.cross_entropy(teacher_logits, y)
+    small = module.supernet(x, smallest)
+    total = total + (soft_cross_entropy(small, teacher) if distill else f.cross_entropy(small, y))
+    logits = [module.supernet(x, r) for r in rows]
+    ll = torch.stack([-f.cross_entropy(lg, y, reduction="sum").detach() for lg in logits])
+    w = torch.softmax(ll, 0)
+    losses = [soft_cross_entropy(lg, teacher) if distill else f.cross_entropy(lg, y) for lg in logits]
+    (total + sum(wk * loss for wk, loss in zip(w, losses))).backward()
+    want = [p.grad if p.grad is not None else torch.zeros_like(p) for p in module.supernet.parameters()]
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(got, want))
+
+
+def test_distill_without_sandwich_is_refused():
+    from fpnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="search.sandwich=true"):
+        SearchModule(SearchSpace.load("micro"), AdaptiveK(), target_mflops=0.1, distill=True)
+
+
+def test_scored_pick_is_the_most_accurate_of_the_most_probable_candidates_within_the_target():
+    """export.candidates=N: the N most probable distinct architectures within the target are scored by the
+    super-net on the α split; the exported one is the most accurate of them, until α moves."""
+    from fpnas.topk import top_architectures
+
+    space = SearchSpace.load("micro")
+    torch.manual_seed(0)
+    module = SearchModule(space, AdaptiveK(), target_mflops=0.08, export_candidates=6)
+    dm = DigitsDataModule(batch_size=64)
+    dm.setup()
+    loader = dm.val_dataloader()
+    probable = module.exported_architecture()
+    pick = module.select_by_score(loader)
+    top = top_architectures(module.host_distribution(), space, 6, None, tables=module.tables, limits=module.limits())
+    rows = [e["indices"] for e in top.entries]
+    scores = module.score_architectures(rows, loader)
+    assert pick.tolist() in rows and pick.tolist() == rows[max(range(6), key=lambda i: (*scores[i], -i))]
+    assert torch.equal(module.exported_architecture(), pick) and module.selection().startswith("the best of the 6")
+    assert module.scored_val_acc == max(s[0] for s in scores) and len(module.candidate_scores) == 6
+    assert torch.equal(torch.tensor(rows[0]), probable)
+    with torch.no_grad():
+        module.distribution.alpha.add_(0.0)  # α moved: back to the most probable
+    assert torch.equal(module.exported_architecture(), probable)
+
+
 # ----------------------------------------------------------------------------- the budget as a limit
 def test_feasible_export_is_the_brute_force_most_probable_architecture_under_the_target():
     """With a distribution whose mode is over the target, arch.yaml holds exactly the most probable

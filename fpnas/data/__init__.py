@@ -3,7 +3,8 @@
 Every one is a :class:`~fpnas.data.base.ThreeSplitDataModule`; its contract is written in
 :mod:`fpnas.data.base`.
 
-* ``mnist5k``, ``digits``: small bundled sets held in memory (:class:`SearchDataModule`).
+* ``mnist5k``, ``digits``: small bundled sets held in memory (:class:`SearchDataModule`);
+  ``mnist5k_clutter``: the same digits at random places on a cluttered canvas (a harder task).
 * ``imagefolder``: ImageNet-layout folders, optionally the ImageNet-100 class-subset protocol.
 * ``cifar10``, ``cifar100``, ``mnist``, ``fashion_mnist``: torchvision data sets.
 
@@ -13,6 +14,7 @@ test split (:class:`HalvedTrainDataModule`).
 
 from fpnas.data.arrays import SearchDataModule
 from fpnas.data.base import ThreeSplitDataModule
+from fpnas.data.cluttered import ClutteredMnist5kDataModule
 from fpnas.data.digits import DigitsDataModule
 from fpnas.data.imagefolder import ImageFolderDataModule
 from fpnas.data.mnist5k import Mnist5kDataModule
@@ -27,6 +29,7 @@ from fpnas.data.torchvision_sets import (
 
 DATAMODULES = {
     "mnist5k": Mnist5kDataModule,
+    "mnist5k_clutter": ClutteredMnist5kDataModule,
     "digits": DigitsDataModule,
     "imagefolder": ImageFolderDataModule,
     "cifar10": CIFAR10DataModule,
@@ -39,6 +42,7 @@ __all__ = [
     "ThreeSplitDataModule",
     "SearchDataModule",
     "Mnist5kDataModule",
+    "ClutteredMnist5kDataModule",
     "DigitsDataModule",
     "HalvedTrainDataModule",
     "ImageFolderDataModule",

