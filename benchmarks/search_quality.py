@@ -322,6 +322,39 @@ def summarize(rows: list[dict], gt: list[dict]) -> list[dict]:
     return out
 
 
+def plot_percentiles(name: str, summary: list[dict], path: Path) -> None:
+    """One picture per benchmark: the mean percentile (0 = the best architecture under the budget) of each
+    method at each budget; the searches' seed spread as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = [s for s in dict.fromkeys(r["setting"] for r in summary)]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    markers = "os^vD<>phx*"
+    for i, setting in enumerate(settings):
+        rs = sorted((r for r in summary if r["setting"] == setting), key=lambda r: r["budget_mflops"])
+        ax.errorbar(
+            [r["budget_mflops"] for r in rs],
+            [r["percentile"] for r in rs],
+            yerr=[r["percentile_std"] for r in rs] if any(r["runs"] > 1 for r in rs) else None,
+            marker=markers[i % len(markers)],
+            capsize=3,
+            lw=2.2 if setting == "fpnas" else 1.0,
+            label=setting,
+        )
+    ax.set_xlabel("budget, MFLOPs (MACs)")
+    ax.set_ylabel("percentile among the architectures\nunder the budget (0 = the best)")
+    ax.set_title(f"{name}: where each method's pick ranks (ground truth)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def write_results(all_rows: dict[str, list[dict]], all_summaries: dict[str, list[dict]], meta: dict) -> None:
     rows = [r for rs in all_rows.values() for r in rs]
     summary = [s | {"data": data} for data, ss in all_summaries.items() for s in ss]
@@ -339,7 +372,11 @@ def write_results(all_rows: dict[str, list[dict]], all_summaries: dict[str, list
     for data, all_ss in all_summaries.items():
         main_ss = [s for s in all_ss if "@" not in s["setting"]]
         variants = [s for s in all_ss if "@" in s["setting"] or s["setting"] == "fpnas"]
+        plot_percentiles(data, main_ss, RESULTS / f"search_quality_{data}.png")
+        tau = meta.get("kendall_tau_mflops", {}).get(data)
         md += _summary_table(data, main_ss)
+        if tau is not None:
+            md += [f"τ(MFLOPs, ground truth) over every architecture: {tau:.3f} (the super-net's: last column)", ""]
         if any("@" in s["setting"] for s in variants):
             md += _summary_table(f"{data}: variants (<setting>@<variant>, beside the default)", variants)
     (RESULTS / "search_quality.md").write_text("\n".join(md))
@@ -399,7 +436,9 @@ def main() -> None:
     extra = argv[cut + 1 :]
     if extra and not args.variant:
         parser.error("overrides after -- need --variant NAME (their rows are kept apart)")
-    all_rows, all_summaries = {}, {}
+    from scipy.stats import kendalltau
+
+    all_rows, all_summaries, tau_mflops = {}, {}, {}
     for name in BENCHMARKS:
         if name not in args.benchmarks and not (RESULTS / f"search_quality_{name}.jsonl").is_file():
             continue
@@ -486,11 +525,15 @@ def main() -> None:
         seeds = sorted({r["seed"] for r in rows if r["setting"] == "fpnas"})
         baselines = [b for budget in budgets for b in baseline_rows(bench, gt, budget, seeds, rows, gt_meta["seeds"])]
         all_rows[name] = searched + baselines
-        all_summaries[bench["data"]] = summarize(searched + baselines, gt)
+        all_summaries[name] = summarize(searched + baselines, gt)
+        tau_mflops[name] = float(kendalltau([r["mflops"] for r in gt], [r["test_acc_mean"] for r in gt]).statistic)
     write_results(
         all_rows,
         all_summaries,
-        {"protocol": "search.py defaults on the ground-truth space; see benchmarks/search_quality.py"},
+        {
+            "protocol": "search.py defaults on the ground-truth space; see benchmarks/search_quality.py",
+            "kendall_tau_mflops": tau_mflops,
+        },
     )
 
 

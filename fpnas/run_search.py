@@ -147,12 +147,14 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from fpnas.console import progress_callbacks
-    from fpnas.threads import ThreadPolicy, apply_thread_policy
+    from fpnas.threads import ThreadPolicy, apply_thread_policy, processes_per_node
 
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
     run = RunDir(output_dir)
-    threads = apply_thread_policy(cfg.get("threads", "auto"))  # before the data is loaded
+    threads = apply_thread_policy(
+        cfg.get("threads", "auto"), processes=processes_per_node(cfg.trainer)
+    )  # before the data is loaded
     ckpt_path = resolve_ckpt_path(cfg, run)
     module, datamodule = instantiate_search(cfg)
     if ckpt_path:  # α's shape follows the phase (FD or JD): the checkpoint's phase is restored on load
@@ -193,6 +195,8 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     # no trainer.validate here: under DDP it would start a second set of processes
     top_k = (cfg.get("export") or {}).get("top_k", 0)
     summary = search_summary(module, trainer, run, start, fit_time, top_k)
+    # float sums depend on the thread count: part of what a seed reproduces (threads=load may change it)
+    summary |= {"threads": torch.get_num_threads(), "threads_setting": str(cfg.get("threads", "auto"))}
     if trainer.is_global_zero:
         from fpnas.arch import architecture_from_indices
         from fpnas.summary import print_search_summary

@@ -168,10 +168,10 @@ def run_train(cfg: DictConfig) -> dict:
     from fpnas.console import progress_callbacks
     from fpnas.reference import resolve_architecture, searchpath_dirs
     from fpnas.resume import check_run_directory, write_hydra_files
-    from fpnas.threads import ThreadPolicy, apply_thread_policy
+    from fpnas.threads import ThreadPolicy, apply_thread_policy, processes_per_node
 
     start = time.time()
-    threads = apply_thread_policy(cfg.get("threads", "auto"))
+    threads = apply_thread_policy(cfg.get("threads", "auto"), processes=processes_per_node(cfg.trainer))
     if not cfg.get("arch"):
         raise ConfigError(
             "no architecture given: pass arch=<path to arch.yaml written by search.py> or a "
@@ -260,6 +260,8 @@ def run_train(cfg: DictConfig) -> dict:
         "distill_teacher": str(cfg.distill.teacher) if cfg.distill.get("teacher") else None,
         "init_from_search": str(cfg.init.from_search) if cfg.init.get("from_search") else None,
         "train_time_s": round(train_time, 2),
+        "threads": torch.get_num_threads(),  # float sums depend on it: part of what a seed reproduces
+        "threads_setting": str(cfg.get("threads", "auto")),
         "wall_time_s": round(time.time() - start, 2),
     }
     if trainer.is_global_zero:

@@ -1,14 +1,14 @@
-"""How many intra-op threads a CPU run uses (``threads=auto|N``).
+"""How many intra-op threads a CPU run uses (``threads=auto|load|N``).
 
-The default search is made of many small ops. Each op's parallel region ends at a barrier that
-waits for every thread. When another process holds one of the cores, that barrier waits for the
-scheduler to hand a core back, and that happens for every op: a step measured 35 ms with 1 thread
-took ~1,000 ms with 2 threads beside one busy process (benchmarks/threads.py). ``auto`` therefore
-uses as many threads as the machine has cores that nobody else is using (at most
-``OMP_NUM_THREADS`` when that is set). It counts them when the run starts and again every few
-seconds during it (:class:`ThreadPolicy`), from the machine's idle time minus this process's own
-use. A fixed ``N`` is left alone. Float sums may depend on the thread count: bit-identical reruns
-need a fixed ``threads=N``.
+Float sums depend on the thread count, so the count is part of what a seed reproduces. ``auto`` (the
+default) takes it from the machine alone: the cores this process may use (its affinity mask, at most
+``OMP_NUM_THREADS`` when that is set), fixed for the run, so the same command and seed give the same
+search on one machine whatever else it is doing. ``load`` adapts to the load instead: the cores nobody
+else is using, counted when the run starts and again every few seconds (:class:`ThreadPolicy`). The
+default search is made of many small ops whose parallel regions end at a barrier; when another process
+holds one of the cores, every barrier waits for the scheduler (a step measured 35 ms with 1 thread took
+~1,000 ms with 2 threads beside one busy process: benchmarks/threads.py), so ``load`` is much faster on
+a shared machine, at the price of results that follow the load. A fixed ``N`` is left alone.
 """
 
 from __future__ import annotations
@@ -33,10 +33,14 @@ def usable_cores() -> int:
     return max(1, min(cores, int(cap))) if cap.isdigit() and int(cap) > 0 else cores
 
 
-def parse_threads(value) -> int | None:
-    """``auto`` -> None, a positive integer -> itself; anything else is a one-line ConfigError."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return None
+POLICIES = ("auto", "load")
+
+
+def parse_threads(value) -> int | str:
+    """``auto`` / ``load`` -> that policy's name, a positive integer -> itself; anything else is a
+    one-line ConfigError."""
+    if isinstance(value, str) and value.strip().lower() in POLICIES:
+        return value.strip().lower()
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, str))
@@ -44,8 +48,8 @@ def parse_threads(value) -> int | None:
         or int(value) < 1
     ):
         raise ConfigError(
-            f"threads must be 'auto' or a positive integer (intra-op CPU threads), got {value!r}; "
-            "e.g. threads=auto or threads=1"
+            f"threads must be 'auto', 'load' or a positive integer (intra-op CPU threads), got {value!r}; "
+            "e.g. threads=auto (the machine's cores), threads=load (the free ones) or threads=1"
         )
     return int(value)
 
@@ -89,33 +93,51 @@ def threads_for(others_busy: float | None, cores: int) -> int:
     return max(1, min(cores, int(cores - others_busy + 0.5)))
 
 
-def apply_thread_policy(value, probe_seconds: float = 0.1) -> str:
+def processes_per_node(trainer_cfg) -> int:
+    """Processes one machine runs for ``trainer_cfg`` (``trainer.devices`` when it is a count or a list)."""
+    devices = (trainer_cfg or {}).get("devices", 1)
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return max(1, devices)
+    if isinstance(devices, str) and devices.strip().isdigit():
+        return max(1, int(devices))
+    if isinstance(devices, (list, tuple)) or hasattr(devices, "__len__") and not isinstance(devices, str):
+        return max(1, len(devices))
+    return 1
+
+
+def apply_thread_policy(value, probe_seconds: float = 0.1, processes: int = 1) -> str:
     """Set torch's intra-op threads for ``threads=value`` before the run; returns the log text.
 
-    ``auto``: the usable cores minus those other processes keep busy over ``probe_seconds``."""
+    ``auto``: the usable cores, shared by the ``processes`` of this machine (DDP ranks). ``load``: the
+    usable cores minus those other processes keep busy over ``probe_seconds``."""
     import torch
 
-    fixed = parse_threads(value)
-    if fixed is not None:
-        torch.set_num_threads(fixed)
-        return f"threads={fixed}"
+    policy = parse_threads(value)
+    if isinstance(policy, int):
+        torch.set_num_threads(policy)
+        return f"threads={policy}"
     cores = usable_cores()
+    if policy == "auto":
+        n = max(1, cores // max(1, processes))
+        torch.set_num_threads(n)
+        share = f" shared by {processes} processes" if processes > 1 else ""
+        return f"threads=auto: {n} (the {cores} usable cores{share}; threads=load follows other processes' load)"
     probe = BusyCores()
     time.sleep(probe_seconds)
     others = probe.since_last()
     n = threads_for(others, cores)
     torch.set_num_threads(n)
     seen = "" if others is None else f", {others:.1f} busy with other processes"
-    return f"threads=auto: {n} of {cores} usable cores{seen}"
+    return f"threads=load: {n} of {cores} usable cores{seen}"
 
 
 class ThreadPolicy(pl.Callback):
-    """``threads=auto`` during the run: every ``every_seconds``, counts the cores other processes
+    """``threads=load`` during the run: every ``every_seconds``, counts the cores other processes
     took since the last check and sets the intra-op threads to the free ones (logged when it
-    changes). Reading two counters costs microseconds; nothing is done for a fixed ``threads``."""
+    changes). Reading two counters costs microseconds; nothing is done for ``auto`` or a fixed N."""
 
     def __init__(self, threads="auto", every_seconds: float = 5.0):
-        self.auto = parse_threads(threads) is None
+        self.auto = parse_threads(threads) == "load"
         self.every_seconds = float(every_seconds)
         self._probe: BusyCores | None = None
         self._checked = 0.0
@@ -133,7 +155,7 @@ class ThreadPolicy(pl.Callback):
         n = threads_for(self._probe.since_last(), usable_cores())
         if n != torch.get_num_threads():
             rank_zero_info(
-                f"[fpnas] threads=auto: {torch.get_num_threads()} -> {n} intra-op threads "
+                f"[fpnas] threads=load: {torch.get_num_threads()} -> {n} intra-op threads "
                 "(other processes' use of the cores changed)"
             )
             torch.set_num_threads(n)

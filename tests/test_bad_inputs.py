@@ -122,7 +122,12 @@ CATALOGUE = [
     ),
     ("search", ["cost.beta=-1"], 2, ["cost.beta=-1", "a number >= 0", "e.g. cost.beta=0.75"]),
     ("search", ["trainer.max_epochs=-1"], 2, ["trainer.max_epochs=-1", "an integer >= 1"]),
-    ("search", ["threads=0"], 2, ["threads must be 'auto' or a positive integer", "got 0", "e.g. threads=auto"]),
+    (
+        "search",
+        ["threads=0"],
+        2,
+        ["threads must be 'auto', 'load' or a positive integer", "got 0", "e.g. threads=auto"],
+    ),
     ("train", ["threads=many"], 2, ["threads must be 'auto' or a positive integer", "got 'many'"]),
     ("search", ["data.batch_size=0"], 2, ["batch_size must be an integer >= 1, got 0", "set data.batch_size"]),
     ("search", ["sampler.lam=abc"], 2, ["sampler.lam must be > 0 (paper: 0.25), got abc"]),

@@ -247,3 +247,30 @@ def test_cluttered_hydra_config_instantiates():
     cfg = OmegaConf.create({"space": {"input_size": 40}, "data": OmegaConf.load(CONF / "mnist5k_clutter.yaml")})
     dm = hydra.utils.instantiate(cfg.data)
     assert isinstance(dm, ClutteredMnist5kDataModule) and dm.input_size == 40 and dm.fragments == 4
+
+
+def test_distorted_digits_are_rotated_and_scaled_about_their_centre():
+    from fpnas.data.cluttered import distorted
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(3, 1, 28, 28)
+    x[:, :, 6:22, 12:16] = 1.0  # an upright bar, centred
+    same = distorted(x, 0.0, 0.0, g)
+    assert torch.allclose(same, x, atol=1e-5)
+    turned = distorted(x, 90.0, 0.0, torch.Generator().manual_seed(1))
+    for img in turned:  # whatever the angle, the ink stays centred
+        ys, xs = torch.nonzero(img[0] > 0.5, as_tuple=True)
+        assert abs(float(ys.float().mean()) - 13.5) < 1.5 and abs(float(xs.float().mean()) - 13.5) < 1.5
+    assert not torch.allclose(turned, x, atol=0.1)
+    bigger = distorted(x, 0.0, 0.5, torch.Generator().manual_seed(2))
+    ink = (bigger > 0.5).flatten(1).sum(1).float() / float((x[0] > 0.5).sum())
+    assert ((ink > 0.2) & (ink < 2.5)).all() and not torch.allclose(ink, torch.ones(3), atol=0.05)
+
+
+@pytest.mark.parametrize("kwargs,key", [({"rotation": -5}, "rotation"), ({"scale": 0.6}, "scale")])
+def test_cluttered_bad_distortion(kwargs, key):
+    from fpnas.data import ClutteredMnist5kDataModule
+    from fpnas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"data.{key}"):
+        ClutteredMnist5kDataModule(**kwargs)

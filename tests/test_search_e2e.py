@@ -10,6 +10,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from fpnas import threads
 from fpnas.arch import load_architecture
 from fpnas.run_search import run_search
 from tests.helpers import MICRO, quick_search
@@ -91,6 +92,8 @@ def test_cli_search_on_the_digits_data(tmp_path):
     summary = json.loads((tmp_path / "search_summary.json").read_text())
     assert summary["space"] == "micro" and summary["arch_mflops"] > 0
     assert not (tmp_path / "outputs").exists()  # nothing written outside the run directory
+    # the thread count sets the numerics: the machine's usable cores (threads=auto), recorded
+    assert summary["threads_setting"] == "auto" and summary["threads"] == threads.usable_cores()
 
 
 @pytest.mark.parametrize(
