@@ -17,7 +17,7 @@ def main(cfg: DictConfig) -> float:
     from fpnas.run_search import run_search
 
     quiet_third_party()  # Lightning's tips and internal deprecations: noise a user cannot act on
-    summary = run_reporting_user_errors(run_search, cfg)
+    summary = run_reporting_user_errors(run_search, cfg, skipped={"val_acc": float("nan")})  # skipped: a bad sweep job
     return summary["val_acc"]  # the value a Hydra sweeper would optimise
 
 

@@ -28,9 +28,12 @@ def report(message: str) -> None:
     sys.exit(2)
 
 
-def run_reporting_user_errors(fn: Callable, *args):
-    """Call ``fn``; a :class:`ConfigError` exits with status 2 and one line (full trace with
-    ``HYDRA_FULL_ERROR=1``)."""
+def run_reporting_user_errors(fn: Callable, *args, skipped=None):
+    """Call ``fn(*args)``; a :class:`ConfigError` exits with status 2 and one line (full trace with
+    ``HYDRA_FULL_ERROR=1``). When ``args[0]`` is a run's config, a run directory that holds nothing but
+    this run's log is removed, and in a ``-m`` sweep with ``skip_invalid_jobs=true`` the job is skipped
+    instead (one line) and ``skipped`` returned, so that the sweep goes on."""
+    cfg = args[0] if args and isinstance(args[0], DictConfig) else None
     try:
         return fn(*args)
     except Exception as exc:  # noqa: BLE001 - re-raised unless it is a user error
@@ -39,7 +42,44 @@ def run_reporting_user_errors(fn: Callable, *args):
             raise
         if isinstance(user_error, NonFiniteLossError) and global_rank() != 0:
             sys.exit(2)  # every process stops at the same step with the same message: print it once
+        if cfg is not None:
+            remove_unused_run_dir(cfg)
+        if cfg is not None and cfg.get("skip_invalid_jobs") is True and in_sweep():
+            import logging
+
+            logging.getLogger("fpnas").warning(
+                "skipped this sweep job (skip_invalid_jobs=true): %s", " ".join(str(user_error).split())
+            )
+            return skipped
         report(str(user_error))
+
+
+def in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra ``-m`` sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def remove_unused_run_dir(cfg: DictConfig) -> None:
+    """A run refused before it started leaves no directory behind: the run directory is removed when
+    it holds nothing but this run's log file (its handler closed first); anything else stays."""
+    import logging
+
+    out = Path(str(cfg.get("paths", {}).get("output_dir", ""))).absolute() if cfg.get("paths") else None
+    if out is None or not out.is_dir():
+        return
+    for handler in list(logging.getLogger().handlers):
+        path = getattr(handler, "baseFilename", None)
+        if path and Path(path).parent == out and len(list(out.iterdir())) == 1:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+            Path(path).unlink(missing_ok=True)
+    try:
+        out.rmdir()  # only when empty
+    except OSError:
+        pass
 
 
 def global_rank() -> int:

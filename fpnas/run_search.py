@@ -71,6 +71,7 @@ def check_options(cfg: DictConfig) -> None:
     check_option("trainer.max_epochs", cfg.trainer.get("max_epochs"), int, 1, example=20)  # -1 (endless) too
     check_option("seed", cfg.seed, int, 0, example=0)
     check_option("auto_resume", cfg.get("auto_resume", False), bool, example="true")
+    check_option("skip_invalid_jobs", cfg.get("skip_invalid_jobs", False), bool, example="true")
 
 
 def warn_about_epochs(cfg: DictConfig) -> None:
@@ -90,6 +91,19 @@ def warn_about_epochs(cfg: DictConfig) -> None:
             "α never moves; the result is the uniform distribution's mode",
             stacklevel=2,
         )
+
+
+def validate_search_config(cfg: DictConfig) -> None:
+    """Every check ``search.py`` makes before any work, without seeding or writing anything: what a sweep
+    runs for each of its jobs before the first one starts (raises :class:`ConfigError`)."""
+    check_options(cfg)
+    datamodule = instantiate_checked(cfg.data, "data")
+    space = build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
+    sampler = instantiate_checked(cfg.sampler, "sampler")
+    check_export_config(cfg.get("export"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the job itself warns (warn_about_epochs)
+        instantiate_checked(cfg.module, "module", space=space, sampler=sampler)
 
 
 def instantiate_search(cfg: DictConfig):

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
+
+log = logging.getLogger("fpnas")
 
 COLUMNS = ("target_mflops", "arch_mflops", "arch_params_m", "val_acc", "total_arch_samples", "wall_time_s", "run_dir")
 # the columns of constraints on other metrics, when a job of the sweep has them
@@ -69,6 +74,73 @@ def write_sweep_summary(sweep_dir: Path, metric: str | None = None) -> list[dict
     fig.savefig(sweep_dir / "pareto.png", dpi=120)
     plt.close(fig)
     return rows
+
+
+def sweep_jobs(config) -> list[list[str]]:
+    """The override list of every job of the ``-m`` sweep ``config`` describes (Hydra's basic sweeper's
+    expansion of the command line and ``hydra.sweeper.params``)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(config, "hydra.sweeper.params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def job_error(config_name: str, overrides: list[str]) -> str | None:
+    """Why the job with ``overrides`` would stop at its checks (None: it would start), as one line."""
+    from hydra import compose
+
+    from fpnas.cli import find_user_error
+
+    try:
+        cfg = compose(config_name=config_name, overrides=overrides)
+        if config_name == "search":
+            from fpnas.run_search import validate_search_config
+
+            validate_search_config(cfg)
+    except Exception as exc:  # noqa: BLE001 - a composition error or a user error: both stop that job
+        user = find_user_error(exc)
+        return " ".join(str(user if user is not None else exc).split())
+    return None
+
+
+class ValidateSweep(Callback):
+    """Before the first job of a ``-m`` sweep, every job's config is composed and checked as the job
+    itself would check it; each bad one is named in one line. Then the sweep stops (exit 2) before
+    any job has run, or, with ``skip_invalid_jobs=true``, runs the good jobs and skips the bad ones."""
+
+    def on_multirun_start(self, config, **kwargs: Any) -> None:
+        from fpnas.cli import full_error
+
+        jobs = sweep_jobs(config)
+        values: dict[str, set] = {}
+        for job in jobs:
+            for o in job:
+                values.setdefault(o.split("=", 1)[0], set()).add(o)
+        varying = {k for k, v in values.items() if len(v) > 1}  # the swept keys: name a job by them
+        bad = []
+        for num, job in enumerate(jobs):
+            reason = job_error(config.hydra.job.config_name, job)
+            if reason is not None:
+                shown = " ".join(o for o in job if o.split("=", 1)[0] in varying) or " ".join(job)
+                bad.append(f"sweep job {num} ({shown}): {reason}")
+        if not bad:
+            return
+        if config.get("skip_invalid_jobs") is True:
+            for line in bad:
+                log.warning("skipping %s (skip_invalid_jobs=true)", line)
+            return
+        if full_error():
+            raise ValueError("; ".join(bad))
+        for line in bad:
+            print(f"error: {line}", file=sys.stderr)
+        print(
+            f"error: {len(bad)} of {len(jobs)} sweep jobs would fail, so none was started; fix them, or add "
+            "skip_invalid_jobs=true to run the others",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 class SweepSummary(Callback):

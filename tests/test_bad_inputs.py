@@ -429,3 +429,45 @@ def test_data_errors_found_during_the_fit_are_one_line(tmp_path):
         f"error: image file {root / 'train' / 'b' / 'x.jpg'} cannot be read (UnidentifiedImageError"
     ), line
     assert "remove or replace it, then resume with ckpt_path=last" in line
+
+
+def test_a_refused_run_leaves_no_run_directory(tmp_path):
+    """A run stopped by its checks before it started removes the directory Hydra made for it (and the
+    log file in it); an existing directory with other files stays as it was."""
+    run = tmp_path / "new_run"
+    code, err = run_in_process("search", [f"hydra.run.dir={run}", "cost.target_mflops=-1"])
+    assert code == 2 and "cost.target_mflops=-1" in last_line(err)
+    assert not run.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine\n")
+    code, _ = run_in_process("search", [f"hydra.run.dir={kept}", "cost.target_mflops=-1"])
+    assert code == 2 and (kept / "notes.txt").read_text() == "mine\n"
+
+
+SWEEP = [*MICRO[:2], *QUICK, "trainer.max_epochs=1", "distribution.schedule=factorized"]
+
+
+def test_a_sweep_with_bad_values_names_each_and_starts_no_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    code, err = run_in_process(
+        "search", ["-m", *SWEEP, "cost.target_mflops=0.08,-1,abc,0.1", f"hydra.sweep.dir={sweep}"]
+    )
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(lines) == 3, err[-3000:]
+    assert lines[0].startswith("error: sweep job 1 (cost.target_mflops=-1): cost.target_mflops=-1 is invalid")
+    assert lines[1].startswith("error: sweep job 2 (cost.target_mflops=abc): cost.target_mflops='abc'")
+    assert "2 of 4 sweep jobs would fail, so none was started" in lines[2] and "skip_invalid_jobs=true" in lines[2]
+    assert not sweep.exists() and "Traceback" not in err
+
+
+def test_skip_invalid_jobs_runs_the_good_jobs_and_summarises_them(tmp_path):
+    sweep = tmp_path / "sweep"
+    code, err = run_in_process(
+        "search",
+        ["-m", *SWEEP, "cost.target_mflops=0.08,-1,abc,0.1", "skip_invalid_jobs=true", f"hydra.sweep.dir={sweep}"],
+    )
+    assert code == 0, err[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "3"]  # no directory for a bad job
+    rows = (sweep / "sweep_summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith("0.08,") and rows[2].startswith("0.1,")
