@@ -82,6 +82,25 @@ def remove_unused_run_dir(cfg: DictConfig) -> None:
         pass
 
 
+def compose_checked(config_dir: str | Path, config_name: str, overrides: list[str]) -> DictConfig:
+    """Hydra's ``compose`` of ``conf/<config_name>.yaml`` with ``overrides``, its composition errors (an
+    unknown option or key, a malformed override) turned into a one-line :class:`ConfigError` that lists
+    the available options."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
+            return compose(config_name, overrides=list(overrides))
+    except HydraException as exc:
+        text = str(exc)
+        head = " ".join(text.split("\n\n", 1)[0].split())
+        options = [line.strip() for line in text.split("Available options in", 1)[-1].splitlines()[1:]]
+        options = [o for o in options if o and not o.startswith(("Config search path", "provider="))]
+        available = f"; available: {', '.join(options)}" if "Available options in" in text and options else ""
+        raise ConfigError(f"{head}{available}") from None
+
+
 def global_rank() -> int:
     """This process's rank in a multi-process run (Lightning's view; 0 in a single process)."""
     from pytorch_lightning.utilities.rank_zero import rank_zero_only

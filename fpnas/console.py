@@ -35,8 +35,16 @@ class _DropAdvertisements(logging.Filter):
         return not str(record.getMessage()).startswith(NOISE_LOGS)
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the entry points print it: ``warning: <message>`` on one line (Python's default
+    shows the file, the line number and the source line of the call, which a user cannot act on)."""
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
 def quiet_third_party() -> None:
-    """Filter the warnings and log lines of :data:`NOISE_WARNINGS` / :data:`NOISE_LOGS` in this process."""
+    """Filter the warnings and log lines of :data:`NOISE_WARNINGS` / :data:`NOISE_LOGS` in this process,
+    and print the other warnings as one line each (:func:`one_line_warning`)."""
+    warnings.formatwarning = one_line_warning  # after Lightning's import, which installs its own format
     for pattern, _why in NOISE_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     drop = _DropAdvertisements()

@@ -80,13 +80,14 @@ def check_option(
     return kind(value)
 
 
-def check_checkpoint(key: str, path, module=None, ignore: tuple[str, ...] = ()) -> None:
+def check_checkpoint(key: str, path, module=None, ignore: tuple[str, ...] = (), resumes: str | None = None) -> None:
     """``path`` (config key ``key``) must be a readable PyTorch checkpoint; with ``module``, its
     ``state_dict`` must hold exactly ``module``'s tensors with the same shapes (a checkpoint of another
     space or architecture would otherwise fail deep inside Lightning).
 
-    Tensors whose name starts with one of ``ignore`` are not compared. Memory-maps the file, so
-    tensors are not read.
+    Tensors whose name starts with one of ``ignore`` are not compared. ``resumes`` ("search.py" or
+    "train.py"): the program that resumes it, so that the other one's checkpoint is named as such, with
+    what to do instead. Memory-maps the file, so tensors are not read.
     """
     import zipfile
     from pathlib import Path
@@ -130,6 +131,16 @@ def check_checkpoint(key: str, path, module=None, ignore: tuple[str, ...] = ()) 
             if "arch" in (ckpt.get("hyper_parameters") or {})
             else "a checkpoint"
         )
+        if resumes == "train.py" and kind == "a search.py checkpoint":
+            raise ConfigError(
+                f"{key}={path} is a search.py checkpoint: train.py resumes only its own; to start training "
+                f"from the search's super-net weights give init.from_search={path} (with arch=<run dir>/arch.yaml)"
+            )
+        if resumes == "search.py" and kind == "a train.py checkpoint":
+            raise ConfigError(
+                f"{key}={path} is a train.py checkpoint: search.py resumes only search checkpoints "
+                "(<search run dir>/checkpoints/last.ckpt)"
+            )
         raise ConfigError(
             f"{key}={path} is {kind} of another space or architecture ({detail}); resume with the "
             "settings it was written with (space=, data=, arch=) or start a new run"

@@ -546,13 +546,11 @@ def _parse(argv: Sequence[str], options: dict[str, Any]) -> tuple[dict[str, Any]
 
 def space_from_overrides(overrides: Sequence[str]) -> SearchSpace:
     """The space a ``search.py`` run with ``overrides`` searches (fitted to its data's classes and channels)."""
-    from hydra import compose, initialize_config_dir
-
+    from fpnas.cli import compose_checked
     from fpnas.errors import instantiate_checked
     from fpnas.run_search import CONF_DIR, build_space
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose("search", overrides=list(overrides))
+    cfg = compose_checked(CONF_DIR, "search", list(overrides))
     datamodule = instantiate_checked(cfg.data, "data")
     return build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
 

@@ -142,6 +142,45 @@ def check_run_directory(output_dir: Path, ckpt_path: str | None) -> None:
         )
 
 
+def space_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Where two space specs differ, as ``key: old -> new`` (nested groups by index: ``groups[2].act``)."""
+    out = []
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            out += space_differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+    elif (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and len(old) == len(new)
+        and any(isinstance(v, (dict, list)) for v in old)
+    ):
+        for i, (a, b) in enumerate(zip(old, new)):
+            out += space_differences(a, b, f"{prefix}[{i}]")
+    elif old != new:
+        out.append(f"{prefix}: {old!r} -> {new!r}")
+    return out
+
+
+def check_same_space(ckpt_path: str, space) -> None:
+    """A search resumes only in the space it was written in: an edited space whose tensor shapes did not
+    change (an activation, a choice's order) would otherwise resume silently into another search."""
+    import torch
+
+    from fpnas.errors import ConfigError
+
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    saved = (ckpt.get("fpnas") or {}).get("space") if isinstance(ckpt, dict) else None
+    if saved is None:
+        return
+    diff = space_differences(dict(saved), dict(space.spec))
+    if diff:
+        more = f" (and {len(diff) - 3} more)" if len(diff) > 3 else ""
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} was written in another version of space '{space.name}' "
+            f"({'; '.join(diff[:3])}{more}): resume with the space it was written with, or start a new run"
+        )
+
+
 def continue_logs(loggers, ckpt_path: str) -> None:
     """Loggers of a resumed run continue its history: TensorBoard drops the events of the steps a kill
     lost (``purge_step``: the checkpoint's step) and appends; the CSV logger does the same by itself

@@ -24,7 +24,7 @@ from fpnas.errors import (
     instantiate_trainer,
 )
 from fpnas.launch import export_job_argv_for_ddp_children, restored_launcher_environment
-from fpnas.resume import check_run_directory, continue_logs, write_hydra_files
+from fpnas.resume import check_run_directory, check_same_space, continue_logs, write_hydra_files
 from fpnas.run_dir import RunDir
 from fpnas.summary import search_summary
 from fpnas.topk import check_export_config
@@ -172,7 +172,9 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = resolve_ckpt_path(cfg, run)
     module, datamodule = instantiate_search(cfg)
     if ckpt_path:  # α's shape follows the phase (FD or JD): the checkpoint's phase is restored on load
-        check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"))  # β: see on_load_checkpoint
+        # β: see on_load_checkpoint
+        check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"), resumes="search.py")
+        check_same_space(ckpt_path, module.space)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
     callbacks += progress_callbacks(cfg.trainer)

@@ -215,7 +215,7 @@ def run_train(cfg: DictConfig) -> dict:
     if ckpt_path == "last":
         ckpt_path = str(RunDir(output_dir).last_checkpoint)
     if ckpt_path:  # a damaged file or one of another architecture fails here, not inside Lightning
-        check_checkpoint("ckpt_path", ckpt_path, module)
+        check_checkpoint("ckpt_path", ckpt_path, module, resumes="train.py")
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))

@@ -128,7 +128,7 @@ CATALOGUE = [
         2,
         ["threads must be 'auto', 'load' or a positive integer", "got 0", "e.g. threads=auto"],
     ),
-    ("train", ["threads=many"], 2, ["threads must be 'auto' or a positive integer", "got 'many'"]),
+    ("train", ["threads=many"], 2, ["threads must be 'auto', 'load' or a positive integer", "got 'many'"]),
     ("search", ["data.batch_size=0"], 2, ["batch_size must be an integer >= 1, got 0", "set data.batch_size"]),
     ("search", ["sampler.lam=abc"], 2, ["sampler.lam must be > 0 (paper: 0.25), got abc"]),
     ("search", ["search.weight_importance=maybe"], 2, ["search.weight_importance='maybe'", "true or false"]),
@@ -194,6 +194,12 @@ CATALOGUE = [
         ["is a search.py checkpoint of another space or architecture", "shape", "resume with the settings"],
     ),
     ("search", ["ckpt_path={d}/nope.ckpt"], 2, ["ckpt_path={d}/nope.ckpt: no such file", "ckpt_path=last"]),
+    (  # the same tensor shapes, another space: the stem and head nonlinearity changed
+        "search",
+        [*MICRO, "space.act=swish", "ckpt_path={d}/micro_run/checkpoints/last.ckpt"],
+        2,
+        ["was written in another version of space 'micro'", "act: 'relu' -> 'swish'", "start a new run"],
+    ),
     # output directory under a regular file: unwritable for root too
     (
         "search",
@@ -227,7 +233,7 @@ CATALOGUE = [
         "train",
         ["arch={d}/micro_run/arch.yaml", "data=digits", "ckpt_path={d}/micro_run/checkpoints/last.ckpt"],
         2,
-        ["is a search.py checkpoint of another space or architecture", "missing"],
+        ["is a search.py checkpoint: train.py resumes only its own", "init.from_search={d}/micro_run/checkpoints"],
     ),
     (
         "train",

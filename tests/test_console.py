@@ -57,6 +57,20 @@ def test_a_search_console_fits_80_columns_and_has_no_zero_flops_tips_or_deprecat
     assert "[pytorch_lightning.utilities.rank_zero][INFO] - GPU available" in log  # Lightning's lines too
 
 
+def test_warnings_are_one_line_each_without_file_or_source(tmp_path):
+    """A warning the user can act on is one ``warning: ...`` line, not Python's file:line form followed by
+    the source line of the call."""
+    proc = _search(tmp_path, "trainer.max_epochs=1", "distribution.switch_epoch=8")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    switch = [line for line in lines if "switch_epoch" in line]
+    assert switch == [
+        "warning: distribution.switch_epoch=8 >= trainer.max_epochs=1: the search never reaches the joint "
+        "distribution (use distribution.schedule=factorized to say so)"
+    ]
+    assert not any("Warning:" in line or ".py:" in line or "warn_about_epochs" in line for line in lines), lines
+
+
 def test_the_log_handler_imports_nothing_heavy():
     """Hydra imports it while configuring logging; Lightning imported then would keep its lines from
     Hydra's handlers (and search.log)."""

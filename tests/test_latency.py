@@ -391,3 +391,18 @@ def test_a_sweep_of_latency_searches_gets_latency_columns_and_a_latency_pareto_a
     rows = list(csv.DictReader(open(tmp_path / "sweep_summary.csv")))
     assert [(r["target_latency_ms"], r["arch_latency_ms"]) for r in rows] == [("1.0", "0.9"), ("2.0", "1.7")]
     assert "target_params_m" not in rows[0] and (tmp_path / "pareto.png").stat().st_size > 1000
+
+
+def test_latency_cli_with_an_unknown_space_is_one_line_listing_the_spaces():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "fpnas.latency", "build", "space=no_such_space"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert line.startswith("error: ") and "Could not find 'space/no_such_space'" in line and "tiny" in line
