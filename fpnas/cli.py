@@ -18,13 +18,21 @@ def full_error() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
-def report(message: str) -> None:
+def report(message) -> None:
     """Print ``error: <message>`` on one line to stderr and exit with status 2."""
-    message = str(message)
-    # raised in a DataLoader worker: the loader re-raises it with the worker's traceback in the message
-    if "Original Traceback" in message and "ConfigError: " in message:
-        message = message.rsplit("ConfigError: ", 1)[1]
-    print("error: " + " ".join(message.split()), file=sys.stderr)
+    from fpnas.errors import user_message
+
+    try:  # a live progress bar (tqdm, on stdout) has no newline yet: the error goes on a line of its own
+        from tqdm import tqdm
+
+        if getattr(tqdm, "_instances", None) and sys.stdout.isatty():
+            print(file=sys.stdout, flush=True)
+    except ImportError:
+        pass
+    print(
+        "error: " + user_message(message if isinstance(message, BaseException) else ValueError(message)),
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 
@@ -51,7 +59,7 @@ def run_reporting_user_errors(fn: Callable, *args, skipped=None):
                 "skipped this sweep job (skip_invalid_jobs=true): %s", " ".join(str(user_error).split())
             )
             return skipped
-        report(str(user_error))
+        report(user_error)
 
 
 def in_sweep() -> bool:

@@ -11,6 +11,42 @@ class ConfigError(ValueError):
     """Bad configuration, space file, architecture file or argument."""
 
 
+class DataFileError(ConfigError):
+    """A data file found broken while the run reads it: fixed or removed, the run can go on from its
+    last checkpoint (the entry points add how, since only they know whether one was written)."""
+
+
+def user_message(exc: BaseException) -> str:
+    """The message of a user error, on one line; raised in a DataLoader worker, the loader re-raises it
+    with the worker's traceback in the message, whose last exception line is the message."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        for line in reversed(text.splitlines()):
+            if line.split(": ", 1)[0].endswith("Error") and ": " in line:
+                text = line.split(": ", 1)[1]
+                break
+    return " ".join(text.split())
+
+
+def find_data_file_error(exc: BaseException | None) -> DataFileError | None:
+    """The :class:`DataFileError` behind ``exc`` (also when wrapped), or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, DataFileError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def data_file_advice(message: str, last_checkpoint, output_dir) -> str:
+    """``message`` of a :class:`DataFileError` with how to go on: resume when a checkpoint exists, else
+    run the command again."""
+    if last_checkpoint.is_file():
+        return f"{message}, then resume with ckpt_path=last hydra.run.dir={output_dir}"
+    return f"{message}, then run the same command again (no checkpoint was written yet)"
+
+
 class NonFiniteLossError(ConfigError):
     """The search diverged (a NaN or infinite loss / log-likelihood): a user error, since the fix is a
     setting (learning rates, search.importance_temperature) or the data, reported as one line naming

@@ -20,8 +20,11 @@ from fpnas.errors import (
     check_checkpoint,
     check_option,
     check_required,
+    data_file_advice,
+    find_data_file_error,
     instantiate_checked,
     instantiate_trainer,
+    user_message,
 )
 from fpnas.launch import export_job_argv_for_ddp_children, restored_launcher_environment
 from fpnas.resume import check_run_directory, check_same_space, continue_logs, write_hydra_files
@@ -206,6 +209,11 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     except SystemExit as exc:  # Ctrl-C or SIGTERM stopped the fit after last.ckpt was saved: 130 / 143
         code = exit_status_of_interrupt(trainer)
         raise SystemExit(code if code is not None else exc.code) from None
+    except Exception as exc:  # a broken data file: say how to go on (resume, or run again)
+        broken = find_data_file_error(exc)
+        if broken is None:
+            raise
+        raise ConfigError(data_file_advice(user_message(broken), run.last_checkpoint, output_dir)) from None
     fit_time = time.time() - fit_start
 
     # no trainer.validate here: under DDP it would start a second set of processes

@@ -15,8 +15,11 @@ from fpnas.errors import (
     check_checkpoint,
     check_option,
     check_required,
+    data_file_advice,
+    find_data_file_error,
     instantiate_checked,
     instantiate_trainer,
+    user_message,
 )
 from fpnas.run_dir import RunDir
 
@@ -243,6 +246,12 @@ def run_train(cfg: DictConfig) -> dict:
 
         code = exit_status_of_interrupt(trainer)
         raise SystemExit(code if code is not None else exc.code) from None
+    except Exception as exc:  # a broken data file: say how to go on (resume, or run again)
+        broken = find_data_file_error(exc)
+        if broken is None:
+            raise
+        last = RunDir(output_dir).last_checkpoint
+        raise ConfigError(data_file_advice(user_message(broken), last, output_dir)) from None
     train_time = time.time() - fit_start
     metrics = evaluate(trainer, module, datamodule)
     summary = {

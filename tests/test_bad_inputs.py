@@ -434,7 +434,8 @@ def test_data_errors_found_during_the_fit_are_one_line(tmp_path):
     assert line.startswith(
         f"error: image file {root / 'train' / 'b' / 'x.jpg'} cannot be read (UnidentifiedImageError"
     ), line
-    assert "remove or replace it, then resume with ckpt_path=last" in line
+    # no checkpoint was written before the broken file was met: run again (there is nothing to resume)
+    assert line.endswith("remove or replace it, then run the same command again (no checkpoint was written yet)")
 
 
 def test_a_refused_run_leaves_no_run_directory(tmp_path):
@@ -477,3 +478,25 @@ def test_skip_invalid_jobs_runs_the_good_jobs_and_summarises_them(tmp_path):
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "3"]  # no directory for a bad job
     rows = (sweep / "sweep_summary.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[1].startswith("0.08,") and rows[2].startswith("0.1,")
+
+
+def test_a_broken_data_file_says_resume_only_when_there_is_a_checkpoint(tmp_path):
+    from fpnas.errors import DataFileError, data_file_advice, user_message
+
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert data_file_advice("image file x cannot be read; remove or replace it", last, tmp_path).endswith(
+        "then run the same command again (no checkpoint was written yet)"
+    )
+    last.parent.mkdir()
+    last.write_bytes(b"x")
+    assert data_file_advice("m", last, tmp_path) == f"m, then resume with ckpt_path=last hydra.run.dir={tmp_path}"
+    # from a DataLoader worker: the message is the worker's last exception line
+    wrapped = DataFileError(
+        "Caught DataFileError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nfpnas.errors.DataFileError: image file a.jpg cannot be read '
+        "(UnidentifiedImageError: cannot identify image file 'a.jpg'); remove or replace it\n"
+    )
+    assert user_message(wrapped) == (
+        "image file a.jpg cannot be read (UnidentifiedImageError: cannot identify image file 'a.jpg'); "
+        "remove or replace it"
+    )

@@ -23,7 +23,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from fpnas.data.base import check_int
 from fpnas.data.split import HalvedTrainDataModule, check_stats
-from fpnas.errors import ConfigError
+from fpnas.errors import ConfigError, DataFileError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -81,9 +81,8 @@ class ClassListImageFolder(ImageFolder):
             return super().__getitem__(index)
         except (OSError, SyntaxError) as exc:  # PIL: UnidentifiedImageError and truncated files are OSErrors
             path = self.samples[index][0]
-            raise ConfigError(
-                f"image file {path} cannot be read ({type(exc).__name__}: {exc}); remove or replace it, "
-                "then resume with ckpt_path=last"
+            raise DataFileError(
+                f"image file {path} cannot be read ({type(exc).__name__}: {exc}); remove or replace it"
             ) from None
 
 
