@@ -83,7 +83,11 @@ def resumed_argv(argv: list[str]) -> tuple[list[str], str | None]:
             f"({was}); start a new run (another hydra.run.dir) to change it"
         )
     current = {override_key(a) for a in args}
-    merged = [o for o in saved if override_key(o) not in current] + args
+    # where the run's config files were found (a space or data set of the user's own): composing the
+    # run's config again needs the same search path
+    restored = [o for o in saved_search_path(run_dir) if override_key(o) not in current]
+    merged = restored + [o for o in saved if override_key(o) not in current] + args
+    saved = restored + saved
     extra = [
         a
         for a in args
@@ -94,6 +98,19 @@ def resumed_argv(argv: list[str]) -> tuple[list[str], str | None]:
         f"; changed on the command line: {' '.join(extra)}" if extra else ""
     )
     return merged, message
+
+
+def saved_search_path(run_dir: str) -> list[str]:
+    """The ``hydra.searchpath=...`` override the run in ``run_dir`` was started with (empty if none)."""
+    hydra_file = Path(run_dir) / HYDRA_DIR / "hydra.yaml"
+    if not hydra_file.is_file():
+        return []
+    try:
+        doc = yaml.safe_load(hydra_file.read_text()) or {}
+    except yaml.YAMLError:
+        return []
+    overrides = ((doc.get("hydra") or {}).get("overrides") or {}).get("hydra") or []
+    return [str(o) for o in overrides if override_key(str(o)) == "hydra.searchpath"]
 
 
 def _refuse(message: str) -> None:

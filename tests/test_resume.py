@@ -175,3 +175,21 @@ def test_atomic_save_keeps_the_previous_checkpoint_when_writing_fails(tmp_path):
         io.save_checkpoint({"step": 2, "w": torch.zeros(1000), "x": Unpicklable()}, path)
     assert path.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
     assert torch.load(path, weights_only=False)["step"] == 1
+
+
+def test_resume_of_a_run_whose_space_came_from_the_search_path_needs_no_repeat(tmp_path):
+    """A space of the user's own (<dir>/space/mine.yaml, found through hydra.searchpath): `ckpt_path=last`
+    with the run directory alone resumes it; the run's search path is restored with its overrides."""
+    mine = tmp_path / "mine"
+    (mine / "space").mkdir(parents=True)
+    (mine / "space" / "mine.yaml").write_text(
+        (ROOT / "conf" / "space" / "micro.yaml").read_text().replace("micro", "mine")
+    )
+    run = tmp_path / "run"
+    first = [r for r in RUN if not r.startswith(("space=", "trainer.max_epochs"))]
+    proc = search(run, f"hydra.searchpath=[file://{mine}]", "space=mine", *first, "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = search(run, "ckpt_path=last", "trainer.max_epochs=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"hydra.searchpath=[file://{mine}]" in proc.stderr  # named in the "resuming ... with" line
+    assert int(state(run)["state_dict"]["steps_done"]) == 22
