@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
+import time
 import warnings
 
-from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
+from pytorch_lightning.utilities import rank_zero_info
 
 # Warnings users cannot act on: (message regex, why it is noise here)
 NOISE_WARNINGS = (
@@ -85,6 +88,96 @@ class CompactProgressBar(TQDMProgressBar):
         return shown
 
 
-def progress_callbacks(trainer_cfg) -> list:
-    """The progress bar of ``trainer_cfg`` (``trainer.enable_progress_bar``): the compact one."""
-    return [CompactProgressBar()] if trainer_cfg.get("enable_progress_bar", True) else []
+class ProgressLines(ProgressBar):
+    """Progress for a log file or a pipe (``python search.py > log 2>&1``, SLURM, nohup): one line per
+    epoch, and one every ``every_seconds`` inside a long epoch, instead of a bar whose every redraw a file
+    keeps. Each line: epoch, step, the loss, the α-split accuracy when there is one, entropy, K and
+    MFLOPs of the most likely architecture (a search), elapsed time and the time left."""
+
+    SHOWN = (  # (metric, label, format)
+        ("train/loss_epoch", "loss", ".4f"),
+        ("val/acc", "val acc", ".4f"),
+        ("search/entropy", "H", ".2f"),
+        ("search/K", "K", ".0f"),
+        ("search/flops_argmax", "MFLOPs", ".4g"),
+    )
+
+    def __init__(self, every_seconds: float = 60.0):
+        super().__init__()
+        self.every_seconds = float(every_seconds)
+        self._enabled = True
+        self._start = self._last = 0.0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._enabled and time.monotonic() - self._last >= self.every_seconds:
+            self._emit(trainer, f"batch {batch_idx + 1}/{_count(self.total_train_batches)}", "train/loss_step")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._enabled:
+            self._emit(trainer, "done", "train/loss_epoch")
+
+    def _emit(self, trainer, where: str, loss_key: str) -> None:
+        now = time.monotonic()
+        self._last = now
+        metrics = trainer.callback_metrics
+        epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        parts = [f"epoch {trainer.current_epoch + 1}" + (f"/{epochs}" if epochs else "") + f" {where}"]
+        parts.append(f"step {trainer.fit_loop.epoch_loop._batches_that_stepped}")
+        for key, label, fmt in ((loss_key, "loss", ".4f"), *self.SHOWN[1:]):
+            value = metrics.get(key)
+            if value is not None:
+                parts.append(f"{label} {float(value):{fmt}}")
+        elapsed = now - self._start
+        parts.append(f"elapsed {_clock(elapsed)}")
+        done = _fraction_done(trainer, self.total_train_batches)
+        if epochs and done > 0:
+            parts.append(f"ETA {_clock(elapsed * (1 - done) / done)}")
+        rank_zero_info(" | ".join(parts))
+
+
+def _count(n) -> str:
+    return "?" if n == float("inf") else str(int(n))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _fraction_done(trainer, batches_per_epoch) -> float:
+    epochs = trainer.max_epochs or 0
+    if epochs <= 0 or not batches_per_epoch or batches_per_epoch == float("inf"):
+        return 0.0
+    in_epoch = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    return min(1.0, (trainer.current_epoch + in_epoch / batches_per_epoch) / epochs)
+
+
+PROGRESS = ("auto", "bar", "lines")
+
+
+def check_progress(progress) -> None:
+    if progress not in PROGRESS:
+        from fpnas.errors import ConfigError
+
+        raise ConfigError(f"progress must be one of {list(PROGRESS)}, got {progress!r}; e.g. progress=lines")
+
+
+def progress_callbacks(trainer_cfg, progress: str = "auto") -> list:
+    """The progress display (``progress``, when ``trainer.enable_progress_bar`` is on): ``bar`` the compact
+    live bar, ``lines`` one :class:`ProgressLines` line per epoch, ``auto`` the bar in a terminal and lines
+    when stdout is a file or a pipe."""
+    check_progress(progress)
+    if not trainer_cfg.get("enable_progress_bar", True):
+        return []
+    bar = progress == "bar" or (progress == "auto" and sys.stdout.isatty())
+    return [CompactProgressBar()] if bar else [ProgressLines()]

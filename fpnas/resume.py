@@ -33,7 +33,7 @@ CHANGEABLE = (
     "data.val_batch_size",
     "paths.",
 )
-CHANGEABLE_EXACT = ("trainer", "callbacks", "export", "paths", "threads")  # threads: only float rounding
+CHANGEABLE_EXACT = ("trainer", "callbacks", "export", "paths", "threads", "progress")  # threads: float rounding
 
 
 def override_key(override: str) -> str:

@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fpnas.checkpointing import exit_status_of_interrupt
+from fpnas.console import check_progress
 from fpnas.distributed import AllReduceStats
 from fpnas.errors import (
     ConfigError,
@@ -75,6 +76,7 @@ def check_options(cfg: DictConfig) -> None:
     check_option("seed", cfg.seed, int, 0, example=0)
     check_option("auto_resume", cfg.get("auto_resume", False), bool, example="true")
     check_option("skip_invalid_jobs", cfg.get("skip_invalid_jobs", False), bool, example="true")
+    check_progress(cfg.get("progress", "auto"))
 
 
 def warn_about_epochs(cfg: DictConfig) -> None:
@@ -180,7 +182,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         check_same_space(ckpt_path, module.space)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
-    callbacks += progress_callbacks(cfg.trainer)
+    callbacks += progress_callbacks(cfg.trainer, cfg.get("progress", "auto"))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if ckpt_path:
         continue_logs(loggers, ckpt_path)

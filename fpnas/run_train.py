@@ -31,7 +31,10 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsproptf", "rmsprop", "adamw", "a
 
 def check_config(cfg: DictConfig) -> None:
     """Early checks (names, types, ranges), with messages that say what to change."""
+    from fpnas.console import check_progress
+
     check_required(cfg)
+    check_progress(cfg.get("progress", "auto"))
     r = cfg.recipe
     if str(r.opt).lower() not in OPTIMIZERS:
         raise ConfigError(f"recipe.opt={r.opt!r}: use one of {list(OPTIMIZERS)}")
@@ -222,7 +225,7 @@ def run_train(cfg: DictConfig) -> dict:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
-    callbacks += progress_callbacks(cfg.trainer)
+    callbacks += progress_callbacks(cfg.trainer, cfg.get("progress", "auto"))
     trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)

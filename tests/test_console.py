@@ -25,6 +25,7 @@ def _search(tmp_path, *overrides, columns: int = 80):
             "+trainer.limit_val_batches=2",
             "search.warmup_epochs=0",
             "distribution.switch_epoch=1",
+            "progress=bar",  # a terminal's display (stdout is a pipe here)
             *overrides,
         ],
         capture_output=True,
@@ -69,6 +70,28 @@ def test_warnings_are_one_line_each_without_file_or_source(tmp_path):
         "distribution (use distribution.schedule=factorized to say so)"
     ]
     assert not any("Warning:" in line or ".py:" in line or "warn_about_epochs" in line for line in lines), lines
+
+
+def test_a_search_into_a_file_logs_one_line_per_epoch_instead_of_bar_redraws(tmp_path):
+    """`python search.py > log 2>&1` (SLURM, nohup): no progress-bar redraws, one readable line per epoch."""
+    proc = _search(tmp_path, "progress=auto", "trainer.max_epochs=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = proc.stdout + proc.stderr
+    assert "\r" not in console and "Epoch " not in console and "Validation" not in console
+    lines = [line for line in proc.stdout.splitlines() if re.search(r"\] epoch \d/3 done", line)]
+    assert len(lines) == 3, proc.stdout[-3000:]
+    last = lines[-1]
+    for part in (
+        "epoch 3/3 done | step 18 | loss ",
+        "| val acc 0.",
+        "| H ",
+        "| K ",
+        "| MFLOPs ",
+        "| elapsed ",
+        "| ETA 0:00",
+    ):
+        assert part in last, last
+    assert len(console.splitlines()) < 120
 
 
 def test_the_log_handler_imports_nothing_heavy():

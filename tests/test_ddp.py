@@ -73,7 +73,8 @@ def test_readme_ddp_command_runs_to_the_end_with_its_console_defaults(tmp_path):
     line = next(ln for ln in readme.splitlines() if ln.startswith(".venv/bin/python search.py trainer=ddp_cpu"))
     args = line.split()[2:]  # after ".venv/bin/python search.py"
     assert "trainer.enable_progress_bar=false" not in args
-    short = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]
+    # a terminal's console (the live bar on rank 0, a disabled one on rank 1): stdout is a pipe here
+    short = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1", "progress=bar"]
     proc = _run([sys.executable, str(ROOT / "search.py"), *args, *short, f"hydra.run.dir={tmp_path}"], tmp_path)
     summary = json.loads((tmp_path / "search_summary.json").read_text())
     assert summary["steps"] == 3 and "Traceback" not in proc.stderr
