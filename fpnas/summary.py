@@ -80,6 +80,16 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
         "beta_final": module.beta_value,
         "val_acc": float(val_acc),
         "candidates_scored": len(scored) if scored else 0,
+        "candidates": [  # the final pick's candidates in probability order, with their α-split scores
+            {
+                "rank": c["rank"],
+                "prob": c["prob"],
+                "mflops": c["macs"] / 1e6,
+                "val_acc": c["acc"],
+                "val_log_lik": c["log_lik"],
+            }
+            for c in scored or []
+        ],
         "total_arch_samples": int(module.samples_total),
         "steps": int(module.steps_done),
         "epochs": int(trainer.current_epoch),
