@@ -98,6 +98,7 @@ class SearchModule(pl.LightningModule):
         export_candidates: int = 1,
         export_finetune_steps: int = 0,
         export_finetune_lr: float = 0.01,
+        export_fill: bool = False,
     ):
         """Every argument is checked here, with the config key it comes from (``conf/search.yaml``,
         ``module``), before any data is loaded. ``constraints``: the budgets
@@ -134,6 +135,7 @@ class SearchModule(pl.LightningModule):
             )
         check_option("export.candidates", export_candidates, int, 1, example=10)
         check_option("export.finetune_steps", export_finetune_steps, int, 0, example=100)
+        check_option("export.fill", export_fill, bool, example="true")
         check_option("export.finetune_lr", export_finetune_lr, float, 0, exclusive=True, example=0.01)
         check_option("search.importance_temperature", importance_temperature, float, 0, exclusive=True, example=1.0)
         check_option("seed", seed, int, 0, example=0)
@@ -609,6 +611,30 @@ class SearchModule(pl.LightningModule):
         sums = all_reduce_sum(sums).cpu()
         return [(float(c / n), float(ll / n)) for c, ll, n in sums.tolist()]
 
+    def filled(self, indices: Sequence[int], log_p: Sequence[torch.Tensor]) -> list[int]:
+        """``indices`` grown to fill the budget: while some single change of a decision to a costlier
+        choice stays within every target, make the most probable such change (``log_p``: each decision's
+        marginal log-probabilities). What a user does by hand with a network under the budget, in the
+        order the search's distribution prefers."""
+        row = list(indices)
+        while True:
+            macs = float(self.tables.macs.lookup(torch.tensor([row]))[0])
+            best = None
+            for d, decision in enumerate(self.space.decisions):
+                for c in range(decision.size):
+                    if c == row[d]:
+                        continue
+                    trial = row.copy()
+                    trial[d] = c
+                    t = torch.tensor([trial])
+                    if float(self.tables.macs.lookup(t)[0]) <= macs or not self.within_limits(t):
+                        continue
+                    if best is None or float(log_p[d][c]) > best[0]:
+                        best = (float(log_p[d][c]), trial)
+            if best is None:
+                return row
+            row = best[1]
+
     def finetuned_scores(self, rows, loader, train_loader) -> list[tuple[float, float]]:
         """``(accuracy, mean log-likelihood)`` on ``loader`` of each architecture as a standalone network
         that starts from its super-net weights and trains ``export_finetune_steps`` steps on
@@ -669,17 +695,34 @@ class SearchModule(pl.LightningModule):
         if len(top.entries) < 2:
             return self.exported_architecture()
         rows = [e["indices"] for e in top.entries]
+        entries = list(top.entries)
+        if self.hparams.export_fill:  # each candidate also grown to fill the budget, as the distribution prefers
+            keys = {tuple(r) for r in rows}
+            marginal = self.host_distribution().marginals()
+            log_p = [torch.log(marginal([d]).double().clamp_min(1e-30)) for d in range(self.space.num_decisions)]
+            for e in top.entries:
+                grown = self.filled(e["indices"], log_p)
+                if tuple(grown) not in keys:
+                    keys.add(tuple(grown))
+                    rows.append(grown)
+                    macs = float(self.tables.macs.lookup(torch.tensor([grown]))[0])
+                    lp = float(sum(log_p[d][c] for d, c in enumerate(grown)))
+                    entries.append({"rank": len(entries) + 1, "prob": math.exp(lp), "macs": macs, "indices": grown})
         tuned = train_loader is not None and self.hparams.export_finetune_steps > 0
         scores = self.finetuned_scores(rows, loader, train_loader) if tuned else self.score_architectures(rows, loader)
         best = max(range(len(rows)), key=lambda i: (*scores[i], -i))
         self.candidate_scores = [
             {"rank": e["rank"], "prob": e["prob"], "macs": e["macs"], "acc": a, "log_lik": ll}
-            for e, (a, ll) in zip(top.entries, scores)
+            for e, (a, ll) in zip(entries, scores)
         ]
         how = f"after {self.hparams.export_finetune_steps} fine-tuning steps each" if tuned else "the super-net's"
+        grown = (
+            f" and their {len(rows) - len(top.entries)} budget-filling versions" if len(rows) > len(top.entries) else ""
+        )
+        which = f"probability rank {best + 1}" if best < len(top.entries) else "the filled version of a candidate"
         selection = (
-            f"the best of the {len(rows)} most probable architectures within the target by α-split accuracy, "
-            f"{how} ({scores[best][0]:.4f}; probability rank {best + 1})"
+            f"the best of the {len(top.entries)} most probable architectures within the target{grown} by α-split "
+            f"accuracy, {how} ({scores[best][0]:.4f}; {which})"
         )
         pick = torch.tensor(rows[best], dtype=torch.long)
         self._scored_pick = (self._alpha_key(), (pick, selection))

@@ -312,3 +312,32 @@ def test_finetuned_candidate_scores_train_each_candidate_alone_from_its_shared_w
     pick = module.select_by_score(dm.val_dataloader(), dm.train_dataloader()["train"])
     assert "after 30 fine-tuning steps each" in module.selection() and len(module.candidate_scores) == 3
     assert torch.equal(pick, module.exported_architecture())
+
+
+def test_filled_candidates_grow_to_the_budget_by_the_most_probable_changes():
+    """export.fill: a candidate is grown, one decision at a time, by the most probable change that costs more
+    MACs and stays within the target, until no such change fits."""
+    space = SearchSpace.load("micro")
+    module = SearchModule(space, AdaptiveK(), target_mflops=0.08, export_candidates=4, export_fill=True)
+    g = torch.Generator().manual_seed(1)
+    module.distribution.alpha.copy_(torch.randn(module.distribution.alpha.shape, generator=g))
+    marginal = module.host_distribution().marginals()
+    log_p = [torch.log(marginal([d]).double()) for d in range(space.num_decisions)]
+    start = module.tables.extreme_architecture("min")[1]
+    grown = module.filled(start, log_p)
+    macs = lambda row: float(module.tables.macs.lookup(torch.tensor([row]))[0])  # noqa: E731
+    assert macs(start) < macs(grown) <= 0.08e6
+    for d, decision in enumerate(space.decisions):  # nothing costlier fits any more
+        for c in range(decision.size):
+            trial = [*grown[:d], c, *grown[d + 1 :]]
+            assert macs(trial) <= macs(grown) or macs(trial) > 0.08e6
+    # the first change is the most probable of the costlier ones that fit
+    first = [
+        (float(log_p[d][c]), d, c)
+        for d, decision in enumerate(space.decisions)
+        for c in range(decision.size)
+        if c != start[d] and macs(start) < macs([*start[:d], c, *start[d + 1 :]]) <= 0.08e6
+    ]
+    _, d, c = max(first)
+    one_step = SearchModule(space, AdaptiveK(), target_mflops=macs([*start[:d], c, *start[d + 1 :]]) / 1e6)
+    assert one_step.filled(start, log_p) == [*start[:d], c, *start[d + 1 :]]
