@@ -99,6 +99,7 @@ class SearchModule(pl.LightningModule):
         export_finetune_steps: int = 0,
         export_finetune_lr: float = 0.01,
         export_fill: bool = False,
+        export_significance: float = 0.0,
     ):
         """Every argument is checked here, with the config key it comes from (``conf/search.yaml``,
         ``module``), before any data is loaded. ``constraints``: the budgets
@@ -136,6 +137,7 @@ class SearchModule(pl.LightningModule):
         check_option("export.candidates", export_candidates, int, 1, example=10)
         check_option("export.finetune_steps", export_finetune_steps, int, 0, example=100)
         check_option("export.fill", export_fill, bool, example="true")
+        check_option("export.significance", export_significance, float, 0, example=2.0)
         check_option("export.finetune_lr", export_finetune_lr, float, 0, exclusive=True, example=0.01)
         check_option("search.importance_temperature", importance_temperature, float, 0, exclusive=True, example=1.0)
         check_option("seed", seed, int, 0, example=0)
@@ -195,6 +197,7 @@ class SearchModule(pl.LightningModule):
         self.last_step: StepStats | None = None
         self.candidate_scores: list[dict] | None = None  # select_by_score's table of the final candidates
         self.scored_val_acc: float | None = None  # the α-split accuracy of the scored pick
+        self._scored_images = 0  # α-split images the last scoring counted (all processes)
         self.automatic_optimization = False
 
     # ------------------------------------------------------------------ optimizers
@@ -609,6 +612,7 @@ class SearchModule(pl.LightningModule):
                 sums[i, 2] += y.numel()
         self.supernet.train(was_training)
         sums = all_reduce_sum(sums).cpu()
+        self._scored_images = int(sums[0, 2]) if len(rows) else 0
         return [(float(c / n), float(ll / n)) for c, ll, n in sums.tolist()]
 
     def filled(self, indices: Sequence[int], log_p: Sequence[torch.Tensor]) -> list[int]:
@@ -673,7 +677,23 @@ class SearchModule(pl.LightningModule):
                     n += y.numel()
             sums = all_reduce_sum(torch.tensor([correct, ll, n], dtype=torch.float64, device=self.device)).tolist()
             out.append((sums[0] / sums[2], sums[1] / sums[2]))
+            self._scored_images = int(sums[2])
         return out
+
+    def pick(self, scores: Sequence[tuple[float, float]], macs: Sequence[float], n: int) -> int:
+        """The index of the final pick among scored candidates: the best (accuracy, then likelihood, then
+        probability rank); with ``export_significance`` z > 0, the largest candidate (the most MACs: the one
+        that uses the budget) unless the best one's accuracy is higher by more than z standard errors of
+        the difference of two accuracies measured on ``n`` images (a smaller network must be predicted
+        better, not just score a little higher on a noisy estimate)."""
+        best = max(range(len(scores)), key=lambda i: (*scores[i], -i))
+        z = self.hparams.export_significance
+        if z <= 0 or n <= 0:
+            return best
+        big = max(range(len(macs)), key=lambda i: (macs[i], -i))
+        p = (scores[best][0] + scores[big][0]) / 2
+        se = math.sqrt(max(2 * p * (1 - p) / n, 0.0))
+        return best if scores[best][0] - scores[big][0] > z * se else big
 
     def select_by_score(self, loader, train_loader=None) -> torch.Tensor:
         """The final pick: the ``export_candidates`` most probable distinct architectures within the
@@ -710,7 +730,8 @@ class SearchModule(pl.LightningModule):
                     entries.append({"rank": len(entries) + 1, "prob": math.exp(lp), "macs": macs, "indices": grown})
         tuned = train_loader is not None and self.hparams.export_finetune_steps > 0
         scores = self.finetuned_scores(rows, loader, train_loader) if tuned else self.score_architectures(rows, loader)
-        best = max(range(len(rows)), key=lambda i: (*scores[i], -i))
+        n_scored = self._scored_images
+        best = self.pick(scores, [e["macs"] for e in entries], n_scored)
         self.candidate_scores = [
             {"rank": e["rank"], "prob": e["prob"], "macs": e["macs"], "acc": a, "log_lik": ll}
             for e, (a, ll) in zip(entries, scores)
@@ -720,6 +741,8 @@ class SearchModule(pl.LightningModule):
             f" and their {len(rows) - len(top.entries)} budget-filling versions" if len(rows) > len(top.entries) else ""
         )
         which = f"probability rank {best + 1}" if best < len(top.entries) else "the filled version of a candidate"
+        if self.hparams.export_significance > 0:
+            which += f"; the largest unless a smaller one is better by > {self.hparams.export_significance:g} s.e."
         selection = (
             f"the best of the {len(top.entries)} most probable architectures within the target{grown} by α-split "
             f"accuracy, {how} ({scores[best][0]:.4f}; {which})"

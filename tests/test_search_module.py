@@ -341,3 +341,19 @@ def test_filled_candidates_grow_to_the_budget_by_the_most_probable_changes():
     _, d, c = max(first)
     one_step = SearchModule(space, AdaptiveK(), target_mflops=macs([*start[:d], c, *start[d + 1 :]]) / 1e6)
     assert one_step.filled(start, log_p) == [*start[:d], c, *start[d + 1 :]]
+
+
+def test_significance_pick_keeps_the_largest_candidate_unless_a_smaller_one_is_clearly_better():
+    """export.significance=z: the candidate with the most MACs wins unless the most accurate one beats it by
+    more than z standard errors of a difference of two accuracies on n images; z=0: the most accurate wins."""
+    space = SearchSpace.load("micro")
+    scores = [(0.90, -0.3), (0.915, -0.28), (0.89, -0.31)]
+    macs = [5e4, 6e4, 8e4]  # the last uses the budget
+    plain = SearchModule(space, AdaptiveK(), target_mflops=0.08, export_candidates=3)
+    assert plain.pick(scores, macs, 1000) == 1
+    strict = SearchModule(space, AdaptiveK(), target_mflops=0.08, export_candidates=3, export_significance=2.0)
+    # s.e. of the difference at p = 0.9025 on 1000 images: sqrt(2 p (1-p) / 1000) = 0.0133; 0.025 < 2 s.e.
+    assert strict.pick(scores, macs, 1000) == 2
+    # on 10,000 images the s.e. is 0.0042: a 0.025 gap is 6 s.e., the smaller, better one wins
+    assert strict.pick(scores, macs, 10_000) == 1
+    assert strict.pick(scores, macs, 0) == 1  # nothing counted: the scores decide
