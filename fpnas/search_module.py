@@ -529,6 +529,11 @@ class SearchModule(pl.LightningModule):
         """How :meth:`exported_architecture` was chosen, for arch.yaml and the summary."""
         return self._export()[1]
 
+    def pick_was_scored(self) -> bool:
+        """Whether :meth:`exported_architecture` is :meth:`select_by_score`'s pick for the current α (then
+        ``scored_val_acc`` is its accuracy on the whole α split)."""
+        return self._scored_pick is not None and self._scored_pick[0] == self._alpha_key()
+
     def _export(self) -> tuple[torch.Tensor, str]:
         key = self._alpha_key()
         if self._scored_pick is not None and self._scored_pick[0] == key:
@@ -727,26 +732,28 @@ class SearchModule(pl.LightningModule):
                     rows.append(grown)
                     macs = float(self.tables.macs.lookup(torch.tensor([grown]))[0])
                     lp = float(sum(log_p[d][c] for d, c in enumerate(grown)))
-                    entries.append({"rank": len(entries) + 1, "prob": math.exp(lp), "macs": macs, "indices": grown})
+                    entry = {"rank": len(entries) + 1, "prob": math.exp(lp), "macs": macs, "indices": grown}
+                    entries.append(entry | {"of": e["rank"]})  # the candidate it grew from
         tuned = train_loader is not None and self.hparams.export_finetune_steps > 0
         scores = self.finetuned_scores(rows, loader, train_loader) if tuned else self.score_architectures(rows, loader)
         n_scored = self._scored_images
         best = self.pick(scores, [e["macs"] for e in entries], n_scored)
         self.candidate_scores = [
             {"rank": e["rank"], "prob": e["prob"], "macs": e["macs"], "acc": a, "log_lik": ll}
+            | ({"of": e["of"]} if "of" in e else {})
             for e, (a, ll) in zip(entries, scores)
         ]
         how = f"after {self.hparams.export_finetune_steps} fine-tuning steps each" if tuned else "the super-net's"
         grown = (
             f" and their {len(rows) - len(top.entries)} budget-filling versions" if len(rows) > len(top.entries) else ""
         )
-        which = f"probability rank {best + 1}" if best < len(top.entries) else "the filled version of a candidate"
-        if self.hparams.export_significance > 0:
-            which += f"; the largest unless a smaller one is better by > {self.hparams.export_significance:g} s.e."
-        selection = (
-            f"the best of the {len(top.entries)} most probable architectures within the target{grown} by α-split "
-            f"accuracy, {how} ({scores[best][0]:.4f}; {which})"
-        )
+        pool = f"the {len(top.entries)} most probable architectures within the target{grown}"
+        z = self.hparams.export_significance
+        rule = f"the best of {pool}"
+        if z > 0:
+            rule = f"the largest of {pool} unless a smaller one is better by > {z:g} s.e."
+        which = f"probability rank {best + 1}" if best < len(top.entries) else f"rank {entries[best]['of']} filled"
+        selection = f"{rule} (α-split accuracy, {how}): {which}, {scores[best][0]:.4f}"
         pick = torch.tensor(rows[best], dtype=torch.long)
         self._scored_pick = (self._alpha_key(), (pick, selection))
         self.scored_val_acc = scores[best][0]

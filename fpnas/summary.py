@@ -55,8 +55,8 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
     # the last validation of the fit scored the final exported architecture; NaN when validation is off
     val_acc = trainer.callback_metrics.get("val/acc", float("nan"))
     exported = module.exported_architecture()
-    scored = getattr(module, "candidate_scores", None)
-    if scored and module.selection().startswith("the best of"):  # the final pick was scored on the whole α split
+    scored = module.candidate_scores if module.pick_was_scored() else None
+    if scored:  # the final pick was scored on the whole α split
         val_acc = module.scored_val_acc
     macs, params = module.architecture_cost(exported)
     constraints = {}
@@ -87,6 +87,7 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
                 "mflops": c["macs"] / 1e6,
                 "val_acc": c["acc"],
                 "val_log_lik": c["log_lik"],
+                **({"filled_from_rank": c["of"]} if "of" in c else {}),
             }
             for c in scored or []
         ],
