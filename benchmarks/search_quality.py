@@ -323,8 +323,17 @@ def summarize(rows: list[dict], gt: list[dict]) -> list[dict]:
 
 
 def plot_percentiles(name: str, summary: list[dict], path: Path) -> None:
-    """One picture per benchmark: the mean percentile (0 = the best architecture under the budget) of each
-    method at each budget; the searches' seed spread as error bars."""
+    """One picture per benchmark (:func:`percentile_figure`) at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = percentile_figure(name, summary)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def percentile_figure(name: str, summary: list[dict]):
+    """The mean percentile (0 = the best architecture under the budget) of each method at each budget;
+    the searches' seed spread as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -351,8 +360,7 @@ def plot_percentiles(name: str, summary: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def write_results(all_rows: dict[str, list[dict]], all_summaries: dict[str, list[dict]], meta: dict) -> None:

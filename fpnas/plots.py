@@ -77,7 +77,7 @@ def probability_heatmap(space, dist, title: str = "") -> Figure:
         ax.add_patch(Rectangle((best - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.2))
     ax.set_yticks(range(rows), [d.name for d in space.decisions], fontsize=font)
     ax.set_xticks(range(width), [str(i) for i in range(width)], fontsize=7)
-    ax.set_xlabel("choice (value, marginal probability); red: the most likely architecture")
+    ax.set_xlabel("choice: value and marginal probability\nred box: the most likely architecture", fontsize=8)
     ax.set_title(title or f"P(choice) per decision — {space.name}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()

@@ -48,12 +48,23 @@ def write_sweep_summary(sweep_dir: Path, metric: str | None = None) -> list[dict
         writer.writeheader()
         writer.writerows(rows)
     metric = metric or rows[0]["constraints"][0]
-    value_key, target_key, label = AXES[metric]
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(rows, metric)
+    fig.savefig(sweep_dir / "pareto.png", dpi=120)
+    plt.close(fig)
+    return rows
+
+
+def pareto_figure(rows: list[dict[str, Any]], metric: str):
+    """Accuracy against ``metric`` (flops, params, latency) of a sweep's runs, the Pareto front marked
+    and each point labelled with its target (labels in the right half point left, inside the figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    value_key, target_key, label = AXES[metric]
     pts = sorted((r[value_key], r["val_acc"], r[target_key]) for r in rows if r[value_key] is not None)
     front, best = [], -1.0
     for cost, acc, _ in pts:
@@ -63,17 +74,24 @@ def write_sweep_summary(sweep_dir: Path, metric: str | None = None) -> list[dict
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter([p[0] for p in pts], [p[1] for p in pts], label="searched architectures")
     ax.plot([p[0] for p in front], [p[1] for p in front], "r--", label="Pareto front")
+    middle = (pts[0][0] + pts[-1][0]) / 2 if pts else 0.0
     for cost, acc, target in pts:
         if target is not None:
-            ax.annotate(f"target {target:g}", (cost, acc), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            right = cost > middle
+            ax.annotate(
+                f"target {target:g}",
+                (cost, acc),
+                fontsize=7,
+                xytext=(-3 if right else 3, 3),
+                textcoords="offset points",
+                ha="right" if right else "left",
+            )
     ax.set_xlabel(label)
     ax.set_ylabel("val accuracy (α split)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(sweep_dir / "pareto.png", dpi=120)
-    plt.close(fig)
-    return rows
+    return fig
 
 
 def sweep_jobs(config) -> list[list[str]]:

@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib.image
+import matplotlib.pyplot as plt
 import pytest
 import torch
 import yaml
@@ -116,6 +117,7 @@ SHORT = [
     *quick_search(train_batches=3),
     "callbacks.search_plots.every_n_epochs=1",
     "export.top_k=3",
+    "export.candidates=1",  # arch.yaml is the most probable architecture within the target: top-k's first
 ]
 
 
@@ -191,3 +193,74 @@ def test_tensorboard_event_files_hold_the_figures(tmp_path):
     acc.Reload()
     images = {tag: [e.step for e in acc.Images(tag)] for tag in acc.Tags()["images"]}
     assert images == {f"plots/{n}": [6, 12] for n in ("probabilities", "entropy_k", "mflops")}
+
+
+# ----------------------------------------------------------------------------- no text outside a picture
+def text_outside(fig) -> str:
+    """ "" when everything ``fig`` draws lies on its canvas (matplotlib's tight bbox of the figure, which
+    holds every drawn text: titles, axis and tick labels, annotations, legends), else how far it sticks out
+    on each side, in inches (more than a pixel: a cut label)."""
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    w, h = fig.get_size_inches()
+    pixel = 1 / fig.dpi
+    out = {"left": -box.x0, "bottom": -box.y0, "right": box.x1 - w, "top": box.y1 - h}
+    return ", ".join(f"{side} {v:.2f} in" for side, v in out.items() if v > pixel)
+
+
+def _history(steps: int) -> dict:
+    h = {k: [] for k in HISTORY_KEYS}
+    for s in range(1, steps + 1):
+        values = {
+            "step": s,
+            "k": 2 + s % 3,
+            "entropy": 10.0 - 0.01 * s,
+            "mflops_sampled_mean": 0.3 + 0.001 * s,
+            "mflops_sampled_min": 0.2,
+            "mflops_sampled_max": 0.5,
+            "mflops_expected": 0.31,
+            "mflops_argmax": 0.33,
+            "joint": s > steps // 2,
+        }
+        for k in HISTORY_KEYS:
+            h[k].append(values.get(k, 0.0))
+    return h
+
+
+@pytest.mark.parametrize("space_name", ["micro", "tiny", "fbnetv2_f"])
+def test_no_search_picture_cuts_a_label(space_name):
+    """probabilities.png, entropy_k.png and mflops.png of spaces from 2 to many decisions: every text
+    (title, axis labels, tick labels, cell values) lies inside the picture."""
+    space = SearchSpace.load(space_name)
+    dist = ArchDistribution(space.sizes, space.units("factorized"), "factorized")
+    dist.alpha.normal_(generator=torch.Generator().manual_seed(0))
+    for name, fig in search_figures(space, dist, _history(300), 0.3).items():
+        assert text_outside(fig) == "", name
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("which", ["tiny", "mobilenetv2_100"])
+def test_the_architecture_picture_cuts_no_label(which):
+    from fpnas.arch import Architecture, load_architecture
+    from fpnas.plots import architecture_figure
+
+    if which == "tiny":
+        space = SearchSpace.load("tiny")
+        arch = Architecture(space, [d.size - 1 for d in space.decisions])
+    else:
+        arch = load_architecture(ROOT / "conf" / "reference" / f"{which}.yaml")
+    fig = architecture_figure(arch)
+    assert text_outside(fig) == ""
+    plt.close(fig)
+
+
+def test_the_sweep_pareto_picture_cuts_no_label():
+    from fpnas.sweep import pareto_figure
+
+    rows = [
+        {"arch_mflops": m, "val_acc": a, "target_mflops": t}
+        for m, a, t in [(0.101, 0.9, 0.1), (0.2, 0.93, 0.2), (0.298, 0.925, 0.3), (0.399, 0.95, 0.4)]
+    ]
+    fig = pareto_figure(rows, "flops")
+    assert text_outside(fig) == ""
+    plt.close(fig)
