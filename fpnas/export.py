@@ -168,10 +168,16 @@ def timm_config(arch) -> dict:
             f"{len(own)} block(s) are fpnas modules that timm has no block for, e.g. g{slot.group}.b{slot.position} "
             f"({cells['op']} k{cells['kernel']} {cfg.in_chs}->{cfg.out_chs}, {cells['attn']})"
         )
-    if sp.head_pool_channels:
+    if not sp.head_channels:
+        reasons.append("its head is MobileNetV3's (no conv before pooling, conv_head after it), not EfficientNet's")
+    elif sp.head_pool_channels:
         reasons.append("its head has a linear layer after pooling (FBNet IRPool head), which EfficientNet lacks")
-    if sp.se_divisor > 1:
+    if sp.se_round == "round_channels":
+        reasons.append(f"SE widths are rounded with timm's round_channels (se_divisor {sp.se_divisor}), not round()")
+    elif sp.se_divisor > 1:
         reasons.append(f"SE widths are rounded with mobile-vision's rule (se_divisor {sp.se_divisor}), not timm's")
+    if sp.se_act != "block":
+        reasons.append(f"its SE has its own nonlinearity (se_act {sp.se_act}), not the block's")
     macs, params = arch.complexity()
     return {
         "format": "fpnas-export/1",

@@ -234,6 +234,10 @@ def test_kinds_timm_lacks_are_marked_in_config_json():
     assert (
         f1["timm_rebuildable"] is False and "after pooling" in f1["timm_reason"] and "se_divisor" in f1["timm_reason"]
     )
+    mnv3 = timm_config(load_reference("mobilenetv3_large_100"))  # MobileNetV3's head, SE rounding and SE act
+    assert mnv3["timm_rebuildable"] is False and all(
+        s in mnv3["timm_reason"] for s in ("MobileNetV3's", "round_channels", "se_act relu")
+    )
     assert timm_config(_arch("tiny"))["timm_rebuildable"] is True
     assert "load_exported" in sa["fpnas_loader"]
 

@@ -23,7 +23,14 @@ def test_registered_references():
         assert arch.space.num_decisions == 0 and arch.indices == []
 
 
-TIMM_REFERENCES = ["mobilenetv2_100", "efficientnet_b0", "fbnetc_100", "tf_efficientnetv2_b0"]
+TIMM_REFERENCES = [
+    "mobilenetv2_100",
+    "efficientnet_b0",
+    "fbnetc_100",
+    "tf_efficientnetv2_b0",
+    "mobilenetv3_large_100",
+    "mobilenetv3_small_100",
+]
 
 
 @pytest.mark.parametrize("name", TIMM_REFERENCES)
@@ -36,7 +43,7 @@ def test_reference_matches_timm_parameter_for_parameter(name):
         ours, theirs = arch.build().eval(), timm.create_model(name, pretrained=False, num_classes=1000).eval()
         timm_macs, timm_params = _measure(theirs, 224)
         our_macs, our_params = _measure(ours, 224)
-    assert params == our_params == timm_params  # 3,504,872 / 5,288,548 / 5,572,200 / 7,139,704
+    assert params == our_params == timm_params  # 3,504,872 / 5,288,548 / 5,572,200 / 7,139,704 / 5,483,032 / 2,542,856
     assert abs(macs / timm_macs - 1) <= 0.01 and macs == our_macs
     # same tensors under the same names (timm's EfficientNet layout)
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {
@@ -68,6 +75,90 @@ def test_timms_state_dict_loads_strictly_into_the_built_model(name):
         x = torch.randn(2, 3, 64, 64)
         with torch.no_grad():
             assert torch.allclose(ours(x), theirs(x), atol=1e-5)
+
+
+def test_mobilenetv3_se_head_and_activations_are_timms():
+    assert [
+        (name, *load_reference(name).complexity()) for name in ("mobilenetv3_large_100", "mobilenetv3_small_100")
+    ] == [
+        ("mobilenetv3_large_100", 216_589_760, 5_483_032),
+        ("mobilenetv3_small_100", 56_510_400, 2_542_856),
+    ]
+    large = load_reference("mobilenetv3_large_100").space.resolve([])
+    # round_channels(0.25 x expanded): 72 x 0.25 = 18 -> 24 (16 would be more than 10 % below), 120 x 0.25 = 30 -> 32
+    assert [c.se_chs for c in large if c.se_chs] == [24, 32, 32, 120, 168, 168, 240, 240]
+    small = load_reference("mobilenetv3_small_100").space.resolve([])
+    assert [c.se_chs for c in small if c.se_chs] == [8, 24, 64, 64, 32, 40, 72, 144, 144]  # 16 x 0.25 = 4 -> 8
+    assert [c.act for c in large] == ["relu"] * 6 + ["hswish"] * 10 and large[-1].op == "conv"
+    model = load_reference("mobilenetv3_large_100").build()
+    se = model.blocks[2][0].se
+    assert type(se.act1).__name__ == "ReLU" and type(se.gate).__name__ == "Hardsigmoid"
+    assert not hasattr(model, "bn2") and type(model.act2).__name__ == "Hardswish" and model.conv_head.bias is not None
+    # the default rounding is unchanged: round() (timm's SqueezeExcite), the SE's nonlinearity the block's
+    b0 = load_reference("efficientnet_b0").space
+    assert (b0.se_round, b0.se_act) == ("round", "block") and b0.se_channels(16, 96, 6.0) == 4
+
+
+def test_mobilenetv3_vocabulary_supernet_equals_standalone_and_its_cost():
+    """se_round: round_channels, se_act and a head without a conv before pooling, searched: the super-net's
+    output equals the standalone model's, the analytic MACs and params the measured ones."""
+    from fpnas.space.builder import build_model
+    from fpnas.space.complexity import ComplexityTables
+    from tests.conftest import random_indices
+
+    spec = {
+        "input_size": 16,
+        "in_chans": 1,
+        "act": "hswish",
+        "se_divisor": 8,
+        "se_round": "round_channels",
+        "se_act": "relu",
+        "se_gate": "hard_sigmoid",
+        "stem": {"channels": 8},
+        "groups": [
+            {"channels": [8, 16], "kernel": [3, 5], "expansion": [1, 3], "se": [0, 1], "act": ["relu", "hswish"]},
+            {"op": "fused", "channels": [16, 24], "kernel": 3, "expansion": [2, 3], "stride": 2, "se": [0, 1]},
+            {"channels": [16, 24], "kernel": [0, 3], "expansion": [3, 4.5], "repeat": 2, "stride": 2, "se": [0, 1]},
+            {"op": "conv", "channels": [32, 48], "kernel": 1},
+        ],
+        "head": {"channels": 0, "pool_channels": 40, "pool_bias": True},
+    }
+    space = SearchSpace(spec, name="mnv3_vocab")
+    torch.manual_seed(1)
+    net = SuperNet(space, eval_batch_stats=False)
+    tables = ComplexityTables(space)
+    x = torch.randn(3, 1, 16, 16)
+    for row in random_indices(space, 8, seed=2).tolist():
+        model = build_model(space, row)
+        model.load_state_dict(net.standalone_state_dict(row), strict=True)
+        with torch.no_grad():
+            assert torch.allclose(net.eval()(x, row), model.eval()(x), atol=1e-5)
+        macs, params = tables.lookup(torch.tensor([row]))
+        assert (int(macs), int(params)) == _measure(model.eval(), 16, 1)
+    arch = load_reference("mobilenetv3_small_100").with_data(10, 3, 64)
+    torch.manual_seed(0)
+    net = SuperNet(arch.space, eval_batch_stats=False)
+    model = arch.build()
+    model.load_state_dict(net.standalone_state_dict([]), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x, []), model.eval()(x), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"se_round": "floor"}, r"se_round must be one of \['round', 'round_channels'\], got 'floor'"),
+        ({"se_round": "round_channels"}, "se_round: round_channels needs se_divisor > 1"),
+        ({"se_act": "gelu"}, r"se_act must be one of \['block', 'relu', .*\], got 'gelu'"),
+        ({"head": {"channels": 0}}, "head: channels 0 .no conv before pooling. needs pool_channels > 0"),
+        ({"head": {"channels": -1}}, "head.channels: bad value in .-1. .-1 is not a non-negative integer"),
+    ],
+)
+def test_bad_mobilenetv3_options_are_one_line_errors(change, message):
+    spec = {"input_size": 8, "stem": {"channels": 4}, "groups": [{"channels": 4, "kernel": 3}], "head": {"channels": 8}}
+    with pytest.raises(ConfigError, match=message):
+        SearchSpace({**spec, **change}, name="bad")
 
 
 def test_fbnetv2_f1_matches_the_model_zoo_figures():

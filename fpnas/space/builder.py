@@ -1,7 +1,8 @@
 """Standalone builder: an architecture -> a plain ``nn.Module`` made of timm's MBConv blocks.
 
 The model has timm's EfficientNet layout and parameter names (``conv_stem``, ``bn1``,
-``blocks.<stage>.<i>``, ``conv_head``, ``bn2``, ``classifier``), its blocks are built by timm's
+``blocks.<stage>.<i>``, ``conv_head``, ``bn2``, ``classifier``; with ``head.channels: 0`` timm's
+MobileNetV3 head: ``conv_head`` after pooling, no ``bn2``), its blocks are built by timm's
 ``EfficientNetBuilder`` from the block strings of their kinds (:mod:`fpnas.space.blocks`), so
 reference architectures match timm's models
 parameter for parameter. timm's ``EfficientNet`` class itself is not used because it fixes the
@@ -65,20 +66,24 @@ def _divisible_se(value: float, divisor: int, fn) -> int:
 
 def timm_builder(space: SearchSpace, drop_path_rate: float = 0.0):
     """timm's ``EfficientNetBuilder`` set up for ``space``: exact widths, the space's activation
-    and SE (gate, width rounding), no dilation."""
-    from timm.layers import get_act_layer
+    and SE (gate, width rounding, inner nonlinearity), no dilation."""
+    from timm.layers import get_act_layer, make_divisible
     from timm.models._efficientnet_blocks import SqueezeExcite
     from timm.models._efficientnet_builder import EfficientNetBuilder
 
-    se_round = {}
-    if space.se_divisor > 1:  # mobile-vision's SE width: get_divisible_by(int(width), divisor)
-        se_round = {"rd_round_fn": partial(_divisible_se, divisor=space.se_divisor, fn=divisible_by)}
+    se_kwargs = {}
+    if space.se_round == "round_channels":  # timm's MobileNetV3: round_channels, make_divisible with a 90 % floor
+        se_kwargs["rd_round_fn"] = partial(make_divisible, divisor=space.se_divisor)
+    elif space.se_divisor > 1:  # mobile-vision's SE width: get_divisible_by(int(width), divisor)
+        se_kwargs["rd_round_fn"] = partial(_divisible_se, divisor=space.se_divisor, fn=divisible_by)
+    if space.se_act != "block":  # timm's force_act_layer (MobileNetV3: ReLU whatever the block's)
+        se_kwargs["force_act_layer"] = get_act_layer(TIMM_ACT_LAYER[space.se_act])
     return EfficientNetBuilder(
         output_stride=1 << 20,  # never dilate; timm assumes a stride-2 stem when counting
         round_chs_fn=_keep_width,
         act_layer=get_act_layer(TIMM_ACT_LAYER[space.act]),
         norm_layer=nn.BatchNorm2d,
-        se_layer=partial(SqueezeExcite, gate_layer=space.se_gate, **se_round),
+        se_layer=partial(SqueezeExcite, gate_layer=space.se_gate, **se_kwargs),
         drop_path_rate=drop_path_rate,
     )
 
@@ -104,7 +109,13 @@ class StandaloneNet(nn.Module):
         self, space: SearchSpace, choice_idx: Sequence[int], drop_rate: float = 0.0, drop_path_rate: float = 0.0
     ):
         super().__init__()
-        from timm.layers import create_classifier, create_conv2d, get_act_layer, get_norm_act_layer
+        from timm.layers import (
+            SelectAdaptivePool2d,
+            create_classifier,
+            create_conv2d,
+            get_act_layer,
+            get_norm_act_layer,
+        )
         from timm.models._efficientnet_builder import decode_arch_def, efficientnet_init_weights
 
         act_layer = get_act_layer(TIMM_ACT_LAYER[space.act])
@@ -116,17 +127,25 @@ class StandaloneNet(nn.Module):
         builder = timm_builder(space, drop_path_rate)
         self.blocks = nn.Sequential(*builder(space.stem_channels, decode_arch_def(timm_arch_def(space, choice_idx))))
         self._replace_custom_blocks(space, choice_idx)
-        self.conv_head = create_conv2d(builder.in_chs, space.head_channels, 1)
-        self.bn2 = norm_act(space.head_channels, inplace=True)
-        features = space.head_channels
+        self.conv_before_pool = bool(space.head_channels)
         self.head_fc = None
-        if space.head_pool_channels:  # linear + act after pooling (MobileNetV3 / FBNet IRPool head)
-            self.head_fc = nn.Conv2d(space.head_channels, space.head_pool_channels, 1, bias=space.head_pool_bias)
-            self.head_act = act_layer(inplace=True)
-            features = space.head_pool_channels
-        self.global_pool, self.classifier = create_classifier(space.head_channels, space.num_classes)
-        if self.head_fc is not None:
-            self.classifier = nn.Linear(features, space.num_classes)
+        if self.conv_before_pool:  # EfficientNet's head: conv_head + bn2 (+ act), pooling, [head_fc + act,] classifier
+            self.conv_head = create_conv2d(builder.in_chs, space.head_channels, 1)
+            self.bn2 = norm_act(space.head_channels, inplace=True)
+            features = space.head_channels
+            if space.head_pool_channels:  # linear + act after pooling (FBNet IRPool head)
+                self.head_fc = nn.Conv2d(space.head_channels, space.head_pool_channels, 1, bias=space.head_pool_bias)
+                self.head_act = act_layer(inplace=True)
+                features = space.head_pool_channels
+            self.global_pool, self.classifier = create_classifier(space.head_channels, space.num_classes)
+            if self.head_fc is not None:
+                self.classifier = nn.Linear(features, space.num_classes)
+        else:  # timm's MobileNetV3 head (its names): pooling, conv_head (1x1) + act2, flatten, classifier
+            self.global_pool = SelectAdaptivePool2d(pool_type="avg")
+            self.conv_head = create_conv2d(builder.in_chs, space.head_pool_channels, 1, bias=space.head_pool_bias)
+            self.act2 = act_layer(inplace=True)
+            self.flatten = nn.Flatten(1)
+            self.classifier = nn.Linear(space.head_pool_channels, space.num_classes)
         efficientnet_init_weights(self)
 
     def _replace_custom_blocks(self, space: SearchSpace, choice_idx) -> None:
@@ -147,11 +166,15 @@ class StandaloneNet(nn.Module):
         return self.bn1(self.conv_stem(x))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv_head(self.blocks(self.forward_stem(x))))
+        x = self.blocks(self.forward_stem(x))
+        return self.bn2(self.conv_head(x)) if self.conv_before_pool else x
 
     def forward_after_blocks(self, x: torch.Tensor) -> torch.Tensor:
         """From the last block's output to the logits: head conv, pooling, classifier."""
-        x = self.global_pool(self.bn2(self.conv_head(x)))
+        if not self.conv_before_pool:  # MobileNetV3: pooling, then the head conv
+            x = self.flatten(self.act2(self.conv_head(self.global_pool(x))))
+        else:
+            x = self.global_pool(self.bn2(self.conv_head(x)))
         if self.head_fc is not None:
             x = self.head_act(self.head_fc(x[:, :, None, None])).flatten(1)
         if self.drop_rate > 0:

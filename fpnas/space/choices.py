@@ -34,6 +34,12 @@ def positive_int(v) -> int:
     return int(v)
 
 
+def non_negative_int(v) -> int:
+    if isinstance(v, bool) or int(v) != float(v) or int(v) < 0:
+        raise ValueError(f"{v!r} is not a non-negative integer")
+    return int(v)
+
+
 def kernel(v) -> int:
     if isinstance(v, bool) or int(v) != float(v) or (int(v) != 0 and int(v) % 2 == 0) or int(v) < 0:
         raise ValueError(f"{v!r} is not 0 (skip) or an odd kernel size")

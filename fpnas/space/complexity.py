@@ -32,9 +32,10 @@ def stem_complexity(space: SearchSpace) -> tuple[int, int]:
 
 
 def head_complexity(space: SearchSpace, last_chs: int) -> tuple[int, int]:
-    """1x1 head conv + BN, global pool, [linear after pooling,] linear classifier."""
+    """[1x1 head conv + BN,] global pool, [linear after pooling,] linear classifier."""
     h, hc, nc = space.final_size, space.head_channels, space.num_classes
-    macs, params = last_chs * hc * h * h, last_chs * hc + 2 * hc
+    macs, params = last_chs * hc * h * h, last_chs * hc + 2 * hc  # 0, 0 without a conv before pooling
+    hc = hc or last_chs  # the pooled width
     pc = space.head_pool_channels
     if pc:
         macs += hc * pc

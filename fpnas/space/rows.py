@@ -55,15 +55,16 @@ def block_rows(space: SearchSpace, choice_idx: Sequence[int]) -> list[dict]:
     last = space.last_width(choice_idx)
     m, p = head_complexity(space, last)
     pool = f"+fc{space.head_pool_channels}" if space.head_pool_channels else ""
+    width = space.head_channels or space.head_pool_channels  # the widest layer of the head
     rows.append(
         dict(
             name="head",
             kind="head",
-            op=f"1x1+pool{pool}+fc",
+            op=f"{'1x1+' if space.head_channels else ''}pool{pool}+fc",
             kernel=1,
             expansion=None,
             **{"in": last},
-            out=space.head_channels,
+            out=width,
             stride=1,
             act=space.act,
             attn="",
@@ -71,7 +72,7 @@ def block_rows(space: SearchSpace, choice_idx: Sequence[int]) -> list[dict]:
             size_out=1,
             macs=m,
             params=p,
-            short=f"head {space.head_channels}",
+            short=f"head {width}",
         )
     )
     return rows

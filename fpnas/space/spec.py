@@ -19,9 +19,20 @@ import yaml
 
 from fpnas.errors import ConfigError
 from fpnas.space.blocks import BLOCK_KINDS, BlockConfig, BlockKind, block_kind
-from fpnas.space.choices import activation, as_choices, conv_out_size, divisible_by, make_divisible, positive_int  # noqa: F401
+from fpnas.space.choices import (  # noqa: F401
+    ACTIVATIONS,
+    activation,
+    as_choices,
+    conv_out_size,
+    divisible_by,
+    make_divisible,
+    non_negative_int,
+    positive_int,
+)
 
 SE_GATES = ("sigmoid", "hard_sigmoid")
+SE_ROUNDS = ("round", "round_channels")  # SE width rounding rules (see SearchSpace.se_channels)
+SE_ACTS = ("block", *ACTIVATIONS)  # the SE's inner nonlinearity: the block's, or one forced for every SE
 SE_RELATIVE = ("expanded", "input")
 CHANNELS_PER = ("group", "block")  # granularity of the width decisions
 SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
@@ -102,6 +113,8 @@ class SearchSpace:
             "se_relative_to",
             "se_gate",
             "se_divisor",
+            "se_round",
+            "se_act",
             "width_divisor",
             "stem",
             "groups",
@@ -134,9 +147,21 @@ class SearchSpace:
         if self.channels_per not in CHANNELS_PER:
             raise ConfigError(f"{where}: channels_per must be one of {list(CHANNELS_PER)}, got {self.channels_per!r}")
         per_block = self.channels_per == "block"
-        # SE width rounding: 1 = round() as timm's SqueezeExcite; d > 1 = mobile-vision's
+        # SE width rounding (se_round: round): 1 = round() as timm's SqueezeExcite; d > 1 = mobile-vision's
         # get_divisible_by(int(width), d) (FBNetV2's SE: make_divisible(expanded x 0.25, 8))
         self.se_divisor = as_choices(spec.get("se_divisor", 1), f"{where}: se_divisor", positive_int)[0]
+        # round: the above; round_channels: timm's MobileNetV3 (rd_round_fn=round_channels), make_divisible(width,
+        # se_divisor) with its 90 % floor (a width rounded down by more than 10 % goes one multiple up)
+        self.se_round = spec.get("se_round", "round")
+        if self.se_round not in SE_ROUNDS:
+            raise ConfigError(f"{where}: se_round must be one of {list(SE_ROUNDS)}, got {self.se_round!r}")
+        if self.se_round == "round_channels" and self.se_divisor == 1:
+            raise ConfigError(f"{where}: se_round: round_channels needs se_divisor > 1 (timm's MobileNetV3: 8)")
+        # the SE's nonlinearity between its two 1x1 convs: the block's (block), or one for every SE (timm's
+        # force_act_layer; MobileNetV3: relu)
+        self.se_act = spec.get("se_act", "block")
+        if self.se_act not in SE_ACTS:
+            raise ConfigError(f"{where}: se_act must be one of {list(SE_ACTS)}, got {self.se_act!r}")
 
         stem = dict(spec["stem"] or {})
         for key in stem:
@@ -153,12 +178,19 @@ class SearchSpace:
                 f"{where}: head: expected the key 'channels' (and optionally 'pool_channels', "
                 f"'pool_bias'), got {sorted(head)}"
             )
-        self.head_channels = as_choices(head["channels"], f"{where}: head.channels", positive_int)[0]
+        # 1x1 conv + BN + act before pooling; 0 = none: pooling right after the last block, then the pool_channels
+        # layer, named conv_head (timm's MobileNetV3 head, whose last 1x1 conv + BN + act is a block: op conv)
+        self.head_channels = as_choices(head["channels"], f"{where}: head.channels", non_negative_int)[0]
         # optional linear layer (+ act) after global pooling, before the classifier: MobileNetV3's
         # conv_head / mobile-vision's IRPoolBlock pwl; 0 = none
         self.head_pool_channels = int(head.get("pool_channels", 0) or 0)
         if self.head_pool_channels < 0:
             raise ConfigError(f"{where}: head.pool_channels must be >= 0")
+        if not self.head_channels and not self.head_pool_channels:
+            raise ConfigError(
+                f"{where}: head: channels 0 (no conv before pooling) needs pool_channels > 0 (the 1x1 layer after "
+                "pooling, MobileNetV3's conv_head)"
+            )
         self.head_pool_bias = bool(head.get("pool_bias", True))
 
         groups = spec["groups"]
@@ -327,6 +359,8 @@ class SearchSpace:
     def se_channels(self, in_chs: int, mid_chs: int, expansion: float) -> int:
         """SE reduced width, computed exactly as timm's builder does for the block args we emit."""
         ratio = self.se_ratio if self.se_relative_to == "input" else self.se_ratio * expansion
+        if self.se_round == "round_channels":  # timm's round_channels: make_divisible(v, d), 90 % floor
+            return make_divisible(mid_chs * (ratio / expansion), self.se_divisor)
         if self.se_divisor > 1:  # the builder's rd_round_fn: divisible_by(int(v + 1e-6), d)
             return divisible_by(int(mid_chs * (ratio / expansion) + 1e-6), self.se_divisor)
         return int(round(mid_chs * (ratio / expansion)))

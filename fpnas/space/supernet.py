@@ -70,12 +70,16 @@ class SuperNet(nn.Module):
         )
         self.bn1 = nn.BatchNorm2d(space.stem_channels)
         self.blocks = nn.ModuleList(SuperBlock(space, slot) for slot in space.blocks)
-        self.conv_head = nn.Conv2d(max(space.last_channels), space.head_channels, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(space.head_channels)
-        features = space.head_channels
-        if space.head_pool_channels:  # linear + act after pooling
-            self.head_fc = nn.Conv2d(space.head_channels, space.head_pool_channels, 1, bias=space.head_pool_bias)
-            features = space.head_pool_channels
+        if space.head_channels:
+            self.conv_head = nn.Conv2d(max(space.last_channels), space.head_channels, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(space.head_channels)
+            features = space.head_channels
+            if space.head_pool_channels:  # linear + act after pooling
+                self.head_fc = nn.Conv2d(space.head_channels, space.head_pool_channels, 1, bias=space.head_pool_bias)
+                features = space.head_pool_channels
+        else:  # MobileNetV3's head: pooling, then conv_head (over the last width) + act
+            last, features = max(space.last_channels), space.head_pool_channels
+            self.conv_head = nn.Conv2d(last, features, 1, bias=space.head_pool_bias)
         self.classifier = nn.Linear(features, space.num_classes)
         self.act = ACT_FN[space.act]
         efficientnet_init_weights(self)
@@ -91,6 +95,9 @@ class SuperNet(nn.Module):
         for block, cfg in zip(self.blocks, configs):
             x = block(x, cfg, bn_mode)
         last = configs[-1].out_chs
+        if not self.space.head_channels:  # MobileNetV3's head
+            x = F.conv2d(x.mean((2, 3), keepdim=True), self.conv_head.weight[:, :last], self.conv_head.bias)
+            return self.classifier(self.act(x).flatten(1))
         x = F.conv2d(x, self.conv_head.weight[:, :last])
         x = self.act(bn(x, self.bn2, self.bn2.num_features, bn_mode))
         x = x.mean((2, 3))
@@ -108,8 +115,11 @@ class SuperNet(nn.Module):
             if pos is not None:
                 sd |= {f"blocks.{pos[0]}.{pos[1]}.{k}": v for k, v in block.standalone_state(cfg).items()}
         sd["conv_head.weight"] = self.conv_head.weight[:, : configs[-1].out_chs]
-        sd |= bn_state(self.bn2, self.bn2.num_features, "bn2")
-        if self.space.head_pool_channels:
-            sd |= {f"head_fc.{k}": v for k, v in self.head_fc.state_dict().items()}
+        if not self.space.head_channels:  # MobileNetV3's head: conv_head after pooling, no BN
+            sd |= {"conv_head.bias": self.conv_head.bias} if self.conv_head.bias is not None else {}
+        else:
+            sd |= bn_state(self.bn2, self.bn2.num_features, "bn2")
+            if self.space.head_pool_channels:
+                sd |= {f"head_fc.{k}": v for k, v in self.head_fc.state_dict().items()}
         sd |= {"classifier.weight": self.classifier.weight, "classifier.bias": self.classifier.bias}
         return {k: v.detach().clone().contiguous() for k, v in sd.items()}

@@ -67,6 +67,7 @@ class FusedMBConv(BlockKind):
         block.conv_pwl = nn.Conv2d(mid, max(slot.out_channels), 1, bias=False)
         block.bn2 = nn.BatchNorm2d(max(slot.out_channels))
         block.gate = GATE_FN[space.se_gate]
+        block.se_act = ACT_FN.get(space.se_act)  # None: the block's (se_act: block)
 
     def _exp_weight(self, block, cfg: BlockConfig):
         return centre(block.conv_exp.weight[: cfg.mid_chs, : cfg.in_chs], block.kmax, cfg.kernel)
@@ -77,7 +78,7 @@ class FusedMBConv(BlockKind):
             bn(F.conv2d(x, self._exp_weight(block, cfg), None, cfg.stride, cfg.kernel // 2), block.bn1, mid, bn_mode)
         )
         if cfg.se_chs:
-            h = se_forward(block, h, cfg, act, block.gate)
+            h = se_forward(block, h, cfg, block.se_act or act, block.gate)
         return bn(F.conv2d(h, block.conv_pwl.weight[: cfg.out_chs, :mid]), block.bn2, cfg.out_chs, bn_mode)
 
     def standalone_state(self, block, cfg: BlockConfig) -> dict:  # timm EdgeResidual: conv_exp, bn1, se, conv_pwl, bn2

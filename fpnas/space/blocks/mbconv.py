@@ -98,6 +98,7 @@ class MBConv(BlockKind):
         block.conv_pwl = nn.Conv2d(dw, cout, 1, bias=False)
         block.bn3 = nn.BatchNorm2d(cout)
         block.gate = GATE_FN[space.se_gate]
+        block.se_act = ACT_FN.get(space.se_act)  # None: the block's (se_act: block)
 
     def super_forward(self, block, x, cfg: BlockConfig, bn_mode: str):
         act, mid = ACT_FN[cfg.act], cfg.mid_chs
@@ -110,7 +111,7 @@ class MBConv(BlockKind):
             h = F.conv2d(h, sa.dw_weight(block, mid, cfg.kernel), None, cfg.stride, cfg.kernel // 2, 1, mid)
             h = act(bn(h, block.bn2, mid, bn_mode))
         if cfg.se_chs:
-            h = se_forward(block, h, cfg, act, block.gate)
+            h = se_forward(block, h, cfg, block.se_act or act, block.gate)
         return bn(F.conv2d(h, block.conv_pwl.weight[: cfg.out_chs, :mid]), block.bn3, cfg.out_chs, bn_mode)
 
     def standalone_state(self, block, cfg: BlockConfig) -> dict:
