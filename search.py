@@ -13,12 +13,20 @@ def main(cfg: DictConfig) -> float:
 
     adopt_submitit_local_task(cfg.trainer)  # hydra/launcher=local_ddp: this task is one of the job's (before Lightning)
     from fpnas.cli import run_reporting_user_errors
+
+    summary = run_reporting_user_errors(search, cfg, skipped={"val_acc": float("nan")})  # skipped: a bad sweep job
+    return summary["val_acc"]  # the value a Hydra sweeper would optimise
+
+
+def search(cfg: DictConfig) -> dict:
+    from fpnas.search_options import check_search_config
+
+    check_search_config(cfg)  # the plain options, before torch and Lightning are imported: a typo fails at once
     from fpnas.console import quiet_third_party
     from fpnas.run_search import run_search
 
     quiet_third_party()  # Lightning's tips and internal deprecations: noise a user cannot act on
-    summary = run_reporting_user_errors(run_search, cfg, skipped={"val_acc": float("nan")})  # skipped: a bad sweep job
-    return summary["val_acc"]  # the value a Hydra sweeper would optimise
+    return run_search(cfg)
 
 
 if __name__ == "__main__":

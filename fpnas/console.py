@@ -16,6 +16,8 @@ import warnings
 from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_info
 
+from fpnas.log_handler import check_progress
+
 # Warnings users cannot act on: (message regex, why it is noise here)
 NOISE_WARNINGS = (
     # Lightning 2.6's own use of torch's pytree API; nothing in fpnas or a user's config triggers it
@@ -160,16 +162,6 @@ def _fraction_done(trainer, batches_per_epoch) -> float:
         return 0.0
     in_epoch = trainer.fit_loop.epoch_loop.batch_progress.current.processed
     return min(1.0, (trainer.current_epoch + in_epoch / batches_per_epoch) / epochs)
-
-
-PROGRESS = ("auto", "bar", "lines")
-
-
-def check_progress(progress) -> None:
-    if progress not in PROGRESS:
-        from fpnas.errors import ConfigError
-
-        raise ConfigError(f"progress must be one of {list(PROGRESS)}, got {progress!r}; e.g. progress=lines")
 
 
 def progress_callbacks(trainer_cfg, progress: str = "auto") -> list:

@@ -47,17 +47,17 @@ class Constraint:
     """
 
     def __init__(self, metric, target: float, beta: float = 0.75, beta_lr: float = 0.0, prefix: str = "cost"):
-        from fpnas.errors import ConfigError, check_option
+        from fpnas.errors import ConfigError
         from fpnas.metrics import Metric
+        from fpnas.search_options import check_budget
 
         if not isinstance(metric, Metric):
             raise ConfigError(
                 f"{prefix}: metric must be an fpnas.metrics.Metric (Flops, Params, Latency), got {metric!r}"
             )
         self.metric, self.prefix = metric, prefix
-        check_option(self.key(metric.target_key), target, float, 0, exclusive=True, example=metric.example)
-        check_option(self.key("beta"), beta, float, 0, example=0.75)
-        check_option(self.key("beta_lr"), beta_lr, float, 0, example=0.02)
+        keys = [self.key(metric.target_key), self.key("beta"), self.key("beta_lr")]
+        check_budget(keys[0], target, keys[1], beta, keys[2], beta_lr, example=metric.example)
         self.target, self.beta, self.beta_lr = float(target), float(beta), float(beta_lr)
         self.limit = self.target * metric.scale  # in the metric's counted unit (MACs for FLOPs)
 

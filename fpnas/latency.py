@@ -548,7 +548,8 @@ def space_from_overrides(overrides: Sequence[str]) -> SearchSpace:
     """The space a ``search.py`` run with ``overrides`` searches (fitted to its data's classes and channels)."""
     from fpnas.cli import compose_checked
     from fpnas.errors import instantiate_checked
-    from fpnas.run_search import CONF_DIR, build_space
+    from fpnas.run_search import build_space
+    from fpnas.search_options import CONF_DIR
 
     cfg = compose_checked(CONF_DIR, "search", list(overrides))
     datamodule = instantiate_checked(cfg.data, "data")

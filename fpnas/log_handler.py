@@ -1,4 +1,5 @@
-"""The terminal's log handler of search.py and train.py (conf/hydra/*.yaml ``job_logging``).
+"""The terminal's log handler of search.py and train.py (conf/hydra/*.yaml ``job_logging``), and the
+``progress`` option's check (run before the heavy imports).
 
 Its own module, importing nothing heavy: Hydra imports it while it configures logging, and a
 ``pytorch_lightning`` imported before that installs its own stderr handler and stops its loggers
@@ -23,3 +24,13 @@ class ProgressAwareHandler(logging.StreamHandler):
             self.flush()
         except Exception:  # logging's contract: a failing handler reports, never raises
             self.handleError(record)
+
+
+PROGRESS = ("auto", "bar", "lines")  # the `progress` key of search.yaml and train.yaml
+
+
+def check_progress(progress) -> None:
+    if progress not in PROGRESS:
+        from fpnas.errors import ConfigError
+
+        raise ConfigError(f"progress must be one of {list(PROGRESS)}, got {progress!r}; e.g. progress=lines")

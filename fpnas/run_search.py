@@ -13,14 +13,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fpnas.checkpointing import exit_status_of_interrupt
-from fpnas.console import check_progress
 from fpnas.distributed import AllReduceStats
 from fpnas.errors import (
     ConfigError,
     NonFiniteLossError,
     check_checkpoint,
-    check_option,
-    check_required,
     data_file_advice,
     find_data_file_error,
     instantiate_checked,
@@ -30,6 +27,7 @@ from fpnas.errors import (
 from fpnas.launch import export_job_argv_for_ddp_children, restored_launcher_environment
 from fpnas.resume import check_run_directory, check_same_space, continue_logs, write_hydra_files
 from fpnas.run_dir import RunDir
+from fpnas.search_options import check_options
 from fpnas.summary import search_summary
 from fpnas.topk import check_export_config
 
@@ -41,42 +39,6 @@ def build_space(cfg: DictConfig):
 
     spec = OmegaConf.to_container(cfg.space, resolve=True)
     return SearchSpace(spec, name=spec.get("name"))
-
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-# groups the `module` node reads through interpolations: a `+cost.target_mflop=...` typo must not be ignored
-PLAIN_GROUPS = ("cost", "cost.latency", "cost.params", "distribution", "search")
-
-
-def shipped_keys(group: str) -> set[str]:
-    """Keys ``group`` (e.g. ``cost``) has in the shipped config files (read, so it cannot drift)."""
-    import yaml
-
-    head, *rest = group.split(".")
-    files = sorted((CONF_DIR / head).glob("*.yaml")) if (CONF_DIR / head).is_dir() else [CONF_DIR / "search.yaml"]
-    keys: set[str] = set()
-    for f in files:
-        node = yaml.safe_load(f.read_text()) or {}
-        for part in rest if (CONF_DIR / head).is_dir() else [head, *rest]:
-            node = node.get(part) or {} if isinstance(node, dict) else {}
-        keys |= set(node) if isinstance(node, dict) else set()
-    return keys
-
-
-def check_options(cfg: DictConfig) -> None:
-    """What no constructor owns: required values, unknown keys in the groups the ``module`` node
-    reads, and the run's own keys. The module, sampler, data and trainer check their arguments."""
-    check_required(cfg)
-    for group in PLAIN_GROUPS:
-        known = shipped_keys(group)
-        unknown = sorted(set(OmegaConf.select(cfg, group) or {}) - known)
-        if unknown:
-            raise ConfigError(f"{group}.{unknown[0]} is not a key of {group}; known keys: {sorted(known)}")
-    check_option("trainer.max_epochs", cfg.trainer.get("max_epochs"), int, 1, example=20)  # -1 (endless) too
-    check_option("seed", cfg.seed, int, 0, example=0)
-    check_option("auto_resume", cfg.get("auto_resume", False), bool, example="true")
-    check_option("skip_invalid_jobs", cfg.get("skip_invalid_jobs", False), bool, example="true")
-    check_progress(cfg.get("progress", "auto"))
 
 
 def warn_about_epochs(cfg: DictConfig) -> None:

@@ -31,7 +31,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsproptf", "rmsprop", "adamw", "a
 
 def check_config(cfg: DictConfig) -> None:
     """Early checks (names, types, ranges), with messages that say what to change."""
-    from fpnas.console import check_progress
+    from fpnas.log_handler import check_progress
 
     check_required(cfg)
     check_progress(cfg.get("progress", "auto"))

@@ -26,15 +26,13 @@ from torchmetrics.classification import MulticlassAccuracy
 from fpnas.cost import Constraint, constraint_from, dual_ascent_beta, penalised_importance
 from fpnas.distributed import all_reduce_sum, average_gradients
 from fpnas.distribution import ArchDistribution
-from fpnas.errors import ConfigError, NonFiniteLossError, check_option
+from fpnas.errors import ConfigError, NonFiniteLossError
 from fpnas.metrics import Flops
 from fpnas.optim import OptimizerFactory, check_optimizer, describe_optimizer
+from fpnas.search_options import check_search_arguments
 from fpnas.space.complexity import AdditiveTable, ComplexityTables
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
-
-SCHEDULES = ("coarse_to_fine", "joint", "factorized")
-EXPORT_MODES = ("feasible", "argmax")  # most probable under the target | argmax of every unit (the paper)
 
 
 @dataclass
@@ -117,32 +115,24 @@ class SearchModule(pl.LightningModule):
         elif target_mflops is not None:
             raise ConfigError("give target_mflops (one FLOPs constraint) or constraints, not both")
         constraints = check_constraints(constraints)
-        if schedule not in SCHEDULES:
-            raise ConfigError(f"distribution.schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
-        check_option("distribution.switch_epoch", switch_epoch, int, 0, example=8)
-        check_option("search.warmup_epochs", warmup_epochs, int, 0, example=2)
-        for key, value in (
-            ("weight_importance", weight_importance),
-            ("eval_batch_stats", eval_batch_stats),
-            ("sync_bn", sync_bn),
-            ("sandwich", sandwich),
-            ("distill", distill),
-        ):
-            check_option(f"search.{key}", value, bool, example="true")
-        if distill and not sandwich:
-            raise ConfigError(
-                "search.distill=true distils from the largest architecture, which only search.sandwich=true "
-                "trains: set search.sandwich=true too"
-            )
-        check_option("export.candidates", export_candidates, int, 1, example=10)
-        check_option("export.finetune_steps", export_finetune_steps, int, 0, example=100)
-        check_option("export.fill", export_fill, bool, example="true")
-        check_option("export.significance", export_significance, float, 0, example=2.0)
-        check_option("export.finetune_lr", export_finetune_lr, float, 0, exclusive=True, example=0.01)
-        check_option("search.importance_temperature", importance_temperature, float, 0, exclusive=True, example=1.0)
-        check_option("seed", seed, int, 0, example=0)
-        if export_mode not in EXPORT_MODES:
-            raise ConfigError(f"export.mode must be one of {list(EXPORT_MODES)}, got {export_mode!r}")
+        check_search_arguments(
+            schedule=schedule,
+            switch_epoch=switch_epoch,
+            warmup_epochs=warmup_epochs,
+            weight_importance=weight_importance,
+            eval_batch_stats=eval_batch_stats,
+            sync_bn=sync_bn,
+            sandwich=sandwich,
+            distill=distill,
+            importance_temperature=importance_temperature,
+            seed=seed,
+            export_mode=export_mode,
+            export_candidates=export_candidates,
+            export_fill=export_fill,
+            export_significance=export_significance,
+            export_finetune_steps=export_finetune_steps,
+            export_finetune_lr=export_finetune_lr,
+        )
         self.omega_optimizer = check_optimizer(
             "optim.omega",
             omega_optimizer

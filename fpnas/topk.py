@@ -26,6 +26,7 @@ from fpnas.arch import architecture_from_indices
 from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError
 from fpnas.run_dir import RunDir
+from fpnas.search_options import EXPORT_MODES
 from fpnas.space.complexity import AdditiveTable, ComplexityTables
 from fpnas.space.spec import SearchSpace
 
@@ -205,8 +206,6 @@ def check_export_config(export) -> None:
         raise ConfigError(f"export.top_k must be an integer >= 0 (0 = off), got {k!r}")
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ConfigError(f"export.max_candidates must be an integer >= 1, got {cap!r}")
-    from fpnas.search_module import EXPORT_MODES
-
     mode = export.get("mode", "feasible")
     if mode not in EXPORT_MODES:
         raise ConfigError(

@@ -361,6 +361,34 @@ def test_command_line_prints_one_line_and_full_error_shows_the_traceback(tmp_pat
     assert "Traceback (most recent call last)" in proc.stderr and "ConfigError: cost.target_mflops='abc'" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("cost.target_mflops=abc", "cost.target_mflops='abc' is invalid"),
+        ("cost.beta=-1", "cost.beta=-1 is invalid"),
+        ("export.candidates=0", "export.candidates=0 is invalid"),
+        ("search.sandwich=maybe", "search.sandwich='maybe' is invalid"),
+        ("distribution.schedule=x", "distribution.schedule must be one of"),
+        ("+search.foo=1", "search.foo is not a key of search"),
+        ("progress=foo", "progress must be one of"),
+    ],
+)
+def test_plain_option_errors_come_before_torch_and_lightning_are_imported(tmp_path, override, message):
+    """A bad plain option is refused by search.py's first checks, before the heavy imports (which take
+    seconds): the process that prints the error never imported torch or Lightning."""
+    probe = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('heavy:', 'torch' in sys.modules or 'pytorch_lightning' in sys.modules))\n"
+        f"sys.argv = ['search.py', {override!r}, 'hydra.run.dir={tmp_path / 'run'}']\n"
+        f"runpy.run_path({str(ROOT / 'search.py')!r}, run_name='__main__')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "heavy: False" in proc.stdout
+    assert not (tmp_path / "run").exists()
+
+
 def test_command_line_train_and_unwritable_directory(tmp_path):
     proc = _cli("train", tmp_path, f"hydra.run.dir={tmp_path / 'run'}", "arch=nope")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
