@@ -317,9 +317,27 @@ def summarize(rows: list[dict], gt: list[dict]) -> list[dict]:
                 "fit_time_s": mean("fit_time_s"),
                 "kendall_tau": mean("kendall_tau"),
                 "kendall_tau_feasible": mean("kendall_tau_feasible"),
+                "kendall_tau_mflops_feasible": mflops_tau(feasible),
             }
         )
     return out
+
+
+def mflops_tau(rows: list[dict]) -> float:
+    """Kendall τ between MFLOPs and mean test accuracy over ``rows``: how well size alone ranks them."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau([r["mflops"] for r in rows], [r["test_acc_mean"] for r in rows]).statistic)
+
+
+def mean_percentiles(ss: list[dict]) -> list[dict]:
+    """Per setting, the mean of its per-budget mean percentiles (every budget weighs the same), and over
+    how many budgets: the number each method is ranked by."""
+    out = []
+    for setting in dict.fromkeys(s["setting"] for s in ss):
+        pcts = [s["percentile"] for s in ss if s["setting"] == setting]
+        out.append({"setting": setting, "budgets": len(pcts), "mean_percentile": statistics.fmean(pcts)})
+    return sorted(out, key=lambda r: r["mean_percentile"])
 
 
 def plot_percentiles(name: str, summary: list[dict], path: Path) -> None:
@@ -384,9 +402,15 @@ def write_results(all_rows: dict[str, list[dict]], all_summaries: dict[str, list
         tau = meta.get("kendall_tau_mflops", {}).get(data)
         md += _summary_table(data, main_ss)
         if tau is not None:
-            md += [f"τ(MFLOPs, ground truth) over every architecture: {tau:.3f} (the super-net's: last column)", ""]
+            md += [
+                f"τ(MFLOPs, ground truth) over every architecture: {tau:.3f} (the super-net's: column 'τ all'); "
+                "under each budget: column 'τ MFLOPs under budget' (the super-net's: 'τ under budget')",
+                "",
+            ]
+        md += _mean_table(f"{data}: mean percentile over the budgets", main_ss)
         if any("@" in s["setting"] for s in variants):
             md += _summary_table(f"{data}: variants (<setting>@<variant>, beside the default)", variants)
+            md += _mean_table(f"{data}: variants, mean percentile over the budgets", variants)
     (RESULTS / "search_quality.md").write_text("\n".join(md))
     print("\n".join(md))
 
@@ -404,6 +428,10 @@ def _summary_table(title: str, ss: list[dict]) -> list[str]:
                     "reg": f"{s['regret']:.4f} ± {s['regret_std']:.4f}",
                     "over": f"{s['over_target']} of {s['runs']}",
                     "tau": "" if s["kendall_tau"] is None else f"{s['kendall_tau']:.3f}",
+                    "tau_f": "" if s.get("kendall_tau_feasible") is None else f"{s['kendall_tau_feasible']:.3f}",
+                    "tau_m": ""
+                    if s.get("kendall_tau_mflops_feasible") is None
+                    else f"{s['kendall_tau_mflops_feasible']:.3f}",
                 }
                 for s in ss
             ],
@@ -418,9 +446,22 @@ def _summary_table(title: str, ss: list[dict]) -> list[str]:
                 ("mflops_over_budget", "MFLOPs / budget"),
                 ("samples", "arch samples"),
                 ("fit_time_s", "fit s"),
-                ("tau", "Kendall τ"),
+                ("tau", "τ all"),
+                ("tau_f", "τ under budget"),
+                ("tau_m", "τ MFLOPs under budget"),
             ],
         ),
+        "",
+    ]
+
+
+def _mean_table(title: str, ss: list[dict]) -> list[str]:
+    """A Markdown section: each setting's mean percentile over the budgets, best first."""
+    rows = [r | {"pct": f"{r['mean_percentile']:.1f}"} for r in mean_percentiles(ss)]
+    return [
+        f"#### {title}",
+        "",
+        markdown_table(rows, [("setting", "setting"), ("pct", "mean percentile"), ("budgets", "budgets")]),
         "",
     ]
 
