@@ -10,7 +10,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from fpnas.errors import ConfigError, NonFiniteLossError
+from fpnas.errors import ConfigError, NonFiniteLossError, find_cause
 
 
 def full_error() -> bool:
@@ -118,13 +118,7 @@ def global_rank() -> int:
 
 def find_user_error(exc: BaseException | None) -> ConfigError | None:
     """The :class:`ConfigError` behind ``exc``, also when wrapped (e.g. by ``hydra.utils.instantiate``)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, ConfigError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return find_cause(exc, ConfigError)
 
 
 def unwritable_reason(directory: str | Path) -> str | None:

@@ -28,15 +28,21 @@ def user_message(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def find_data_file_error(exc: BaseException | None) -> DataFileError | None:
-    """The :class:`DataFileError` behind ``exc`` (also when wrapped), or None."""
+def find_cause(exc: BaseException | None, kind: type[BaseException] = ConfigError) -> BaseException | None:
+    """The first exception of type ``kind`` in ``exc``'s chain of causes (also when wrapped, e.g. by
+    ``hydra.utils.instantiate`` or a DataLoader worker), or None."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, DataFileError):
+        if isinstance(exc, kind):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def find_data_file_error(exc: BaseException | None) -> DataFileError | None:
+    """The :class:`DataFileError` behind ``exc`` (also when wrapped), or None."""
+    return find_cause(exc, DataFileError)
 
 
 def data_file_advice(message: str, last_checkpoint, output_dir) -> str:

@@ -16,6 +16,26 @@ def _measure(model, size, in_chans=3):
     return counter.get_total_flops() // 2, sum(p.numel() for p in model.parameters())
 
 
+def _supernet_equals_builder(space, samples: int = 8) -> None:
+    """For random architectures of ``space`` (16 px, 1 channel): the super-net's output equals the standalone
+    model's with the super-net's weights, and the analytic MACs and params equal the measured ones."""
+    from fpnas.space.builder import build_model
+    from fpnas.space.complexity import ComplexityTables
+    from tests.conftest import random_indices
+
+    torch.manual_seed(1)
+    net = SuperNet(space, eval_batch_stats=False)
+    tables = ComplexityTables(space)
+    x = torch.randn(3, 1, 16, 16)
+    for row in random_indices(space, samples, seed=2).tolist():
+        model = build_model(space, row)
+        model.load_state_dict(net.standalone_state_dict(row), strict=True)
+        with torch.no_grad():
+            assert torch.allclose(net.eval()(x, row), model.eval()(x), atol=1e-5)
+        macs, params = tables.lookup(torch.tensor([row]))
+        assert (int(macs), int(params)) == _measure(model.eval(), 16, 1)
+
+
 def test_registered_references():
     assert {*TIMM_REFERENCES, "fbnetv2_f1"} <= set(available_references())
     for name in available_references():
@@ -102,10 +122,6 @@ def test_mobilenetv3_se_head_and_activations_are_timms():
 def test_mobilenetv3_vocabulary_supernet_equals_standalone_and_its_cost():
     """se_round: round_channels, se_act and a head without a conv before pooling, searched: the super-net's
     output equals the standalone model's, the analytic MACs and params the measured ones."""
-    from fpnas.space.builder import build_model
-    from fpnas.space.complexity import ComplexityTables
-    from tests.conftest import random_indices
-
     spec = {
         "input_size": 16,
         "in_chans": 1,
@@ -123,18 +139,7 @@ def test_mobilenetv3_vocabulary_supernet_equals_standalone_and_its_cost():
         ],
         "head": {"channels": 0, "pool_channels": 40, "pool_bias": True},
     }
-    space = SearchSpace(spec, name="mnv3_vocab")
-    torch.manual_seed(1)
-    net = SuperNet(space, eval_batch_stats=False)
-    tables = ComplexityTables(space)
-    x = torch.randn(3, 1, 16, 16)
-    for row in random_indices(space, 8, seed=2).tolist():
-        model = build_model(space, row)
-        model.load_state_dict(net.standalone_state_dict(row), strict=True)
-        with torch.no_grad():
-            assert torch.allclose(net.eval()(x, row), model.eval()(x), atol=1e-5)
-        macs, params = tables.lookup(torch.tensor([row]))
-        assert (int(macs), int(params)) == _measure(model.eval(), 16, 1)
+    _supernet_equals_builder(SearchSpace(spec, name="mnv3_vocab"))
     arch = load_reference("mobilenetv3_small_100").with_data(10, 3, 64)
     torch.manual_seed(0)
     net = SuperNet(arch.space, eval_batch_stats=False)
@@ -213,22 +218,7 @@ def test_searchable_conv_op_relu6_and_pool_head():
         ],
         "head": {"channels": 32, "pool_channels": 24, "pool_bias": False},
     }
-    space = SearchSpace(spec, name="vocab")
-    torch.manual_seed(1)
-    net = SuperNet(space, eval_batch_stats=False)
-    from fpnas.space.builder import build_model
-    from fpnas.space.complexity import ComplexityTables
-    from tests.conftest import random_indices
-
-    tables = ComplexityTables(space)
-    x = torch.randn(3, 1, 16, 16)
-    for row in random_indices(space, 8, seed=2).tolist():
-        model = build_model(space, row)
-        model.load_state_dict(net.standalone_state_dict(row), strict=True)
-        with torch.no_grad():
-            assert torch.allclose(net.eval()(x, row), model.eval()(x), atol=1e-5)
-        macs, params = tables.lookup(torch.tensor([row]))
-        assert (int(macs), int(params)) == _measure(model.eval(), 16, 1)
+    _supernet_equals_builder(SearchSpace(spec, name="vocab"))
 
 
 def test_bad_references_and_names():
