@@ -3,14 +3,14 @@
 import hydra
 from omegaconf import DictConfig
 
-from fpnas.resume import adopt_run_overrides
+from fpnas.runtime.resume import adopt_run_overrides
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from fpnas.cli import run_reporting_user_errors
-    from fpnas.console import quiet_third_party
-    from fpnas.run_train import run_train
+    from fpnas.report.console import quiet_third_party
+    from fpnas.runtime.cli import run_reporting_user_errors
+    from fpnas.train.run import run_train
 
     quiet_third_party()  # Lightning's tips and internal deprecations: noise a user cannot act on
     return run_reporting_user_errors(run_train, cfg)["test_acc"]

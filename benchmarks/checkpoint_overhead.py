@@ -36,7 +36,7 @@ CASES = {
 def measure(label: str, overrides: list[str], epochs: int, batches: int | None, every_n_steps: int) -> dict:
     import pytorch_lightning as pl
 
-    from fpnas.checkpointing import AtomicCheckpointIO, LastCheckpoint
+    from fpnas.runtime.checkpoint import AtomicCheckpointIO, LastCheckpoint
 
     with tempfile.TemporaryDirectory() as out:
         module, datamodule, cfg = build_search([*overrides, f"paths.output_dir={out}"])
@@ -108,7 +108,7 @@ def main() -> None:
     )
     md += (
         "\n\nEvery save is the full state (weights, α, both optimizers, loops, loaders, callbacks), written to a "
-        "temporary file beside last.ckpt, flushed to disk and renamed (fpnas.checkpointing)."
+        "temporary file beside last.ckpt, flushed to disk and renamed (fpnas.runtime.checkpoint)."
     )
     write_report("checkpoint_overhead", args.quick, {"rows": rows}, md)
 

@@ -83,7 +83,7 @@ def compose_search(overrides: Sequence[str]):
 
 def build_search(overrides: Sequence[str]):
     """(SearchModule, data module, config) exactly as ``search.py`` builds them."""
-    from fpnas.run_search import instantiate_search
+    from fpnas.search.run import instantiate_search
 
     cfg = compose_search(overrides)
     module, datamodule = instantiate_search(cfg)

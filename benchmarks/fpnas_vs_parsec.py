@@ -53,9 +53,9 @@ def random_architecture_under_target(run_dir: Path, overrides: list[str], seed: 
     import pytorch_lightning as pl
     import torch
 
-    from fpnas.arch import architecture_from_indices
-    from fpnas.run_search import instantiate_search
-    from fpnas.search_module import SearchModule
+    from fpnas.search.module import SearchModule
+    from fpnas.search.run import instantiate_search
+    from fpnas.space.arch import architecture_from_indices
 
     cfg = compose_search([*overrides, f"paths.output_dir={run_dir}"])
     built, datamodule = instantiate_search(cfg)
@@ -100,7 +100,7 @@ def run_one(setting: str, seed: int, epochs: int, retrain_epochs: int, quick: bo
         "entropy_final": summary["entropy_final"],
     }
     if setting == "uniform":
-        from fpnas.arch import load_architecture
+        from fpnas.space.arch import load_architecture
 
         row["mflops"] = load_architecture(arch).complexity()[0] / 1e6
     if retrain_epochs:

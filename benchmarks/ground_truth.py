@@ -1,7 +1,7 @@
 """Ground truth for search quality: every architecture of a benchmark space trained standalone.
 
 Each distinct architecture of the space is built with the project's builder and trained with
-``train.py``'s recipe (``fpnas.run_train.build_train_module``) for every seed, on the ω split only,
+``train.py``'s recipe (``fpnas.train.run.build_train_module``) for every seed, on the ω split only,
 then scored on the held-out test split and on the α split (a validation split, since it was not
 trained on). One CSV row per architecture:
 ``benchmarks/results/ground_truth_<space>_<data>.csv``, with a JSON beside it holding the settings
@@ -88,7 +88,7 @@ def load_space(name: str, datamodule):
 
 def distinct_architectures(space) -> list[list[int]]:
     """One choice-index list per distinct network (a skipped block's other choices do not count)."""
-    from fpnas.topk import network_key
+    from fpnas.search.topk import network_key
 
     if space.log10_num_architectures > math.log10(MAX_ARCHITECTURES):
         raise SystemExit(
@@ -128,8 +128,8 @@ def init_worker(space_name: str, data: str, overrides: list[str], threads: int) 
     import torch
     from omegaconf import open_dict
 
-    from fpnas.errors import instantiate_checked
-    from fpnas.run_train import check_config, train_splits
+    from fpnas.runtime.config import instantiate_checked
+    from fpnas.train.run import check_config, train_splits
 
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")
@@ -155,9 +155,9 @@ def train_architecture(task: tuple[int, list[int], list[int]]) -> dict[str, Any]
     """Train one architecture for every seed; its CSV row."""
     import pytorch_lightning as pl
 
-    from fpnas.arch import architecture_from_indices
-    from fpnas.errors import instantiate_trainer
-    from fpnas.run_train import build_train_module, evaluate
+    from fpnas.runtime.trainer import instantiate_trainer
+    from fpnas.space.arch import architecture_from_indices
+    from fpnas.train.run import build_train_module, evaluate
 
     arch_id, indices, seeds = task
     cfg, datamodule, space = _WORKER["cfg"], _WORKER["datamodule"], _WORKER["space"]

@@ -1,6 +1,6 @@
 """Latency look-up tables against measured end-to-end latency, as FBNet and Once-for-All report it.
 
-For each space: build its table (``fpnas.latency``: every block configuration timed alone, the
+For each space: build its table (``fpnas.cost.latency``: every block configuration timed alone, the
 stem, the head, and the per-call overhead term fitted on 8 calibration architectures), then
 measure N random architectures (another seed) end to end with the same device, batch and threads,
 and compare: Pearson r and the mean absolute percentage error, with the overhead term (what a
@@ -46,8 +46,14 @@ def mape(predicted: list[float], measured: list[float]) -> float:
 def run_case(name, overrides, device, n_archs, quick, min_run_time, rounds):
     import torch
 
-    from fpnas.latency import Timing, build_table, measure_architectures, random_architectures, space_from_overrides
     from fpnas.space.complexity import ComplexityTables
+    from fpnas.tools.latency import (
+        Timing,
+        build_table,
+        measure_architectures,
+        random_architectures,
+        space_from_overrides,
+    )
 
     space = space_from_overrides(overrides)
     timing = Timing(device, batch=1, threads=1, min_run_time=min_run_time)

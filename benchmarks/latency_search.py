@@ -5,7 +5,7 @@
    the exported architecture's latency *measured* end to end (median of 5), against T.
 3. ``search.py cost.target_mflops=F`` with F = the MFLOPs of the architecture found in 2: the same
    FLOPs budget, so the two searches differ only in what they count. Both architectures are
-   printed per block with their milliseconds (``fpnas.show --latency-table``).
+   printed per block with their milliseconds (``fpnas.tools.show --latency-table``).
 
     python benchmarks/latency_search.py [--target-ms 2.2] [--quick]
 """
@@ -30,8 +30,8 @@ def search(run_dir, overrides: list[str]) -> dict:
 
 
 def measured_ms(arch_path, table) -> float:
-    from fpnas.arch import load_architecture
-    from fpnas.latency import measure_architectures, timing_of
+    from fpnas.space.arch import load_architecture
+    from fpnas.tools.latency import measure_architectures, timing_of
 
     arch = load_architecture(arch_path)
     return measure_architectures(timing_of(table), arch.space, [arch.indices], rounds=5)[0]
@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--target-ms", type=float, default=2.2, help="the latency budget (ms, batch 1, 1 thread)")
     parser.add_argument("--quick", action="store_true", help="micro space on the digits, 2 epochs (smoke test)")
     args = parser.parse_args()
-    from fpnas.latency import Timing, build_table, load_table, space_from_overrides
+    from fpnas.cost.latency import load_table
+    from fpnas.tools.latency import Timing, build_table, space_from_overrides
 
     space_args = ["data=digits", "space=micro"] if args.quick else ["space=tiny"]
     short = ["trainer.max_epochs=2", "search.warmup_epochs=0", "distribution.switch_epoch=1"] if args.quick else []
@@ -67,7 +68,7 @@ def main() -> None:
     flo = search(runs / f"flops_{flops_target:g}", [*space_args, *short, f"cost.target_mflops={flops_target}"])
     rows = []
     for name, summary in (("cost=latency", lat), ("cost=flops", flo)):
-        from fpnas.arch import load_architecture
+        from fpnas.space.arch import load_architecture
 
         arch = load_architecture(summary["arch_file"])
         rows.append(

@@ -142,8 +142,8 @@ def child(mode: str, device: str, overrides: list[str], steps: int, arch: list[i
     import torch
     from hydra.utils import instantiate
 
-    from fpnas.errors import instantiate_checked
-    from fpnas.run_search import build_space, instantiate_search
+    from fpnas.runtime.config import instantiate_checked
+    from fpnas.search.run import build_space, instantiate_search
     from fpnas.space.builder import build_model
 
     torch.manual_seed(0)
@@ -282,8 +282,8 @@ def measure(device: str, label: str, overrides: list[str], steps: int, allocator
 
 
 def build_search_space(overrides: list[str]):
-    from fpnas.errors import instantiate_checked
-    from fpnas.run_search import build_space
+    from fpnas.runtime.config import instantiate_checked
+    from fpnas.search.run import build_space
 
     with tempfile.TemporaryDirectory() as out:
         cfg = compose_search([*overrides, f"paths.output_dir={out}"])

@@ -72,8 +72,8 @@ def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]],
     from common import compose_search
     from torchmetrics.classification import MulticlassAccuracy
 
-    from fpnas.run_search import instantiate_search
-    from fpnas.search_module import SearchModule
+    from fpnas.search.module import SearchModule
+    from fpnas.search.run import instantiate_search
 
     torch.set_num_threads(threads)  # as many threads as the search had: the pool's other worker is busy
     cfg = compose_search([o for o in overrides if not o.startswith("hydra.")] + [f"paths.output_dir={run_dir}"])
@@ -112,7 +112,7 @@ def run_search_task(task: dict[str, Any]) -> dict[str, Any]:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
         raise RuntimeError(f"search failed: python search.py {' '.join(overrides)}\n{tail}")
     summary = json.loads((run_dir / "search_summary.json").read_text())
-    from fpnas.arch import load_architecture
+    from fpnas.space.arch import load_architecture
 
     arch = load_architecture(run_dir / "arch.yaml")
     row = {
@@ -171,7 +171,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- ground-truth look-ups
 def lookup(gt: list[dict], space, indices, budget: float) -> dict[str, Any]:
     """The found architecture's ground truth: accuracy, percentile and regret among the feasible."""
-    from fpnas.topk import network_key
+    from fpnas.search.topk import network_key
 
     key = network_key(space, indices)
     match = [r for r in gt if network_key(space, parse_readable(space, r["arch"])) == key]
@@ -257,7 +257,7 @@ def zero_compute_picks(space, gt: list[dict], budget: float) -> dict[str, dict]:
     """The ground-truth rows a user would pick under ``budget`` without searching: the largest MFLOPs
     that fits (ties to more params), the largest params that fits (ties to more MFLOPs), and the largest
     uniformly scaled architecture that fits (:func:`uniform_scaling`, r scanned from 1 down to 0)."""
-    from fpnas.topk import network_key
+    from fpnas.search.topk import network_key
 
     feasible = [r for r in gt if r["mflops"] <= budget]
     by_key = {network_key(space, parse_readable(space, r["arch"])): r for r in gt}

@@ -27,8 +27,8 @@ def mflops(value: float) -> str:
 
 
 def main() -> None:
-    from fpnas.space.report import space_statistics
     from fpnas.space.spec import SearchSpace
+    from fpnas.tools.space import space_statistics
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the two small spaces, 100 samples")

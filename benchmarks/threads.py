@@ -50,8 +50,8 @@ def child(setting: str, overrides: list[str], steps: int, skip: int, train_steps
     import torch.nn.functional as F
     from common import search_steps, timer
 
+    from fpnas.runtime.threads import apply_thread_policy
     from fpnas.space.builder import build_model
-    from fpnas.threads import apply_thread_policy
 
     chosen = apply_thread_policy(setting)
     records, module = search_steps("cpu", [*overrides, f"threads={setting}"], steps, skip, keep_batches=True)

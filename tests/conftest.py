@@ -21,9 +21,9 @@ SESSION_CACHE_DIR = os.environ.setdefault(
 
 
 def pytest_configure(config):
-    """The third-party warnings that search.py / train.py filter (fpnas.console.NOISE_WARNINGS) are
+    """The third-party warnings that search.py / train.py filter (fpnas.report.console.NOISE_WARNINGS) are
     filtered in tests too: tests call the entry points' functions, not the scripts."""
-    from fpnas.console import NOISE_WARNINGS
+    from fpnas.report.console import NOISE_WARNINGS
 
     for pattern, _why in NOISE_WARNINGS:
         assert ":" not in pattern, pattern  # a colon would end the message field of a filterwarnings line

@@ -322,7 +322,7 @@ def test_zero_compute_picks_are_the_largest_that_fit():
     from ground_truth import distinct_architectures, readable
     from search_quality import baseline_rows, uniform_scaling, zero_compute_picks
 
-    from fpnas.arch import architecture_from_indices
+    from fpnas.space.arch import architecture_from_indices
 
     space = SearchSpace.load("bench_mnist")
     gt = []

@@ -97,16 +97,16 @@ def test_a_search_into_a_file_logs_one_line_per_epoch_instead_of_bar_redraws(tmp
 def test_the_log_handler_imports_nothing_heavy():
     """Hydra imports it while configuring logging; Lightning imported then would keep its lines from
     Hydra's handlers (and search.log)."""
-    code = "import sys, fpnas.log_handler\nassert not {'torch', 'pytorch_lightning'} & set(sys.modules)\n"
+    code = "import sys, fpnas.report.log_handler\nassert not {'torch', 'pytorch_lightning'} & set(sys.modules)\n"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=clean_env(), timeout=120)
 
 
 def test_the_library_itself_filters_nothing():
     """Importing fpnas leaves a program's warnings alone; only the entry points filter."""
     code = (
-        "import warnings, fpnas.console, fpnas.run_search, fpnas.search_module\n"
+        "import warnings, fpnas.report.console, fpnas.search.run, fpnas.search.module\n"
         "assert not [f for f in warnings.filters if 'LeafSpec' in str(f[1])], warnings.filters\n"
-        "fpnas.console.quiet_third_party()\n"
+        "fpnas.report.console.quiet_third_party()\n"
         "assert [f for f in warnings.filters if 'LeafSpec' in str(f[1].pattern if f[1] else '')]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=clean_env(), timeout=120)
@@ -116,7 +116,7 @@ def test_logger_mlflow_without_the_extra_is_one_clear_line(tmp_path, monkeypatch
     import builtins
 
     from fpnas.errors import ConfigError
-    from fpnas.loggers import MLFlowLogger
+    from fpnas.runtime.loggers import MLFlowLogger
 
     real_import = builtins.__import__
 

@@ -16,12 +16,12 @@ import pytest
 import torch
 import yaml
 
-from fpnas.arch import architecture_from_indices, load_architecture
-from fpnas.run_search import run_search
-from fpnas.run_train import run_train
+from fpnas.search.run import run_search
+from fpnas.space.arch import architecture_from_indices, load_architecture
 from fpnas.space.builder import build_model
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
+from fpnas.train.run import run_train
 from tests.conftest import random_indices
 from tests.helpers import MICRO, QUICK_SEARCH, clean_env, compose_config, search_on_two_loopback_nodes
 
@@ -140,7 +140,7 @@ def test_train_py_one_epoch_on_the_device(tmp_path, cfg_train):
 def test_a_search_step_reads_the_device_at_most_twice(tmp_path):
     """torch's sync debug mode flags every operation that waits for the GPU; inside a search step
     there is one (the step's numbers) plus at most the copy of α to the host."""
-    from fpnas.search_module import SearchModule
+    from fpnas.search.module import SearchModule
 
     flagged: list[int] = []
     original = SearchModule.training_step

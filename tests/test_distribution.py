@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fpnas.distribution import ArchDistribution
+from fpnas.search.distribution import ArchDistribution
 from tests.conftest import random_indices
 
 

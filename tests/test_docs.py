@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from fpnas import docs
+from fpnas.tools import docs
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

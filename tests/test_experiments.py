@@ -8,9 +8,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from fpnas.arch import load_architecture
-from fpnas.errors import check_required
-from fpnas.run_search import build_space, run_search
+from fpnas.runtime.config import check_required
+from fpnas.search.run import build_space, run_search
+from fpnas.space.arch import load_architecture
 from fpnas.space.complexity import ComplexityTables
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,6 @@
 """python -m fpnas.export: ONNX files checked against PyTorch with onnxruntime, EMA weights of a real train.py
-checkpoint, and the README's timm-only rebuild (fpnas/timm_rebuild.py) run in a process that cannot import fpnas."""
+checkpoint, and the README's timm-only rebuild (fpnas/tools/timm_rebuild.py) run in a process that cannot import
+fpnas."""
 
 import json
 import subprocess
@@ -10,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fpnas.arch import architecture_from_indices, load_architecture
 from fpnas.errors import ConfigError, MissingExtraError
-from fpnas.export import (
+from fpnas.space.arch import architecture_from_indices, load_architecture
+from fpnas.space.reference import load_reference
+from fpnas.space.spec import SearchSpace
+from fpnas.tools.export import (
     ONNX_TOLERANCE,
     Source,
     export_model,
@@ -22,12 +25,10 @@ from fpnas.export import (
     main,
     timm_config,
 )
-from fpnas.reference import load_reference
-from fpnas.space.spec import SearchSpace
 from tests.helpers import QUICK_TRAIN, clean_env, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SNIPPET = ROOT / "fpnas" / "timm_rebuild.py"
+SNIPPET = ROOT / "fpnas" / "tools" / "timm_rebuild.py"
 
 
 def _arch(space: str | SearchSpace, pick=lambda decision, n: 1 % len(decision.choices)):
@@ -130,7 +131,7 @@ def test_an_architecture_without_weights_exports_fresh_weights_with_a_warning(tm
 
 # ----------------------------------------------------------------------------- a real train.py checkpoint
 def test_a_train_checkpoint_exports_its_ema_weights(tmp_path):
-    from fpnas.run_train import run_train
+    from fpnas.train.run import run_train
 
     path = _arch("micro").save(tmp_path / "arch.yaml")
     run = tmp_path / "run"
@@ -245,7 +246,7 @@ def test_kinds_timm_lacks_are_marked_in_config_json():
 def test_the_readme_shows_the_snippet_the_test_runs():
     readme = (ROOT / "README.md").read_text()
     assert f"```python\n{SNIPPET.read_text()}```" in readme, (
-        "README.md's timm snippet differs from fpnas/timm_rebuild.py: copy the file into the README's "
+        "README.md's timm snippet differs from fpnas/tools/timm_rebuild.py: copy the file into the README's "
         "'Rebuild an export with timm alone' code block"
     )
 

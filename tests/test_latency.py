@@ -12,21 +12,22 @@ import sys
 import pytest
 import torch
 
-from fpnas.cost import Constraint
-from fpnas.distribution import ArchDistribution
+from fpnas.cost.constraint import Constraint
+from fpnas.cost.latency import LatencyTable, load_table, space_key
+from fpnas.cost.metrics import Flops, Latency, Params
 from fpnas.errors import ConfigError
-from fpnas.latency import LatencyTable, Timing, build_table, distinct_block_configs, load_table, space_key
-from fpnas.metrics import Flops, Latency, Params
+from fpnas.search.distribution import ArchDistribution
+from fpnas.search.topk import top_architectures
 from fpnas.space.complexity import ComplexityTables, architecture_complexity
 from fpnas.space.spec import SearchSpace
-from fpnas.topk import top_architectures
+from fpnas.tools.latency import Timing, build_table, distinct_block_configs
 from tests.helpers import MICRO, ROOT, compose_config, quick_search
 
 
 def synthetic_table(space: SearchSpace, path) -> LatencyTable:
     """A complete table with made-up but plausible entries: depthwise work, plus a fixed price for
     swish / h-swish and SE that costs no MACs (what a measured table shows and FLOPs miss)."""
-    from fpnas.latency import _config_key
+    from fpnas.cost.latency import _config_key
 
     key = space_key(space) | {
         "batch": 1,
@@ -124,7 +125,7 @@ def test_a_build_measures_every_entry_in_each_round_and_continues_an_interrupted
         return 1.0 / len(calls)
 
     monkeypatch.setattr(Timing, "ms", fake_ms)
-    monkeypatch.setattr("fpnas.latency.PASS_SPACING_S", 0.0)  # no waiting between the calibration's passes
+    monkeypatch.setattr("fpnas.tools.latency.PASS_SPACING_S", 0.0)  # no waiting between the calibration's passes
     out = tmp_path / "t.json"
     table = build_table(micro, Timing(), out, calibration=2, rounds=2, progress=False)
     n_blocks = len(distinct_block_configs(micro))
@@ -195,8 +196,8 @@ def test_the_feasible_export_under_two_constraints_equals_brute_force(micro, mic
 
 
 def _module(space, constraints):
-    from fpnas.sampling import AdaptiveK
-    from fpnas.search_module import SearchModule
+    from fpnas.search.module import SearchModule
+    from fpnas.search.sampling import AdaptiveK
 
     return SearchModule(space, AdaptiveK(), constraints=constraints, seed=0)
 
@@ -204,7 +205,7 @@ def _module(space, constraints):
 def test_two_constraints_where_the_second_binds(micro, micro_table):
     """A loose FLOPs target alone exports an architecture over the latency target; with the latency
     constraint added the exported one is within both, and its hinge enters the importance weights."""
-    from fpnas.cost import penalised_importance
+    from fpnas.search.importance import penalised_importance
 
     loose = Constraint(Flops(), 0.2, beta=0.75)
     latency = Constraint(Latency(micro_table.path), 1.5, beta=0.5, prefix="cost.latency")
@@ -243,7 +244,7 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
     """The same α and β after 12 steps (3 epochs, the joint distribution from epoch 1, β adapted) as
     the code before the cost interface: sha256 of α was 2e7e4f60… there (one thread, this machine);
     checked here to float precision, which other CPUs' kernels keep."""
-    from fpnas.run_search import run_search
+    from fpnas.search.run import run_search
 
     cfg = compose_config(
         "search",
@@ -267,8 +268,8 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
     # β is float64 but follows E[FLOPs] of the float32 α: float32 precision too (another CPU gave 0.97627636)
     assert float(state["beta"][0]) == pytest.approx(0.9762763752340078, abs=1e-6)
     # the constraint comes back from the checkpoint's hyper-parameters (benchmarks load searches so)
-    from fpnas.sampling import AdaptiveK
-    from fpnas.search_module import SearchModule
+    from fpnas.search.module import SearchModule
+    from fpnas.search.sampling import AdaptiveK
 
     loaded = SearchModule.load_from_checkpoint(
         tmp_path / "checkpoints" / "last.ckpt", space=micro_space(), sampler=AdaptiveK()
@@ -289,7 +290,7 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
 
 
 def test_a_latency_constrained_search_exports_an_architecture_within_its_table_target(tmp_path, micro):
-    from fpnas.run_search import run_search
+    from fpnas.search.run import run_search
 
     space = micro  # digits: 10 classes, 1 channel, as the space file
     synthetic_table(space, tmp_path / "t.json")
@@ -320,14 +321,14 @@ def test_a_latency_constrained_search_exports_an_architecture_within_its_table_t
 
 
 def test_cost_latency_without_a_table_names_the_build_command(tmp_path):
-    from fpnas.run_search import instantiate_search
+    from fpnas.search.run import instantiate_search
 
     cfg = compose_config(
         "search", tmp_path, *MICRO[:2], "cost=latency", "cost.latency.target_ms=1", "cost.latency.table=null"
     )
     with pytest.raises(Exception) as info:
         instantiate_search(cfg)
-    from fpnas.cli import find_user_error
+    from fpnas.runtime.cli import find_user_error
 
     assert "cost.latency.table is required: build a table with python -m fpnas.latency build" in str(
         find_user_error(info.value)
@@ -348,8 +349,9 @@ def test_a_weighted_sum_of_tables_is_exact_and_keeps_exact_extremes(micro, micro
 
 
 def test_show_gains_a_latency_column_that_adds_up_to_the_prediction(micro, micro_table, tmp_path, capsys):
-    from fpnas.arch import architecture_from_indices
-    from fpnas.show import latency_column, main
+    from fpnas.report.tables import latency_column
+    from fpnas.space.arch import architecture_from_indices
+    from fpnas.tools.show import main
 
     idx = _random(micro, 1, seed=3)[0].tolist()
     arch = architecture_from_indices(micro, idx)
@@ -372,7 +374,7 @@ def test_show_gains_a_latency_column_that_adds_up_to_the_prediction(micro, micro
 def test_a_sweep_of_latency_searches_gets_latency_columns_and_a_latency_pareto_axis(tmp_path):
     import csv
 
-    from fpnas.sweep import write_sweep_summary
+    from fpnas.report.sweep import write_sweep_summary
 
     for i, (target, found, acc) in enumerate([(1.0, 0.9, 0.8), (2.0, 1.7, 0.9)]):
         (tmp_path / str(i)).mkdir()

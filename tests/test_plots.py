@@ -12,10 +12,10 @@ import yaml
 from hydra import compose, initialize_config_dir
 from pytorch_lightning.loggers import CSVLogger
 
-from fpnas.callbacks import SearchPlots
-from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError
-from fpnas.plots import HISTORY_KEYS, probability_heatmap, save_figure, search_figures
+from fpnas.report.plots import HISTORY_KEYS, probability_heatmap, save_figure, search_figures
+from fpnas.search.callbacks import SearchPlots
+from fpnas.search.distribution import ArchDistribution
 from fpnas.space.spec import SearchSpace
 from tests.helpers import MICRO, quick_search
 
@@ -143,7 +143,7 @@ def _cfg(tmp_path, overrides):
 
 
 def test_a_search_draws_logs_summarises_and_exports(tmp_path, capsys):
-    from fpnas.run_search import run_search
+    from fpnas.search.run import run_search
 
     recorder = [
         f"+logger.figures._target_={__name__}.FigureRecordingLogger",
@@ -186,7 +186,7 @@ def test_tensorboard_event_files_hold_the_figures(tmp_path):
     pytest.importorskip("tensorboard", reason="logger=tensorboard needs the tensorboard package")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from fpnas.run_search import run_search
+    from fpnas.search.run import run_search
 
     run_search(_cfg(tmp_path, [*SHORT, "logger=tensorboard", "export.top_k=0"]))
     acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
@@ -241,8 +241,8 @@ def test_no_search_picture_cuts_a_label(space_name):
 
 @pytest.mark.parametrize("which", ["tiny", "mobilenetv2_100"])
 def test_the_architecture_picture_cuts_no_label(which):
-    from fpnas.arch import Architecture, load_architecture
-    from fpnas.plots import architecture_figure
+    from fpnas.report.plots import architecture_figure
+    from fpnas.space.arch import Architecture, load_architecture
 
     if which == "tiny":
         space = SearchSpace.load("tiny")
@@ -255,7 +255,7 @@ def test_the_architecture_picture_cuts_no_label(which):
 
 
 def test_the_sweep_pareto_picture_cuts_no_label():
-    from fpnas.sweep import pareto_figure
+    from fpnas.report.sweep import pareto_figure
 
     rows = [
         {"arch_mflops": m, "val_acc": a, "target_mflops": t}

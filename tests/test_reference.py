@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fpnas.errors import ConfigError
-from fpnas.reference import available_references, load_reference, resolve_architecture
+from fpnas.space.reference import available_references, load_reference, resolve_architecture
 from fpnas.space.spec import SearchSpace, divisible_by
 from fpnas.space.supernet import SuperNet
 
@@ -236,8 +236,8 @@ def test_bad_references_and_names():
 
 
 def test_own_references_on_the_search_path(tmp_path):
-    from fpnas.arch import architecture_from_indices
-    from fpnas.reference import REFERENCE_DIR, searchpath_dirs
+    from fpnas.space.arch import architecture_from_indices
+    from fpnas.space.reference import REFERENCE_DIR, searchpath_dirs
 
     (tmp_path / "reference").mkdir()
     (tmp_path / "reference" / "mine.yaml").write_text((REFERENCE_DIR / "mobilenetv2_100.yaml").read_text())

@@ -160,7 +160,7 @@ def test_resume_refuses_a_change_of_the_search_and_leaves_the_run_untouched(stra
 
 
 def test_atomic_save_keeps_the_previous_checkpoint_when_writing_fails(tmp_path):
-    from fpnas.checkpointing import AtomicCheckpointIO
+    from fpnas.runtime.checkpoint import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()

@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
-from fpnas.cost import arch_importance, hinge_cost, weight_importance
-from fpnas.distribution import ArchDistribution
+from fpnas.cost.constraint import hinge_cost
 from fpnas.errors import ConfigError
-from fpnas.sampling import AdaptiveK, FixedK
+from fpnas.search.distribution import ArchDistribution
+from fpnas.search.importance import arch_importance, weight_importance
+from fpnas.search.sampling import AdaptiveK, FixedK
 
 
 def test_adaptive_k_starts_at_floor_lambda_h0(tiny):

@@ -10,9 +10,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from fpnas import threads
-from fpnas.arch import load_architecture
-from fpnas.run_search import run_search
+from fpnas.runtime import threads
+from fpnas.search.run import run_search
+from fpnas.space.arch import load_architecture
 from tests.helpers import MICRO, quick_search
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +131,7 @@ def test_unknown_data_lists_the_options(tmp_path):
 
 
 def test_switch_epoch_beyond_the_run_warns(tmp_path):
-    from fpnas.run_search import instantiate_search
+    from fpnas.search.run import instantiate_search
 
     with pytest.warns(UserWarning, match="never reaches the joint distribution"):
         instantiate_search(_cfg(tmp_path, ["distribution.switch_epoch=50"]))
@@ -148,7 +148,7 @@ def test_switch_epoch_beyond_the_run_warns(tmp_path):
 
 
 def test_the_module_node_builds_the_configured_optimizers_once_checked(tmp_path):
-    from fpnas.run_search import instantiate_search
+    from fpnas.search.run import instantiate_search
 
     cfg = _cfg(
         tmp_path,

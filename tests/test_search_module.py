@@ -7,8 +7,8 @@ import pytorch_lightning as pl
 import torch
 
 from fpnas.data import DigitsDataModule
-from fpnas.sampling import AdaptiveK
-from fpnas.search_module import SearchModule
+from fpnas.search.module import SearchModule
+from fpnas.search.sampling import AdaptiveK
 from fpnas.space.complexity import ComplexityTables
 from fpnas.space.spec import SearchSpace
 
@@ -120,7 +120,7 @@ def test_sandwich_adds_the_largest_and_smallest_paths_to_the_weighted_sum(distil
     """search.sandwich: the importance-weighted sum of the sampled paths' gradients plus the largest
     architecture's CE gradient and the smallest's (CE, or with distill the cross-entropy against the
     largest's predictions, as the sampled paths then use too); the weights stay the labels' likelihoods."""
-    from fpnas.search_module import soft_cross_entropy
+    from fpnas.search.module import soft_cross_entropy
 
     space = SearchSpace.load("micro")
     torch.manual_seed(0)
@@ -161,7 +161,7 @@ def test_distill_without_sandwich_is_refused():
 def test_scored_pick_is_the_most_accurate_of_the_most_probable_candidates_within_the_target():
     """export.candidates=N: the N most probable distinct architectures within the target are scored by the
     super-net on the α split; the exported one is the most accurate of them, until α moves."""
-    from fpnas.topk import top_architectures
+    from fpnas.search.topk import top_architectures
 
     space = SearchSpace.load("micro")
     torch.manual_seed(0)

@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from fpnas.arch import architecture_from_indices
-from fpnas.reference import available_references, load_reference
-from fpnas.show import main
+from fpnas.space.arch import architecture_from_indices
+from fpnas.space.reference import available_references, load_reference
 from fpnas.space.rows import block_rows
 from fpnas.space.spec import SearchSpace
+from fpnas.tools.show import main
 
 from .conftest import random_indices
 
@@ -142,7 +142,7 @@ def test_a_run_directory_shows_its_arch_yaml(tmp_path, capsys):
 
 
 def test_train_ends_with_a_summary_table(tmp_path, capsys, cfg_train):
-    from fpnas.run_train import run_train
+    from fpnas.train.run import run_train
 
     arch, path = _micro_file(tmp_path)
     cfg = cfg_train(
@@ -172,7 +172,7 @@ def _render(renderable, width: int) -> str:
 
 @pytest.mark.parametrize("name", ["mobilenetv2_100", "efficientnet_b0"])
 def test_the_block_table_fits_an_80_column_terminal_without_eliding_a_number(name):
-    from fpnas.show import architecture_table
+    from fpnas.report.tables import architecture_table
 
     arch = load_reference(name)
     rows = block_rows(arch.space, arch.indices)
@@ -186,7 +186,7 @@ def test_the_block_table_fits_an_80_column_terminal_without_eliding_a_number(nam
 
 
 def test_summary_paths_are_whole_in_an_80_column_terminal(tmp_path):
-    from fpnas.summary import _outputs
+    from fpnas.report.summary import _outputs
 
     run = tmp_path / ("a_long_directory_name_" * 3) / "2026-12-02" / "14-16-26"
     (run / "checkpoints").mkdir(parents=True)

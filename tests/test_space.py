@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fpnas.arch import architecture_from_indices, load_architecture
 from fpnas.errors import ConfigError
+from fpnas.space.arch import architecture_from_indices, load_architecture
 from fpnas.space.builder import build_model, timm_arch_def
 from fpnas.space.complexity import ComplexityTables, architecture_complexity, block_complexity
 from fpnas.space.spec import SearchSpace
@@ -322,7 +322,7 @@ def test_space_path_in_an_architecture_file_is_relative_to_the_file(tmp_path, mo
 
     import yaml
 
-    from fpnas.arch import architecture_from_dict
+    from fpnas.space.arch import architecture_from_dict
     from fpnas.space.spec import SPACE_DIR
 
     (tmp_path / "spaces").mkdir()

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from fpnas.space.report import main, space_statistics
 from fpnas.space.spec import SearchSpace
+from fpnas.tools.space import main, space_statistics
 
 PAPER_SPACES = ("fbnetv2_f", "fbnetv2_f_fine", "fbnetv2_f_pp", "fpnas_l0", "fpnas_l1", "fpnas_l2")
 
@@ -98,8 +98,8 @@ def test_report_command(capsys):
 
 
 def test_report_of_an_architecture_files_space(tmp_path, capsys):
-    from fpnas.arch import architecture_from_indices
-    from fpnas.reference import REFERENCE_DIR
+    from fpnas.space.arch import architecture_from_indices
+    from fpnas.space.reference import REFERENCE_DIR
 
     assert main(["micro", "--samples", "20"]) == 0
     micro_report = capsys.readouterr().out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fpnas.launch import adopt_submitit_local_task
+from fpnas.runtime.launch import adopt_submitit_local_task
 from tests.helpers import clean_env, quick_search
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from fpnas import threads
 from fpnas.errors import ConfigError
+from fpnas.runtime import threads
 
 
 @pytest.fixture(autouse=True)

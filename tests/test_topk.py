@@ -7,18 +7,18 @@ import pytest
 import torch
 import yaml
 
-from fpnas.arch import load_architecture
-from fpnas.distribution import ArchDistribution
 from fpnas.errors import ConfigError
-from fpnas.space.complexity import ComplexityTables, architecture_complexity
-from fpnas.space.spec import SearchSpace
-from fpnas.topk import (
+from fpnas.search.distribution import ArchDistribution
+from fpnas.search.topk import (
     check_export_config,
     network_key,
     ranked_architectures,
     top_architectures,
     write_top_architectures,
 )
+from fpnas.space.arch import load_architecture
+from fpnas.space.complexity import ComplexityTables, architecture_complexity
+from fpnas.space.spec import SearchSpace
 
 
 def _hand_set(space: SearchSpace, kind: str, seed: int = 0) -> ArchDistribution:

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from fpnas.arch import architecture_from_indices
 from fpnas.errors import ConfigError
-from fpnas.run_train import run_train
+from fpnas.space.arch import architecture_from_indices
 from fpnas.space.spec import SearchSpace
+from fpnas.train.run import run_train
 from tests.helpers import QUICK_TRAIN, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +45,8 @@ def test_train_rejects_a_missing_or_mismatched_architecture(tmp_path):
 # ----------------------------------------------------------------------------- recipe, resume, references
 import torch  # noqa: E402
 
-from fpnas.arch import load_architecture  # noqa: E402
-from fpnas.distill import distillation_loss, load_teacher, warm_start_from_search  # noqa: E402
+from fpnas.space.arch import load_architecture  # noqa: E402
+from fpnas.train.distill import distillation_loss, load_teacher, warm_start_from_search  # noqa: E402
 
 
 def _micro_arch(tmp_path):
@@ -221,7 +221,7 @@ def test_warm_start_copies_the_supernet_path(tmp_path):
     ],
 )
 def test_architecture_not_matching_its_space_names_the_entry(tmp_path, edit, message):
-    from fpnas.reference import resolve_architecture
+    from fpnas.space.reference import resolve_architecture
 
     space = SearchSpace.load("tiny")
     text = architecture_from_indices(space, [1] * space.num_decisions).save(tmp_path / "a.yaml").read_text()
@@ -240,7 +240,7 @@ def test_imagenet_preset_composes():
 
 def test_channels_last_keeps_the_model_and_its_outputs():
     """model.channels_last: weights and batches in channels-last format, the same function."""
-    from fpnas.train_module import TrainModule
+    from fpnas.train.module import TrainModule
 
     space = SearchSpace.load("micro").with_num_classes(10, in_chans=3)  # 3 channels: not a degenerate layout
     model = architecture_from_indices(space, [1] * space.num_decisions).build()
@@ -289,7 +289,7 @@ def test_max_epochs_0_points_to_dry_run(tmp_path):
 
 
 def test_auto_adapts_a_reference_given_by_path(tmp_path, capsys):
-    from fpnas.reference import REFERENCE_DIR, load_reference
+    from fpnas.space.reference import REFERENCE_DIR, load_reference
 
     path = tmp_path / "my_f1.yaml"  # a user's copy: a file, not a registered name
     path.write_text((REFERENCE_DIR / "fbnetv2_f1.yaml").read_text())
@@ -304,7 +304,7 @@ def test_own_reference_by_name_through_hydra_searchpath(tmp_path):
     import subprocess
     import sys
 
-    from fpnas.reference import REFERENCE_DIR, load_reference
+    from fpnas.space.reference import REFERENCE_DIR, load_reference
 
     from .helpers import clean_env
 

@@ -1,8 +1,6 @@
-"""``python -m fpnas.space <name | file | arch.yaml>``: print a search space's report (of an
-architecture file: the report of its space)."""
+"""``python -m fpnas.space <name | file | arch.yaml>``: the command alias of :mod:`fpnas.tools.space` (also
+``fpnas-space``): print a search space's report (of an architecture file: the report of its space)."""
 
-import sys
+from fpnas.tools.space import run
 
-from fpnas.space.report import main
-
-sys.exit(main())
+run()

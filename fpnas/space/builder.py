@@ -90,7 +90,7 @@ def timm_builder(space: SearchSpace, drop_path_rate: float = 0.0):
 
 def build_block(space: SearchSpace, cfg: BlockConfig) -> nn.Module:
     """The standalone module of one resolved block, as :class:`StandaloneNet` builds it (timed
-    alone by ``fpnas.latency``); an identity skip is ``nn.Identity``."""
+    alone by ``fpnas.cost.latency``); an identity skip is ``nn.Identity``."""
     from timm.models._efficientnet_builder import decode_arch_def
 
     if cfg.identity:

@@ -1,6 +1,6 @@
 """One architecture as rows: stem, every block and the head, with sizes, widths, MACs and params.
 
-What ``fpnas.show`` prints and ``fpnas.plots`` draws; each block's cells come from its kind.
+What ``fpnas.tools.show`` prints and ``fpnas.report.plots`` draws; each block's cells come from its kind.
 Stem + blocks + head add up to the architecture's analytic total.
 """
 

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from fpnas.errors import ConfigError
+from fpnas.runtime.config import CONF_DIR
 from fpnas.space.blocks import BLOCK_KINDS, BlockConfig, BlockKind, block_kind
 from fpnas.space.choices import (  # noqa: F401
     ACTIVATIONS,
@@ -35,7 +36,7 @@ SE_ROUNDS = ("round", "round_channels")  # SE width rounding rules (see SearchSp
 SE_ACTS = ("block", *ACTIVATIONS)  # the SE's inner nonlinearity: the block's, or one forced for every SE
 SE_RELATIVE = ("expanded", "input")
 CHANNELS_PER = ("group", "block")  # granularity of the width decisions
-SPACE_DIR = Path(__file__).resolve().parents[2] / "conf" / "space"
+SPACE_DIR = CONF_DIR / "space"
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,7 @@ class BlockKind:
         raise NotImplementedError
 
     def table_cells(self, cfg: BlockConfig) -> dict:
-        """Cells of the per-block table (``fpnas.show``) and diagram (``fpnas.plots``): ``op``,
+        """Cells of the per-block table (``fpnas.tools.show``) and diagram (``fpnas.report.plots``): ``op``,
         ``kernel``, ``expansion`` (None if the kind has none), ``attn`` and a ``short`` label."""
         raise NotImplementedError
 

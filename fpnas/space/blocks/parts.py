@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fpnas.runtime.distributed import synced_batch_norm
+
 ACT_FN = {"relu": F.relu, "swish": F.silu, "hswish": F.hardswish, "relu6": F.relu6}
 GATE_FN = {"sigmoid": torch.sigmoid, "hard_sigmoid": F.hardsigmoid}
 TIMM_ACT = {"relu": "re", "swish": "sw", "hswish": "hs", "relu6": "r6"}  # block-string suffixes
@@ -20,8 +22,6 @@ def bn(x: torch.Tensor, norm: nn.BatchNorm2d, c: int, mode: str) -> torch.Tensor
     """
     w, b = norm.weight[:c], norm.bias[:c]
     if mode == "sync":
-        from fpnas.distributed import synced_batch_norm
-
         return synced_batch_norm(x, norm.running_mean[:c], norm.running_var[:c], w, b, norm.momentum, norm.eps)
     if mode == "batch":
         return F.batch_norm(x, None, None, w, b, True, norm.momentum, norm.eps)

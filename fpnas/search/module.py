@@ -1,0 +1,781 @@
+"""The FP-NAS search as a LightningModule (manual optimization, two optimizers).
+
+Each step samples K architectures once, updates the super-net weights omega on a batch of the
+omega split with PARSEC importance weights, then the architecture logits alpha on a batch of
+the alpha split with the closed-form score-function gradient and the hinge cost of each constraint
+(FLOPs by default; parameters or a measured latency, several at once: ``fpnas.cost.constraint.Constraint``).
+Logging of entropy, K, sample counts, FLOPs and probabilities lives in callbacks
+(``fpnas.search.callbacks``); they read :attr:`SearchModule.last_step`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from torchmetrics.classification import MulticlassAccuracy
+
+from fpnas.cost.constraint import Constraint, constraint_from, dual_ascent_beta
+from fpnas.cost.metrics import Flops
+from fpnas.errors import ConfigError, NonFiniteLossError
+from fpnas.runtime.distributed import all_reduce_sum, average_gradients
+from fpnas.search.distribution import ArchDistribution
+from fpnas.search.importance import penalised_importance
+from fpnas.search.optim import OptimizerFactory, check_optimizer, describe_optimizer
+from fpnas.search.options import check_search_arguments
+from fpnas.search.topk import top_architectures
+from fpnas.space.builder import build_model
+from fpnas.space.complexity import AdditiveTable, ComplexityTables
+from fpnas.space.spec import SearchSpace
+from fpnas.space.supernet import SuperNet
+
+
+@dataclass
+class StepStats:
+    """What one search step did; read by the logging callbacks."""
+
+    k: int
+    entropy: float
+    macs: torch.Tensor  # [K] MACs of the sampled architectures
+    costs: torch.Tensor  # [K] hinge costs, summed over the constraints
+    values: dict[str, torch.Tensor] = field(default_factory=dict)  # [K] per constrained metric (counted unit)
+
+
+def check_constraints(constraints) -> list[Constraint]:
+    """The configured constraints as a list (``cost.constraints`` is a mapping: a null entry removes one)."""
+    if isinstance(constraints, Mapping):
+        constraints = [c for c in constraints.values() if c is not None]
+    if not isinstance(constraints, Sequence) or isinstance(constraints, str) or not constraints:
+        raise ConfigError(
+            f"cost.constraints must name at least one constraint (e.g. cost=flops, cost=latency, "
+            f"cost=flops_latency), got {constraints!r}"
+        )
+    out = [constraint_from(c) for c in constraints]
+    names = [c.name for c in out]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"cost.constraints: one constraint per metric, got {names}")
+    return out
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` against soft targets (in-place distillation's loss)."""
+    return -(target_probs * F.log_softmax(logits, -1)).sum(-1).mean()
+
+
+class SearchModule(pl.LightningModule):
+    """FP-NAS search over one :class:`SearchSpace`."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        sampler,
+        target_mflops: float | None = None,
+        beta: float = 1.0,
+        schedule: str = "coarse_to_fine",
+        switch_epoch: int = 80,
+        warmup_epochs: int = 0,
+        weight_importance: bool = True,
+        importance_temperature: float = 1.0,
+        omega_optimizer: OptimizerFactory | None = None,
+        alpha_optimizer: OptimizerFactory | None = None,
+        seed: int = 0,
+        eval_batch_stats: bool = True,
+        sync_bn: bool = False,
+        beta_lr: float = 0.0,
+        export_mode: str = "feasible",
+        export_max_candidates: int = 100_000,
+        tables: ComplexityTables | None = None,
+        constraints: Sequence | Mapping | None = None,
+        sandwich: bool = False,
+        distill: bool = False,
+        export_candidates: int = 1,
+        export_finetune_steps: int = 0,
+        export_finetune_lr: float = 0.01,
+        export_fill: bool = False,
+        export_significance: float = 0.0,
+    ):
+        """Every argument is checked here, with the config key it comes from (``conf/search.yaml``,
+        ``module``), before any data is loaded. ``constraints``: the budgets
+        (:class:`~fpnas.cost.constraint.Constraint`, or their ``to_dict`` data); ``target_mflops``, ``beta`` and
+        ``beta_lr`` are the shorthand for one FLOPs constraint (the paper's), in millions of MACs.
+        ``omega_optimizer`` / ``alpha_optimizer`` build an optimizer from parameters (the
+        ``_partial_`` nodes ``optim.omega`` / ``optim.alpha``); by default SGD
+        (lr 0.1, Nesterov momentum 0.9, weight decay 4e-5) and Adam (lr 0.01). ``tables``: the
+        space's cost tables, if the caller has them already."""
+        super().__init__()
+        if constraints is None:
+            if target_mflops is None:
+                raise ConfigError("the search needs a budget: cost.target_mflops (cost=flops) or cost.constraints")
+            constraints = [Constraint(Flops(), target_mflops, beta, beta_lr)]
+        elif target_mflops is not None:
+            raise ConfigError("give target_mflops (one FLOPs constraint) or constraints, not both")
+        constraints = check_constraints(constraints)
+        check_search_arguments(
+            schedule=schedule,
+            switch_epoch=switch_epoch,
+            warmup_epochs=warmup_epochs,
+            weight_importance=weight_importance,
+            eval_batch_stats=eval_batch_stats,
+            sync_bn=sync_bn,
+            sandwich=sandwich,
+            distill=distill,
+            importance_temperature=importance_temperature,
+            seed=seed,
+            export_mode=export_mode,
+            export_candidates=export_candidates,
+            export_fill=export_fill,
+            export_significance=export_significance,
+            export_finetune_steps=export_finetune_steps,
+            export_finetune_lr=export_finetune_lr,
+        )
+        self.omega_optimizer = check_optimizer(
+            "optim.omega",
+            omega_optimizer
+            or functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5),
+        )
+        self.alpha_optimizer = check_optimizer(
+            "optim.alpha", alpha_optimizer or functools.partial(torch.optim.Adam, lr=0.01)
+        )
+        self.tables = tables if tables is not None else ComplexityTables(space)
+        # the sandwich rule's paths (BigNAS): the space's largest and smallest architectures by MACs
+        self.sandwich_rows = [self.tables.extreme_architecture(kind)[1] for kind in ("max", "min")]
+        self.constraints = constraints
+        self.cost_tables: list[AdditiveTable] = [c.table_for(space, self.tables) for c in constraints]
+        flops = [c for c in constraints if c.name == "flops"]
+        self.target_macs: float | None = flops[0].limit if flops else None  # None: FLOPs are not constrained
+        # the budget as it was given: the shorthand's three values, or the constraints as plain data
+        # (load_from_checkpoint passes them back; the unused form is not logged)
+        given = ["constraints"] if target_mflops is not None else ["target_mflops", "beta", "beta_lr"]
+        self.save_hyperparameters(
+            ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints", *given]
+        )
+        if target_mflops is None:
+            self.save_hyperparameters(dict(self.hparams, constraints=[c.to_dict() for c in constraints]))
+        # the optimizers as text, for hparams.yaml; under other names than the arguments, which
+        # load_from_checkpoint passes back (it drops names __init__ does not take)
+        self.save_hyperparameters(
+            dict(
+                self.hparams,
+                optim_omega=describe_optimizer(self.omega_optimizer),
+                optim_alpha=describe_optimizer(self.alpha_optimizer),
+            )
+        )
+        self.space = space
+        self.sampler = sampler
+        self.supernet = SuperNet(space, eval_batch_stats=eval_batch_stats)
+        kind = "joint" if schedule == "joint" else "factorized"
+        self.distribution = ArchDistribution(space.sizes, space.units(kind), kind)
+        # counters live in buffers so that checkpoints restore them exactly
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.register_buffer("samples_total", torch.zeros((), dtype=torch.long))
+        self.register_buffer("entropy_initial", torch.tensor(float("nan")))
+        self.register_buffer("k_initial", torch.zeros((), dtype=torch.long))
+        # β of the cost term: fixed (beta_lr = 0, the paper) or adapted by dual ascent; a buffer, so
+        # that a resumed search continues with the β it had
+        self.register_buffer("beta", torch.tensor([c.beta for c in constraints], dtype=torch.float64))
+        self._export_cache: tuple | None = None  # (α key, value), see exported_architecture
+        self._scored_pick: tuple | None = None  # (α key, (indices, selection)) of select_by_score
+        self._expected_cache: tuple | None = None
+        self._host_counters: dict | None = None  # host mirrors of the buffers above, see _counters
+        self._host_dist: tuple | None = None  # (distribution, α key, CPU copy), see host_distribution
+        self.val_acc = MulticlassAccuracy(num_classes=space.num_classes, average="micro")
+        self.last_step: StepStats | None = None
+        self.candidate_scores: list[dict] | None = None  # select_by_score's table of the final candidates
+        self.scored_val_acc: float | None = None  # the α-split accuracy of the scored pick
+        self._scored_images = 0  # α-split images the last scoring counted (all processes)
+        self.automatic_optimization = False
+
+    # ------------------------------------------------------------------ optimizers
+    def configure_optimizers(self):
+        omega = self.omega_optimizer(self.supernet.parameters())
+        epochs = max(1, self.trainer.max_epochs or 1) if self._trainer is not None else 1
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(omega, T_max=epochs)
+        alpha = self.alpha_optimizer([self.distribution.alpha])
+        return [omega, alpha], [schedule]
+
+    # ------------------------------------------------------------------ host-side state
+    # The step is driven from the host: K and the sampled paths must be Python values before the
+    # first forward. So what the host needs is read from the device once, not per query: the
+    # counters and β are mirrored on the host, and α is copied to the CPU once per update (a few
+    # thousand floats). On a GPU, a statistic or a sample then never waits for the device.
+    def _counters(self) -> dict:
+        """Host mirrors of ``steps_done``, ``samples_total`` and ``beta`` (read once after a load)."""
+        if self._host_counters is None:
+            steps, samples, *beta = torch.cat(
+                [self.steps_done.double()[None], self.samples_total.double()[None], self.beta.double()]
+            ).tolist()
+            self._host_counters = {"steps": int(steps), "samples": int(samples), "beta": beta}
+        return self._host_counters
+
+    @property
+    def steps_completed(self) -> int:
+        """Search steps done (``steps_done`` without a device read)."""
+        return self._counters()["steps"]
+
+    @property
+    def samples_completed(self) -> int:
+        """Architectures sampled so far (``samples_total`` without a device read)."""
+        return self._counters()["samples"]
+
+    @property
+    def beta_value(self) -> float:
+        """β of the first constraint now (``beta`` without a device read)."""
+        return self._counters()["beta"][0]
+
+    @property
+    def beta_values(self) -> dict[str, float]:
+        """β of every constraint now, by metric name."""
+        return dict(zip((c.name for c in self.constraints), self._counters()["beta"]))
+
+    def _alpha_key(self) -> tuple:
+        """Identifies the current α: the distribution object, α's storage and its in-place version
+        counter (every optimizer step, load or broadcast bumps it), all host-side metadata."""
+        alpha = self.distribution.alpha
+        return id(self.distribution), alpha.data_ptr(), alpha._version
+
+    def host_distribution(self) -> ArchDistribution:
+        """The distribution at the current α on the CPU (the distribution itself on a CPU run;
+        else a copy refreshed when α changes). Sampling, entropy, the argmax, E[FLOPs] and top-k
+        use it: the sampler's generator is a CPU one (the same samples on every device and
+        rank), and the architectures are needed as Python ints anyway."""
+        dist, key = self.distribution, self._alpha_key()
+        if dist.alpha.device.type == "cpu":
+            return dist
+        cached = self._host_dist
+        if cached is not None and cached[0] is dist and cached[1] == key:
+            return cached[2]
+        host = (
+            cached[2]
+            if cached is not None and cached[0] is dist
+            else ArchDistribution(dist.sizes, dist.units, dist.kind)
+        )
+        host.alpha.copy_(dist.alpha.detach())
+        self._host_dist = (dist, key, host)
+        return host
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._host_counters = self._host_dist = None  # the buffers changed under the mirrors
+        self._export_cache = self._expected_cache = self._scored_pick = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # ------------------------------------------------------------------ phase
+    @property
+    def phase(self) -> str:
+        return self.distribution.kind
+
+    def switch_to_joint(self) -> None:
+        """FD -> JD, exactly (same distribution and entropy); the alpha optimizer starts afresh."""
+        self.distribution = self.distribution.to_joint(self.space.units("joint"))
+        if self._trainer is not None:
+            opt_alpha = self.optimizers()[1].optimizer
+            opt_alpha.param_groups[0]["params"] = [self.distribution.alpha]
+            opt_alpha.state.clear()
+        rank_zero_info(
+            f"[fpnas] epoch {self.current_epoch}: factorized -> joint distribution "
+            f"({int(self.distribution.mask.sum())} logits, entropy {float(self.distribution.entropy()):.3f} nats)"
+        )
+
+    def on_train_epoch_start(self) -> None:
+        # cosine schedule of omega, per epoch; stepped here, to the epoch about to run, so that a
+        # checkpoint written before or after an epoch's end resumes with the same learning rate
+        scheduler = self.lr_schedulers()
+        with warnings.catch_warnings():
+            # after a resume, this catch-up runs before the epoch's first optimizer step on purpose; torch's
+            # order warning is about a loop that would skip the schedule's first value, which this one does not
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            while scheduler.last_epoch < self.current_epoch:
+                scheduler.step()
+        h = self.hparams
+        if h.schedule == "coarse_to_fine" and self.phase == "factorized" and self.current_epoch >= h.switch_epoch:
+            self.switch_to_joint()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # once per checkpoint (cheap): never overwrite the last good checkpoint with diverged weights;
+        # the same on every rank (weights and α are identical there)
+        alpha = self.distribution.alpha.detach()[self.distribution.mask]
+        tensors = [alpha, *(p.detach() for p in self.supernet.parameters())]
+        if not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
+            raise NonFiniteLossError(
+                f"the search diverged by step {int(self.steps_done)} (epoch "
+                f"{self.current_epoch}): a weight or architecture logit is NaN or infinite "
+                "(not written to a checkpoint)"
+            )
+        checkpoint["fpnas"] = {"phase": self.phase, "space": self.space.spec}
+
+    def _check_finite(self, what: str, value: float) -> None:
+        """Stop the search at the first NaN / inf: a diverged search only gets worse."""
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"the search diverged at step {int(self.steps_done) + 1} (epoch "
+                f"{self.current_epoch}): {what} is {value}"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._export_cache = self._expected_cache = self._scored_pick = None
+        state = checkpoint.get("state_dict", {})
+        if "beta" not in state:  # written before β was adaptive (a buffer): it had the configured β
+            state["beta"] = self.beta.detach().clone()
+        elif state["beta"].dim() == 0:  # written before several constraints: the one β
+            state["beta"] = state["beta"].reshape(1)
+        phase = checkpoint.get("fpnas", {}).get("phase")
+        if phase is None:
+            raise ConfigError("checkpoint was not written by an fpnas search (no 'fpnas' entry)")
+        if phase == "joint" and self.phase == "factorized":
+            self.distribution = self.distribution.to_joint(self.space.units("joint"))
+
+    # ------------------------------------------------------------------ sampling
+    def step_generator(self) -> torch.Generator:
+        """Sampler RNG derived from (seed, step): the same on every rank and after a resume."""
+        seed = (int(self.hparams.seed) * 1_000_003 + self.steps_completed) % (2**63)
+        return torch.Generator().manual_seed(seed)
+
+    def sample_architectures(self, k: int, generator: torch.Generator, uniform: bool) -> torch.Tensor:
+        """[k, D] choice indices, on the CPU on purpose: the super-net picks its path from Python
+        ints, the cost tables are CPU lookups, and the CPU generator gives the same samples on
+        every device (moved to α's device only for the α gradient)."""
+        if uniform:
+            cols = [torch.randint(s, (k,), generator=generator) for s in self.space.sizes]
+            return torch.stack(cols, 1) if cols else torch.zeros((k, 0), dtype=torch.long)
+        return self.host_distribution().sample(k, generator)
+
+    # ------------------------------------------------------------------ the step
+    def on_fit_start(self) -> None:
+        # sync_bn: batch statistics over all processes, so that W processes with batches of B / W
+        # compute what one process computes with batches of B (one process then uses the same
+        # float64 formula). Off by default: like any DDP training, each process normalises with
+        # its own batch; the many small all-reduces cost 2.4x per step on 2 CPU processes.
+        self.supernet.sync_bn = bool(self.hparams.sync_bn)
+
+    def _omega_backward(
+        self, x: torch.Tensor, y: torch.Tensor, rows: list[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Accumulate sum_k w_k grad(CE_k) with w = softmax(l / T) in one pass (online softmax).
+
+        l_k is the log-likelihood of the whole (global) batch: each process all-reduces its
+        part, a scalar, before weighting; the gradients are averaged once, after all K samples.
+        The running maximum, the rescaling and the weights stay on the device (no host read per
+        sample). Returns the mean CE over the samples and the l_k ([K] float64, or None without
+        importance weighting), unread: the step checks them once (:meth:`_check_step`).
+        """
+        importance, temp = self.hparams.weight_importance, self.hparams.importance_temperature
+        params = list(self.supernet.parameters())
+        stashed, teacher = self._sandwich_backward(x, y, params) if self.hparams.sandwich else (None, None)
+        losses, log_liks = [], []
+        run_max = denom = None
+        for row in rows:
+            logits = self.supernet(x, row)
+            per_image = F.cross_entropy(logits, y, reduction="none")
+            # the ω loss: the labels, or the largest architecture's predictions (in-place distillation);
+            # the importance weights are the likelihood of the labels either way
+            ce = per_image.mean() if teacher is None else soft_cross_entropy(logits, teacher)
+            losses.append(per_image.detach().mean())
+            if not importance:
+                self.manual_backward(ce / len(rows))
+                continue
+            # float64 sum: the weights exp(l_k - max) magnify absolute errors of l_k
+            log_lik = all_reduce_sum(-per_image.detach().sum(dtype=torch.float64))
+            log_liks.append(log_lik)
+            score = log_lik / temp  # summed log-likelihood of the global batch / T
+            if run_max is None:
+                run_max, denom = score, torch.ones_like(score)
+                self.manual_backward(ce)
+                continue
+            new_max = torch.maximum(run_max, score)
+            scale = torch.exp(run_max - new_max)  # 1 unless this sample is the most likely so far
+            grads = [p.grad for p in params if p.grad is not None]
+            torch._foreach_mul_(grads, scale.to(grads[0].dtype))
+            weight = torch.exp(score - new_max)
+            denom, run_max = denom * scale + weight, new_max
+            self.manual_backward(ce * weight.to(ce.dtype))
+        if importance:
+            grads = [p.grad for p in params if p.grad is not None]
+            torch._foreach_div_(grads, denom.to(grads[0].dtype))
+        if stashed is not None:
+            for p, g in zip(params, stashed):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad.add_(g)
+        average_gradients(params)
+        return torch.stack(losses).mean(), (torch.stack(log_liks) if log_liks else None)
+
+    def _sandwich_backward(self, x: torch.Tensor, y: torch.Tensor, params) -> tuple[list, torch.Tensor | None]:
+        """The sandwich rule (BigNAS): the largest architecture learns from the labels, the smallest from
+        the labels or, with ``distill``, from the largest's predictions. Their gradients are taken aside
+        (returned per parameter) so that the importance weighting of the sampled paths leaves them as
+        they are; also returns the largest's class probabilities, the sampled paths' soft targets under
+        ``distill`` (else None)."""
+        largest, smallest = self.sandwich_rows
+        logits = self.supernet(x, largest)
+        self.manual_backward(F.cross_entropy(logits, y))
+        teacher = logits.detach().softmax(-1) if self.hparams.distill else None
+        small = self.supernet(x, smallest)
+        self.manual_backward(F.cross_entropy(small, y) if teacher is None else soft_cross_entropy(small, teacher))
+        stashed = [p.grad for p in params]
+        for p in params:
+            p.grad = None
+        return stashed, teacher
+
+    def _check_step(self, train_ll: torch.Tensor | None, val_ll: torch.Tensor | None) -> None:
+        """The step's one read of the device: the finite checks of the likelihoods (all-reduced, so
+        every rank stops at the same step)."""
+        parts = [t.reshape(-1) for t in (train_ll, val_ll) if t is not None]
+        if not parts:
+            return
+        values = torch.cat(parts).tolist()
+        temp, n_train = self.hparams.importance_temperature, 0 if train_ll is None else train_ll.numel()
+        for value in values[:n_train]:
+            self._check_finite("the training log-likelihood (ω update)", value)
+            self._check_finite("the training log-likelihood / search.importance_temperature", value / temp)
+        if val_ll is not None:
+            val = values[n_train:]
+            self._check_finite("the validation log-likelihood (α update)", math.fsum(val))
+            self._check_finite("the validation log-likelihood / search.importance_temperature", max(val) / temp)
+
+    def _scaled_for_amp(self, grad: torch.Tensor) -> torch.Tensor:
+        """α's gradient times the fp16 loss scale, when there is one (``16-mixed``): the α step goes
+        through Lightning's precision plugin like every optimizer step, and its GradScaler divides
+        every gradient by the scale before stepping, but α's closed-form gradient was never scaled.
+        The scale is a power of two: scaling and unscaling are exact."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        if scaler is None or not scaler.is_enabled():
+            return grad
+        scale = scaler._get_scale_async() if hasattr(scaler, "_get_scale_async") else scaler.get_scale()
+        return grad * torch.as_tensor(scale, device=grad.device).to(grad.dtype)
+
+    def training_step(self, batch, batch_idx):
+        opt_omega, opt_alpha = self.optimizers()
+        (xt, yt), (xv, yv) = batch["train"], batch["val"]
+        warm = self.current_epoch < self.hparams.warmup_epochs
+        entropy = float(self.host_distribution().entropy())
+        k = self.sampler(entropy)
+        archs = self.sample_architectures(k, self.step_generator(), uniform=warm)
+        rows = archs.tolist()
+        counters = self._counters()
+        if counters["steps"] == 0:
+            self.entropy_initial.fill_(entropy)
+            self.k_initial.fill_(k)
+
+        opt_omega.zero_grad(set_to_none=True)
+        train_loss, train_ll = self._omega_backward(xt, yt, rows)
+        opt_omega.step()
+
+        # CPU indices, CPU tables
+        values = {c.name: t.lookup(archs) for c, t in zip(self.constraints, self.cost_tables)}
+        costs = [c.hinge(values[c.name]) for c in self.constraints]
+        macs = values["flops"] if "flops" in values else self.tables.macs.lookup(archs)
+        val_ll = None
+        if not warm:
+            with torch.no_grad():
+                val_ll = all_reduce_sum(
+                    torch.stack(
+                        [  # v_k of the global batch
+                            -F.cross_entropy(self.supernet(xv, row), yv, reduction="none").sum(dtype=torch.float64)
+                            for row in rows
+                        ]
+                    )
+                )
+        self._check_step(train_ll, val_ll)
+        if not warm:
+            m = penalised_importance(val_ll, costs, counters["beta"], self.hparams.importance_temperature)
+            alpha = self.distribution.alpha
+            # non_blocking: a blocking host-to-device copy would wait for the device's queue
+            archs_on_device = archs.to(alpha.device, non_blocking=True)
+            alpha.grad = self._scaled_for_amp(self.distribution.grad_weighted_nll(archs_on_device, m))
+            opt_alpha.step()
+            opt_alpha.zero_grad(set_to_none=True)
+
+        self.steps_done += 1
+        self.samples_total += k
+        counters["steps"] += 1
+        counters["samples"] += k
+        for i, c in enumerate(self.constraints):
+            if not warm and c.beta_lr > 0:  # after the α step: E[metric] of the new distribution
+                beta = dual_ascent_beta(
+                    torch.tensor(counters["beta"][i], dtype=torch.float64), self.expected(c.name), c.limit, c.beta_lr
+                )
+                counters["beta"][i] = float(beta)
+                self.beta[i].fill_(counters["beta"][i])
+        self.last_step = StepStats(k, entropy, macs, costs[0] if len(costs) == 1 else sum(costs), values)
+        # the device tensor: Lightning would copy a float to the device (a blocking copy)
+        self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
+
+    # ------------------------------------------------------------------ the result
+    def argmax_architecture(self) -> torch.Tensor:
+        """The most likely architecture ([D] choice indices, CPU): the argmax of every unit."""
+        return self.host_distribution().mode()
+
+    def exported_architecture(self) -> torch.Tensor:
+        """The architecture the search returns ([D] choice indices, CPU): with ``export_mode`` "feasible"
+        the most probable architecture whose MACs are within the target (exact: best-first enumeration,
+        ``fpnas.search.topk``; every constraint's), with "argmax" the argmax of every unit (may exceed the
+        target). The same on every rank (α is identical there); cached per α."""
+        return self._export()[0].clone()
+
+    def selection(self) -> str:
+        """How :meth:`exported_architecture` was chosen, for arch.yaml and the summary."""
+        return self._export()[1]
+
+    def pick_was_scored(self) -> bool:
+        """Whether :meth:`exported_architecture` is :meth:`select_by_score`'s pick for the current α (then
+        ``scored_val_acc`` is its accuracy on the whole α split)."""
+        return self._scored_pick is not None and self._scored_pick[0] == self._alpha_key()
+
+    def _export(self) -> tuple[torch.Tensor, str]:
+        key = self._alpha_key()
+        if self._scored_pick is not None and self._scored_pick[0] == key:
+            return self._scored_pick[1]
+        if self._export_cache is None or self._export_cache[0] != key:
+            self._export_cache = (key, self._select_export())
+        return self._export_cache[1]
+
+    def limits(self) -> list[tuple[AdditiveTable, float]]:
+        """(table, limit) of every constraint: what an exported architecture must respect."""
+        return [(t, c.limit) for c, t in zip(self.constraints, self.cost_tables)]
+
+    def within_limits(self, choice_idx: torch.Tensor) -> bool:
+        return all(float(t.lookup(choice_idx)[0]) <= limit for t, limit in self.limits())
+
+    def _select_export(self) -> tuple[torch.Tensor, str]:
+        mode = self.argmax_architecture()
+        if self.hparams.export_mode == "argmax":
+            return mode, "argmax of every unit (export.mode=argmax; not checked against the target)"
+        within = "the most probable architecture within the target (exact)"
+        if self.within_limits(mode):
+            return mode, within + "; it is the argmax of every unit"
+
+        best = top_architectures(
+            self.host_distribution(),
+            self.space,
+            1,
+            None,
+            self.hparams.export_max_candidates,
+            distinct_networks=False,
+            tables=self.tables,
+            limits=self.limits(),
+        )
+        if best.entries:
+            return (
+                torch.tensor(best.entries[0]["indices"], dtype=torch.long),
+                within + f"; the argmax of every unit is over the target (candidate {best.enumerated})",
+            )
+        # nothing under the targets among the most probable candidates: the cheapest architecture, by
+        # the sum of metric / target (exact; one constraint: its minimum, which the target check
+        # proved feasible before the search)
+        cheapest = AdditiveTable.weighted_sum([(t, 1.0 / limit) for t, limit in self.limits()])
+        idx = torch.tensor(cheapest.extreme_architecture("min")[1], dtype=torch.long)
+        targets = ", ".join(f"{c.target:g} {c.metric.unit}" for c in self.constraints)
+        feasible = self.within_limits(idx)
+        rank_zero_warn(
+            f"[fpnas] none of the {best.enumerated} most probable architectures is within the target "
+            f"{targets} (export.max_candidates): exporting the cheapest one"
+            + ("" if feasible else " (it is not within every target: no architecture may be)")
+        )
+        return (
+            idx,
+            f"the cheapest architecture: none of the {best.enumerated} most probable is within the target",
+        )
+
+    def on_train_end(self) -> None:
+        if self.hparams.export_candidates > 1 and self.hparams.export_mode == "feasible":
+            loaders = self.trainer.val_dataloaders
+            if loaders is not None:
+                train = None
+                datamodule = getattr(self.trainer, "datamodule", None)
+                if self.hparams.export_finetune_steps > 0 and datamodule is not None:
+                    train = datamodule.train_dataloader()["train"]
+                self.select_by_score(loaders[0] if isinstance(loaders, (list, tuple)) else loaders, train)
+
+    @torch.no_grad()
+    def score_architectures(self, rows: Sequence[Sequence[int]], loader) -> list[tuple[float, float]]:
+        """``(accuracy, mean log-likelihood)`` of each architecture on every batch of ``loader`` (the α
+        split), scored as validation scores the exported one (eval mode; batch statistics with
+        ``eval_batch_stats``). Summed over all processes, so every rank gets the same numbers."""
+        was_training = self.supernet.training
+        self.supernet.eval()
+        sums = torch.zeros(len(rows), 3, dtype=torch.float64, device=self.device)  # correct, log-lik, count
+        for x, y in loader:
+            x, y = x.to(self.device), y.to(self.device)
+            for i, row in enumerate(rows):
+                logits = self.supernet(x, row)
+                sums[i, 0] += (logits.argmax(-1) == y).sum()
+                sums[i, 1] -= F.cross_entropy(logits, y, reduction="sum").double()
+                sums[i, 2] += y.numel()
+        self.supernet.train(was_training)
+        sums = all_reduce_sum(sums).cpu()
+        self._scored_images = int(sums[0, 2]) if len(rows) else 0
+        return [(float(c / n), float(ll / n)) for c, ll, n in sums.tolist()]
+
+    def filled(self, indices: Sequence[int], log_p: Sequence[torch.Tensor]) -> list[int]:
+        """``indices`` grown to fill the budget: while some single change of a decision to a costlier
+        choice stays within every target, make the most probable such change (``log_p``: each decision's
+        marginal log-probabilities). What a user does by hand with a network under the budget, in the
+        order the search's distribution prefers."""
+        row = list(indices)
+        while True:
+            macs = float(self.tables.macs.lookup(torch.tensor([row]))[0])
+            best = None
+            for d, decision in enumerate(self.space.decisions):
+                for c in range(decision.size):
+                    if c == row[d]:
+                        continue
+                    trial = row.copy()
+                    trial[d] = c
+                    t = torch.tensor([trial])
+                    if float(self.tables.macs.lookup(t)[0]) <= macs or not self.within_limits(t):
+                        continue
+                    if best is None or float(log_p[d][c]) > best[0]:
+                        best = (float(log_p[d][c]), trial)
+            if best is None:
+                return row
+            row = best[1]
+
+    def finetuned_scores(self, rows, loader, train_loader) -> list[tuple[float, float]]:
+        """``(accuracy, mean log-likelihood)`` on ``loader`` of each architecture as a standalone network
+        that starts from its super-net weights and trains ``export_finetune_steps`` steps on
+        ``train_loader`` (SGD, cosine from ``export_finetune_lr``): what the shared weights would become
+        for that network alone, a ranking less biased by weight sharing. Each rank fine-tunes on the same
+        batches in the same order (a loader of its own, seeded by the run's seed), so the scores agree."""
+
+        steps, out = self.hparams.export_finetune_steps, []
+        for row in rows:
+            model = build_model(self.space, row).to(self.device)
+            model.load_state_dict(self.supernet.standalone_state_dict(row))
+            opt = torch.optim.SGD(model.parameters(), lr=self.hparams.export_finetune_lr, momentum=0.9, nesterov=True)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+            torch.manual_seed(int(self.hparams.seed))  # the loader's shuffle: the same batches for every candidate
+            model.train()
+            done = 0
+            while done < steps:
+                for x, y in train_loader:
+                    x, y = x.to(self.device), y.to(self.device)
+                    opt.zero_grad(set_to_none=True)
+                    F.cross_entropy(model(x), y).backward()
+                    opt.step()
+                    sched.step()
+                    done += 1
+                    if done == steps:
+                        break
+            model.eval()
+            correct = ll = n = 0.0
+            with torch.no_grad():
+                for x, y in loader:
+                    x, y = x.to(self.device), y.to(self.device)
+                    logits = model(x)
+                    correct += float((logits.argmax(-1) == y).sum())
+                    ll -= float(F.cross_entropy(logits, y, reduction="sum"))
+                    n += y.numel()
+            sums = all_reduce_sum(torch.tensor([correct, ll, n], dtype=torch.float64, device=self.device)).tolist()
+            out.append((sums[0] / sums[2], sums[1] / sums[2]))
+            self._scored_images = int(sums[2])
+        return out
+
+    def pick(self, scores: Sequence[tuple[float, float]], macs: Sequence[float], n: int) -> int:
+        """The index of the final pick among scored candidates: the best (accuracy, then likelihood, then
+        probability rank); with ``export_significance`` z > 0, the largest candidate (the most MACs: the one
+        that uses the budget) unless the best one's accuracy is higher by more than z standard errors of
+        the difference of two accuracies measured on ``n`` images (a smaller network must be predicted
+        better, not just score a little higher on a noisy estimate)."""
+        best = max(range(len(scores)), key=lambda i: (*scores[i], -i))
+        z = self.hparams.export_significance
+        if z <= 0 or n <= 0:
+            return best
+        big = max(range(len(macs)), key=lambda i: (macs[i], -i))
+        p = (scores[best][0] + scores[big][0]) / 2
+        se = math.sqrt(max(2 * p * (1 - p) / n, 0.0))
+        return best if scores[best][0] - scores[big][0] > z * se else big
+
+    def select_by_score(self, loader, train_loader=None) -> torch.Tensor:
+        """The final pick: the ``export_candidates`` most probable distinct architectures within the
+        targets, scored by the super-net on ``loader`` (the α split); the best accuracy wins (ties: the
+        higher likelihood, then the more probable). Run on every rank (it all-reduces); the pick is what
+        :meth:`exported_architecture` returns until α changes."""
+
+        top = top_architectures(
+            self.host_distribution(),
+            self.space,
+            self.hparams.export_candidates,
+            None,
+            self.hparams.export_max_candidates,
+            distinct_networks=True,
+            tables=self.tables,
+            limits=self.limits(),
+        )
+        if len(top.entries) < 2:
+            return self.exported_architecture()
+        rows = [e["indices"] for e in top.entries]
+        entries = list(top.entries)
+        if self.hparams.export_fill:  # each candidate also grown to fill the budget, as the distribution prefers
+            keys = {tuple(r) for r in rows}
+            marginal = self.host_distribution().marginals()
+            log_p = [torch.log(marginal([d]).double().clamp_min(1e-30)) for d in range(self.space.num_decisions)]
+            for e in top.entries:
+                grown = self.filled(e["indices"], log_p)
+                if tuple(grown) not in keys:
+                    keys.add(tuple(grown))
+                    rows.append(grown)
+                    macs = float(self.tables.macs.lookup(torch.tensor([grown]))[0])
+                    lp = float(sum(log_p[d][c] for d, c in enumerate(grown)))
+                    entry = {"rank": len(entries) + 1, "prob": math.exp(lp), "macs": macs, "indices": grown}
+                    entries.append(entry | {"of": e["rank"]})  # the candidate it grew from
+        tuned = train_loader is not None and self.hparams.export_finetune_steps > 0
+        scores = self.finetuned_scores(rows, loader, train_loader) if tuned else self.score_architectures(rows, loader)
+        n_scored = self._scored_images
+        best = self.pick(scores, [e["macs"] for e in entries], n_scored)
+        self.candidate_scores = [
+            {"rank": e["rank"], "prob": e["prob"], "macs": e["macs"], "acc": a, "log_lik": ll}
+            | ({"of": e["of"]} if "of" in e else {})
+            for e, (a, ll) in zip(entries, scores)
+        ]
+        how = f"after {self.hparams.export_finetune_steps} fine-tuning steps each" if tuned else "the super-net's"
+        grown = (
+            f" and their {len(rows) - len(top.entries)} budget-filling versions" if len(rows) > len(top.entries) else ""
+        )
+        pool = f"the {len(top.entries)} most probable architectures within the target{grown}"
+        z = self.hparams.export_significance
+        rule = f"the best of {pool}"
+        if z > 0:
+            rule = f"the largest of {pool} unless a smaller one is better by > {z:g} s.e."
+        which = f"probability rank {best + 1}" if best < len(top.entries) else f"rank {entries[best]['of']} filled"
+        selection = f"{rule} (α-split accuracy, {how}): {which}, {scores[best][0]:.4f}"
+        pick = torch.tensor(rows[best], dtype=torch.long)
+        self._scored_pick = (self._alpha_key(), (pick, selection))
+        self.scored_val_acc = scores[best][0]
+        return pick.clone()
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.supernet(x, self.exported_architecture().tolist())  # val/acc: the exported architecture
+        self.val_acc(logits, y)
+        self.log("val/acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
+
+    # ------------------------------------------------------------------ reporting helpers
+    def architecture_cost(self, choice_idx: torch.Tensor) -> tuple[float, float]:
+        """(MACs, params) of an architecture from the analytic tables."""
+        macs, params = self.tables.lookup(choice_idx)
+        return float(macs[0]), float(params[0])
+
+    def expected_macs(self) -> float:
+        """E[MACs] under the current distribution (exact; computed once per α, on the CPU)."""
+        return self.expected("flops")
+
+    def expected(self, metric: str) -> float:
+        """E[metric] (counted unit) under the current distribution: ``flops``, ``params`` or a
+        constrained metric (exact; computed once per α, on the CPU)."""
+        key = self._alpha_key()
+        if self._expected_cache is None or self._expected_cache[0] != key:
+            self._expected_cache = (key, {})
+        cache = self._expected_cache[1]
+        if metric not in cache:
+            tables = {"flops": self.tables.macs, "params": self.tables.params}
+            tables |= {c.name: t for c, t in zip(self.constraints, self.cost_tables)}
+            if "marginals" not in cache:
+                cache["marginals"] = self.host_distribution().marginals()
+            cache[metric] = float(tables[metric].expected(cache["marginals"]))
+        return cache[metric]

@@ -1,0 +1,105 @@
+"""The search's plain options and their checks, importable without torch or Lightning: ``search.py``
+runs them on the composed config before the heavy imports (a bad value is one line within a second or
+two), and :class:`~fpnas.search.module.SearchModule` and :class:`~fpnas.cost.constraint.Constraint` run the same
+functions on their arguments (library use), so each rule has one home."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from fpnas.cost.checks import check_budget
+from fpnas.errors import ConfigError, check_option
+from fpnas.report.log_handler import check_progress
+from fpnas.runtime.config import check_required, shipped_example, shipped_keys, source_key
+
+SCHEDULES = ("coarse_to_fine", "joint", "factorized")
+EXPORT_MODES = ("feasible", "argmax")  # most probable under the target | argmax of every unit (the paper)
+# groups the `module` node reads through interpolations: a `+cost.target_mflop=...` typo must not be ignored
+PLAIN_GROUPS = ("cost", "cost.latency", "cost.params", "distribution", "search")
+SEARCH_FLAGS = ("weight_importance", "eval_batch_stats", "sync_bn", "sandwich", "distill")  # search.<flag>: bool
+
+
+def check_options(cfg: DictConfig) -> None:
+    """What no constructor owns: required values, unknown keys in the groups the ``module`` node
+    reads, and the run's own keys. The module, sampler, data and trainer check their arguments."""
+    check_required(cfg)
+    for group in PLAIN_GROUPS:
+        known = shipped_keys(group)
+        unknown = sorted(set(OmegaConf.select(cfg, group) or {}) - known)
+        if unknown:
+            raise ConfigError(f"{group}.{unknown[0]} is not a key of {group}; known keys: {sorted(known)}")
+    check_option("trainer.max_epochs", cfg.trainer.get("max_epochs"), int, 1, example=20)  # -1 (endless) too
+    check_option("seed", cfg.seed, int, 0, example=0)
+    check_option("auto_resume", cfg.get("auto_resume", False), bool, example="true")
+    check_option("skip_invalid_jobs", cfg.get("skip_invalid_jobs", False), bool, example="true")
+    check_progress(cfg.get("progress", "auto"))
+
+
+def check_search_arguments(
+    *,
+    schedule: str,
+    switch_epoch: int,
+    warmup_epochs: int,
+    weight_importance: bool,
+    eval_batch_stats: bool,
+    sync_bn: bool,
+    sandwich: bool,
+    distill: bool,
+    importance_temperature: float,
+    seed: int,
+    export_mode: str,
+    export_candidates: int,
+    export_fill: bool,
+    export_significance: float,
+    export_finetune_steps: int,
+    export_finetune_lr: float,
+    **_: Any,
+) -> None:
+    """The search module's plain arguments, each named by the config key it comes from; other keyword
+    arguments (the space, sampler, optimizers, budgets) are left to their own checks."""
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"distribution.schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
+    check_option("distribution.switch_epoch", switch_epoch, int, 0, example=8)
+    check_option("search.warmup_epochs", warmup_epochs, int, 0, example=2)
+    flags = dict(
+        weight_importance=weight_importance,
+        eval_batch_stats=eval_batch_stats,
+        sync_bn=sync_bn,
+        sandwich=sandwich,
+        distill=distill,
+    )
+    for key in SEARCH_FLAGS:
+        check_option(f"search.{key}", flags[key], bool, example="true")
+    if distill and not sandwich:
+        raise ConfigError(
+            "search.distill=true distils from the largest architecture, which only search.sandwich=true "
+            "trains: set search.sandwich=true too"
+        )
+    check_option("export.candidates", export_candidates, int, 1, example=10)
+    check_option("export.finetune_steps", export_finetune_steps, int, 0, example=100)
+    check_option("export.fill", export_fill, bool, example="true")
+    check_option("export.significance", export_significance, float, 0, example=2.0)
+    check_option("export.finetune_lr", export_finetune_lr, float, 0, exclusive=True, example=0.01)
+    check_option("search.importance_temperature", importance_temperature, float, 0, exclusive=True, example=1.0)
+    check_option("seed", seed, int, 0, example=0)
+    if export_mode not in EXPORT_MODES:
+        raise ConfigError(f"export.mode must be one of {list(EXPORT_MODES)}, got {export_mode!r}")
+
+
+def check_search_config(cfg: DictConfig) -> None:
+    """Every check of a composed ``search.py`` config that needs neither torch nor the data: the run's
+    own keys, the module's plain arguments and each budget's values (:class:`ConfigError`)."""
+    check_options(cfg)
+    module = OmegaConf.to_container(cfg.module, resolve=True)
+    check_search_arguments(**{k: v for k, v in module.items() if not k.startswith("_")})
+    constraints = cfg.module.get("constraints")
+    if isinstance(constraints, DictConfig):
+        for name, node in constraints.items():
+            if not isinstance(node, DictConfig):
+                continue  # a null entry removes a constraint; other shapes are the module's to refuse
+            where = f"cost.constraints.{name}"
+            keys = [source_key(node, k, f"{where}.{k}") for k in ("target", "beta", "beta_lr")]
+            values = [node.get(k, d) for k, d in (("target", None), ("beta", 0.75), ("beta_lr", 0.0))]
+            check_budget(keys[0], values[0], keys[1], values[1], keys[2], values[2], example=shipped_example(keys[0]))

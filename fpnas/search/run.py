@@ -1,0 +1,202 @@
+"""The body of ``search.py``: check the config, build everything from it, search, write the results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fpnas.errors import ConfigError, NonFiniteLossError, data_file_advice, find_data_file_error, user_message
+from fpnas.report.console import progress_callbacks
+from fpnas.report.summary import print_search_summary, search_summary
+from fpnas.runtime.checkpoint import check_checkpoint, exit_status_of_interrupt
+from fpnas.runtime.config import instantiate_checked
+from fpnas.runtime.distributed import AllReduceStats
+from fpnas.runtime.launch import export_job_argv_for_ddp_children, restored_launcher_environment
+from fpnas.runtime.resume import check_run_directory, check_same_space, continue_logs, write_hydra_files
+from fpnas.runtime.run_dir import RunDir
+from fpnas.runtime.threads import ThreadPolicy, apply_thread_policy, processes_per_node
+from fpnas.runtime.trainer import instantiate_trainer
+from fpnas.search.options import check_options
+from fpnas.search.topk import check_export_config, export_from_search
+from fpnas.space.arch import architecture_from_indices
+from fpnas.space.spec import SearchSpace
+
+log = logging.getLogger("fpnas")
+
+
+def build_space(cfg: DictConfig):
+
+    spec = OmegaConf.to_container(cfg.space, resolve=True)
+    return SearchSpace(spec, name=spec.get("name"))
+
+
+def warn_about_epochs(cfg: DictConfig) -> None:
+    """Settings that are valid but make part of the search never happen."""
+    max_epochs = cfg.trainer.get("max_epochs")
+    if max_epochs is None:
+        return
+    if cfg.distribution.schedule == "coarse_to_fine" and int(cfg.distribution.switch_epoch) >= max_epochs:
+        warnings.warn(
+            f"distribution.switch_epoch={cfg.distribution.switch_epoch} >= trainer.max_epochs={max_epochs}: "
+            "the search never reaches the joint distribution (use distribution.schedule=factorized to say so)",
+            stacklevel=2,
+        )
+    if cfg.search.warmup_epochs >= max_epochs:
+        warnings.warn(
+            f"search.warmup_epochs={cfg.search.warmup_epochs} >= trainer.max_epochs={max_epochs}: "
+            "α never moves; the result is the uniform distribution's mode",
+            stacklevel=2,
+        )
+
+
+def validate_search_config(cfg: DictConfig) -> None:
+    """Every check ``search.py`` makes before any work, without seeding or writing anything: what a sweep
+    runs for each of its jobs before the first one starts (raises :class:`ConfigError`)."""
+    check_options(cfg)
+    datamodule = instantiate_checked(cfg.data, "data")
+    space = build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
+    sampler = instantiate_checked(cfg.sampler, "sampler")
+    check_export_config(cfg.get("export"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the job itself warns (warn_about_epochs)
+        instantiate_checked(cfg.module, "module", space=space, sampler=sampler)
+
+
+def instantiate_search(cfg: DictConfig):
+    """``(search module, data module)`` of ``cfg``, as ``search.py`` builds them: every option checked,
+    the space fitted to the data's classes and channels, the weights seeded; no data loaded yet."""
+    import pytorch_lightning as pl
+
+    check_options(cfg)
+    datamodule = instantiate_checked(cfg.data, "data")  # cheap by contract: nothing is loaded before setup()
+    space = build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
+    sampler = instantiate_checked(cfg.sampler, "sampler")
+    check_export_config(cfg.get("export"))  # export.top_k / max_candidates
+    pl.seed_everything(cfg.seed, workers=True)  # the super-net's initial weights
+    module = instantiate_checked(cfg.module, "module", space=space, sampler=sampler)
+    warn_about_epochs(cfg)
+    return module, datamodule
+
+
+def describe_targets(module) -> str:
+    """``target 0.6 MFLOPs (space range 0.2047-2.063)`` for every constraint of the search."""
+    parts = []
+    for c, table in zip(module.constraints, module.cost_tables):
+        lo, hi = (v / c.metric.scale for v in table.value_range())
+        parts.append(f"target {c.target:.4g} {c.metric.unit} (space range {lo:.4g}-{hi:.4g})")
+    return ", ".join(parts)
+
+
+def resolve_ckpt_path(cfg: DictConfig, run: RunDir) -> str | None:
+    """``ckpt_path``: a file, or ``last``; with ``auto_resume`` an existing last.ckpt is used."""
+    ckpt = cfg.get("ckpt_path")
+    last = run.last_checkpoint
+    if ckpt is None:
+        if cfg.get("auto_resume") is True and last.exists():
+            log.info("auto_resume: continuing from %s", last)
+            return str(last)
+        return None
+    if ckpt == "last":
+        path = last
+        if not path.exists():
+            raise ConfigError(
+                f"ckpt_path=last: no {path}; pass the run's directory with "
+                "hydra.run.dir=<run dir> or give ckpt_path=<file>"
+            )
+        return str(path)
+    if not Path(ckpt).is_file():
+        raise ConfigError(
+            f"ckpt_path={ckpt}: no such file; give a checkpoint file, or ckpt_path=last with "
+            "hydra.run.dir=<the run's directory>"
+        )
+    return str(ckpt)
+
+
+def run_search(cfg: DictConfig) -> dict[str, Any]:
+    """Run one search; returns the summary that is also written to search_summary.json."""
+    from hydra.utils import instantiate
+
+    start = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    run = RunDir(output_dir)
+    threads = apply_thread_policy(
+        cfg.get("threads", "auto"), processes=processes_per_node(cfg.trainer)
+    )  # before the data is loaded
+    ckpt_path = resolve_ckpt_path(cfg, run)
+    module, datamodule = instantiate_search(cfg)
+    if ckpt_path:  # α's shape follows the phase (FD or JD): the checkpoint's phase is restored on load
+        # β: see on_load_checkpoint
+        check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"), resumes="search.py")
+        check_same_space(ckpt_path, module.space)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
+    callbacks += progress_callbacks(cfg.trainer, cfg.get("progress", "auto"))
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    if ckpt_path:
+        continue_logs(loggers, ckpt_path)
+    trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
+    write_hydra_files(cfg, output_dir)
+    log.info("%s | %s | %s | %s", module.space.describe(), describe_targets(module), module.sampler, threads)
+    export_job_argv_for_ddp_children()
+    AllReduceStats.reset()  # per job: a sweep runs several in one process
+    fit_start = time.time()
+    try:
+        with restored_launcher_environment():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except NonFiniteLossError as exc:  # name the checkpoint to go back to (the module does not know it)
+        last = run.last_checkpoint
+        where = (
+            f"the last good checkpoint is {last} (left as it was)"
+            if last.is_file()
+            else "no checkpoint was written yet"
+        )
+        raise NonFiniteLossError(
+            f"{exc}; {where}; try a lower optim.omega.lr (now {cfg.optim.omega.get('lr')}) or "
+            f"optim.alpha.lr (now {cfg.optim.alpha.get('lr')}) in a new run (a resume keeps the "
+            "checkpoint's learning rates)"
+        ) from exc
+    except SystemExit as exc:  # Ctrl-C or SIGTERM stopped the fit after last.ckpt was saved: 130 / 143
+        code = exit_status_of_interrupt(trainer)
+        raise SystemExit(code if code is not None else exc.code) from None
+    except Exception as exc:  # a broken data file: say how to go on (resume, or run again)
+        broken = find_data_file_error(exc)
+        if broken is None:
+            raise
+        raise ConfigError(data_file_advice(user_message(broken), run.last_checkpoint, output_dir)) from None
+    fit_time = time.time() - fit_start
+
+    # no trainer.validate here: under DDP it would start a second set of processes
+    top_k = (cfg.get("export") or {}).get("top_k", 0)
+    summary = search_summary(module, trainer, run, start, fit_time, top_k)
+    # float sums depend on the thread count: part of what a seed reproduces (threads=load may change it)
+    summary |= {"threads": torch.get_num_threads(), "threads_setting": str(cfg.get("threads", "auto"))}
+    if trainer.is_global_zero:
+        arch = architecture_from_indices(
+            module.space, module.exported_architecture().tolist(), phase=module.phase, selection=module.selection()
+        )
+        arch.save(run.arch)
+        run.search_summary.write_text(json.dumps(summary, indent=2) + "\n")
+        export_from_search(module, output_dir, cfg.get("export"))  # top_archs.yaml when export.top_k > 0
+        log.info(
+            "found %s, %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
+            ", ".join(
+                f"{c['arch']:.4g} {c['unit']} (target {c['target']:.4g})" for c in summary["constraints"].values()
+            ),
+            summary["arch_params_m"],
+            summary["val_acc"],
+            summary["total_arch_samples"],
+            summary["wall_time_s"],
+            output_dir,
+        )
+        print_search_summary(summary, arch, output_dir)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return summary
