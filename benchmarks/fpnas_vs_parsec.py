@@ -61,12 +61,17 @@ def random_architecture_under_target(run_dir: Path, overrides: list[str], seed: 
     built, datamodule = instantiate_search(cfg)
     space = built.space
     module = SearchModule.load_from_checkpoint(
-        run_dir / "checkpoints" / "last.ckpt", space=space, sampler=built.sampler, map_location="cpu"
+        run_dir / "checkpoints" / "last.ckpt",
+        space=space,
+        sampler=built.sampler,
+        omega_optimizer=built.omega_optimizer,  # objects are not hyper-parameters: the config's
+        alpha_optimizer=built.alpha_optimizer,
+        map_location="cpu",
     )
     generator = torch.Generator().manual_seed(seed)
     for _ in range(100_000):
         idx = module.sample_architectures(1, generator, uniform=True)
-        if float(module.tables.lookup(idx)[0][0]) <= module.target_macs:
+        if float(module.tables.lookup(idx)[0][0]) <= module.target("flops") * 1e6:
             break
     else:
         raise RuntimeError("no uniformly sampled architecture under the target in 100,000 draws")

@@ -80,7 +80,12 @@ def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]],
     built, datamodule = instantiate_search(cfg)
     space = built.space
     module = SearchModule.load_from_checkpoint(
-        run_dir / "checkpoints" / "last.ckpt", space=space, sampler=built.sampler, map_location="cpu"
+        run_dir / "checkpoints" / "last.ckpt",
+        space=space,
+        sampler=built.sampler,
+        omega_optimizer=built.omega_optimizer,  # objects are not hyper-parameters: the config's
+        alpha_optimizer=built.alpha_optimizer,
+        map_location="cpu",
     )
     module.eval()
     datamodule.setup()

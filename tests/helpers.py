@@ -3,11 +3,13 @@ callbacks, importable by the entry points' subprocesses (``+callbacks.x._target_
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +42,39 @@ def compose_config(name: str, out, *overrides: str):
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         return compose(name, overrides=[f"paths.output_dir={out}", *overrides])
+
+
+# SearchModule unit tests written for the plainest search: no warm-up, the factorized distribution throughout,
+# the most probable architecture exported, Adam at lr 0.01 for α, β = 1
+PLAIN_SEARCH = {
+    "warmup_epochs": 0,
+    "switch_epoch": 80,
+    "export_candidates": 1,
+    "export_fill": False,
+    "export_significance": 0.0,
+    "alpha_optimizer": functools.partial(torch.optim.Adam, lr=0.01),
+}
+
+
+def search_module(space, sampler, target_mflops=None, beta=None, beta_lr=None, **arguments):
+    """A :class:`~fpnas.search.module.SearchModule` built as ``search.py`` builds it: the ``module`` node of
+    conf/search.yaml (the one home of every default) with ``cost.target_mflops`` / ``beta`` / ``beta_lr`` where given
+    and ``arguments`` in place of the config's (e.g. ``export_candidates=1``, ``constraints=[...]``)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    budget = [
+        f"cost.{k}={v}"
+        for k, v in (("target_mflops", target_mflops), ("beta", beta), ("beta_lr", beta_lr))
+        if v is not None
+    ]
+    cfg = compose_config("search", "unused", *budget)
+    if "constraints" in arguments:  # given as a list: replaces the config's mapping
+        cfg.module.constraints = None
+    try:
+        return instantiate(cfg.module, space=space, sampler=sampler, **arguments)
+    except InstantiationException as exc:  # the module's own error, as library use meets it
+        raise exc.__cause__ from None
 
 
 # what a launcher (Lightning, torchrun, SLURM, submitit) sets: a subprocess must not inherit it

@@ -21,7 +21,7 @@ from fpnas.search.topk import top_architectures
 from fpnas.space.complexity import ComplexityTables, architecture_complexity
 from fpnas.space.spec import SearchSpace
 from fpnas.tools.latency import Timing, build_table, distinct_block_configs
-from tests.helpers import MICRO, ROOT, compose_config, quick_search
+from tests.helpers import MICRO, PLAIN_SEARCH, ROOT, compose_config, quick_search, search_module
 
 
 def synthetic_table(space: SearchSpace, path) -> LatencyTable:
@@ -187,19 +187,17 @@ def test_the_feasible_export_under_two_constraints_equals_brute_force(micro, mic
         dist,
         micro,
         1,
-        None,
         300_000,
+        [(ComplexityTables(micro).macs, flops_limit), (latency, latency_limit)],
         distinct_networks=False,
-        limits=[(ComplexityTables(micro).macs, flops_limit), (latency, latency_limit)],
     )
     assert got.entries[0]["indices"] == want.tolist()
 
 
 def _module(space, constraints):
-    from fpnas.search.module import SearchModule
     from fpnas.search.sampling import AdaptiveK
 
-    return SearchModule(space, AdaptiveK(), constraints=constraints, seed=0)
+    return search_module(space, AdaptiveK(), constraints=constraints, seed=0, **PLAIN_SEARCH)
 
 
 def test_two_constraints_where_the_second_binds(micro, micro_table):
@@ -207,8 +205,8 @@ def test_two_constraints_where_the_second_binds(micro, micro_table):
     constraint added the exported one is within both, and its hinge enters the importance weights."""
     from fpnas.search.importance import penalised_importance
 
-    loose = Constraint(Flops(), 0.2, beta=0.75)
-    latency = Constraint(Latency(micro_table.path), 1.5, beta=0.5, prefix="cost.latency")
+    loose = Constraint(Flops(), 0.2, beta=0.75, beta_lr=0.0)
+    latency = Constraint(Latency(micro_table.path), 1.5, beta=0.5, beta_lr=0.0, prefix="cost.latency")
     only_flops, both = _module(micro, [loose]), _module(micro, {"flops": loose, "latency": latency})
     for m in (only_flops, both):  # the same peaked distribution (towards large, slow architectures)
         m.distribution.alpha.data.copy_(
@@ -230,11 +228,11 @@ def test_two_constraints_where_the_second_binds(micro, micro_table):
 
 def test_constraint_arguments_are_checked_with_their_config_keys(micro, micro_table):
     with pytest.raises(ConfigError, match=r"cost.latency.target_ms='abc' is invalid: it must be a number > 0"):
-        Constraint(Latency(micro_table.path), "abc", prefix="cost.latency")
+        Constraint(Latency(micro_table.path), "abc", 0.75, 0.0, prefix="cost.latency")
     with pytest.raises(ConfigError, match=r"cost.latency.target_ms=0.01 is below what space 'micro' can reach"):
-        _module(micro, [Constraint(Latency(micro_table.path), 0.01, prefix="cost.latency")])
+        _module(micro, [Constraint(Latency(micro_table.path), 0.01, 0.75, 0.0, prefix="cost.latency")])
     with pytest.raises(ConfigError, match="one constraint per metric"):
-        _module(micro, [Constraint(Flops(), 0.1), Constraint(Flops(), 0.2)])
+        _module(micro, [Constraint(Flops(), 0.1, 0.75, 0.0), Constraint(Flops(), 0.2, 0.75, 0.0)])
     with pytest.raises(ConfigError, match="cost.constraints must name at least one constraint"):
         _module(micro, {"flops": None})
 
@@ -271,8 +269,9 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
     from fpnas.search.module import SearchModule
     from fpnas.search.sampling import AdaptiveK
 
+    optimizers = {k: PLAIN_SEARCH["alpha_optimizer"] for k in ("omega_optimizer", "alpha_optimizer")}
     loaded = SearchModule.load_from_checkpoint(
-        tmp_path / "checkpoints" / "last.ckpt", space=micro_space(), sampler=AdaptiveK()
+        tmp_path / "checkpoints" / "last.ckpt", space=micro_space(), sampler=AdaptiveK(), **optimizers
     )
     assert [c.to_dict() for c in loaded.constraints] == [
         {"metric": "flops", "target": 0.05, "beta": 0.75, "beta_lr": 0.05, "prefix": "cost"}
@@ -349,14 +348,13 @@ def test_a_weighted_sum_of_tables_is_exact_and_keeps_exact_extremes(micro, micro
 
 
 def test_show_gains_a_latency_column_that_adds_up_to_the_prediction(micro, micro_table, tmp_path, capsys):
-    from fpnas.report.tables import latency_column
     from fpnas.space.arch import architecture_from_indices
     from fpnas.tools.show import main
 
     idx = _random(micro, 1, seed=3)[0].tolist()
     arch = architecture_from_indices(micro, idx)
     arch.save(tmp_path / "arch.yaml")
-    column = latency_column(arch, micro_table)
+    column = micro_table.part_ms(micro, idx)
     assert len(column) == len(micro.blocks) + 2
     assert sum(column) + micro_table.overhead_ms == pytest.approx(micro_table.predict(micro, idx), abs=1e-12)
     assert main([str(tmp_path / "arch.yaml"), "--latency-table", str(micro_table.path)]) == 0

@@ -142,7 +142,7 @@ def test_switch_epoch_beyond_the_run_warns(tmp_path):
         instantiate_search(_cfg(tmp_path, ["cost.target_mflops=3"]))
     module, datamodule = instantiate_search(_cfg(tmp_path, []))
     assert datamodule.num_classes == 10 and not datamodule.datasets  # built, nothing loaded yet
-    assert module.space.name == "tiny" and module.sampler(17.3) == 4 and module.target_macs == 0.6e6
+    assert module.space.name == "tiny" and module.sampler(17.3) == 4 and module.target("flops") == 0.6
     lo, hi = module.tables.macs_range()
     assert (round(lo / 1e6, 4), round(hi / 1e6, 4)) == (0.2047, 2.0632)
 
@@ -165,7 +165,7 @@ def test_the_module_node_builds_the_configured_optimizers_once_checked(tmp_path)
     assert type(omega) is torch.optim.AdamW and omega.defaults["lr"] == 0.1 and omega.defaults["weight_decay"] == 4e-5
     assert type(alpha) is torch.optim.Adam and alpha.defaults["lr"] == 0.02 and alpha.defaults["betas"] == (0.9, 0.999)
     assert module.hparams.optim_omega == "torch.optim.adamw.AdamW(lr=0.1, weight_decay=4e-05)"
-    assert module.constraints[0].target == 0.5 and module.target_macs == 0.5e6
+    assert module.constraints[0].target == 0.5 and module.target("flops") == 0.5
     assert module.hparams.constraints == [
         {"metric": "flops", "target": 0.5, "beta": 0.75, "beta_lr": 0.0, "prefix": "cost"}
     ]

@@ -7,6 +7,8 @@ import pytest
 import torch
 import yaml
 
+from fpnas.cost.constraint import Constraint
+from fpnas.cost.metrics import Flops
 from fpnas.errors import ConfigError
 from fpnas.search.distribution import ArchDistribution
 from fpnas.search.topk import (
@@ -59,6 +61,15 @@ def test_enumeration_order_and_log_probs_equal_brute_force(micro, kind):
     assert torch.allclose(dist.log_prob(got_idx).double(), got_lp, atol=1e-5)
 
 
+ENOUGH = 10**7  # candidates: more than these tests need
+
+
+def _flops(space, mflops: float) -> list:
+    """One FLOPs constraint of ``mflops`` with its table: what a search passes as its constraints."""
+    constraint = Constraint(Flops(), mflops, 0.75, 0.0)
+    return [(constraint, constraint.table_for(space))]
+
+
 @pytest.mark.parametrize("kind, target_mflops", [("factorized", 0.05), ("joint", 0.03), ("joint", 0.2)])
 def test_top_k_under_the_target_equals_brute_force(micro, kind, target_mflops):
     dist = _hand_set(micro, kind, seed=1)
@@ -77,7 +88,7 @@ def test_top_k_under_the_target_equals_brute_force(micro, kind, target_mflops):
         if len(expected) == k:
             break
     assert len(expected) == k
-    res = top_architectures(dist, micro, k, target)
+    res = top_architectures(dist, micro, k, ENOUGH, [(ComplexityTables(micro).macs, target)])
     assert [e["indices"] for e in res.entries] == [i for i, _ in expected]
     assert [e["log_prob"] for e in res.entries] == pytest.approx([logp for _, logp in expected], abs=1e-9)
     assert [e["rank"] for e in res.entries] == list(range(1, k + 1))
@@ -120,14 +131,14 @@ def test_enumeration_visits_every_architecture_exactly_once(kind):
     every, lp, _ = _brute_force(space, dist)
     assert [logp for logp, _ in got] == pytest.approx(lp.tolist(), abs=1e-12)
     # no target, k larger than the space: every distinct network, then "exhausted"
-    res = top_architectures(dist, space, 1000, None)
+    res = top_architectures(dist, space, 1000, ENOUGH)
     networks = {network_key(space, i.tolist()) for _, i in got}
     assert len(res.entries) == len(networks) < total and res.exhausted and not res.cap_hit
 
 
 def test_the_file_lists_entries_that_train_py_accepts(micro, tmp_path):
     dist = _hand_set(micro, "joint", seed=3)
-    path = write_top_architectures(tmp_path, dist, micro, 4, 0.05e6, phase="joint")
+    path = write_top_architectures(tmp_path, dist, micro, 4, ENOUGH, _flops(micro, 0.05), phase="joint")
     doc = yaml.safe_load(path.read_text())
     assert doc["found"] == 4 and doc["requested"] == 4 and doc["cap_hit"] is False and doc["space"] == "micro"
     assert doc["target_mflops"] == 0.05 and doc["phase"] == "joint"
@@ -140,14 +151,14 @@ def test_the_file_lists_entries_that_train_py_accepts(micro, tmp_path):
         assert macs <= 0.05e6 and e["mflops"] == pytest.approx(macs / 1e6, abs=1e-4)
         assert float(dist.log_prob(torch.tensor([arch.indices]))[0]) == pytest.approx(e["log_prob"], abs=1e-5)
     # a re-export with fewer entries removes the stale files
-    write_top_architectures(tmp_path, dist, micro, 2, 0.05e6)
+    write_top_architectures(tmp_path, dist, micro, 2, ENOUGH, _flops(micro, 0.05))
     assert sorted(p.name for p in (tmp_path / "top_archs").iterdir()) == ["rank_1.yaml", "rank_2.yaml"]
 
 
 def test_the_candidate_cap_is_reported(micro, tmp_path):
     dist = _hand_set(micro, "factorized")
     lo, _ = ComplexityTables(micro).macs_range()
-    path = write_top_architectures(tmp_path, dist, micro, 3, lo + 1e-3, max_candidates=50)
+    path = write_top_architectures(tmp_path, dist, micro, 3, 50, _flops(micro, (lo + 1e-3) / 1e6))
     doc = yaml.safe_load(path.read_text())
     assert doc["cap_hit"] is True and doc["enumerated"] == 50 and doc["found"] < 3
     assert "export.max_candidates" in doc["note"]
@@ -164,5 +175,4 @@ def test_the_candidate_cap_is_reported(micro, tmp_path):
 def test_bad_export_config(export, message):
     with pytest.raises(ConfigError, match=message):
         check_export_config(export)
-    check_export_config({"top_k": 0, "max_candidates": 10})
-    check_export_config(None)
+    check_export_config({"top_k": 0, "max_candidates": 10, "mode": "feasible"})

@@ -34,8 +34,7 @@ class Constraint:
     ``cost.latency.target_ms``). :meth:`table_for` builds the metric's table for a space.
     """
 
-    def __init__(self, metric, target: float, beta: float = 0.75, beta_lr: float = 0.0, prefix: str = "cost"):
-
+    def __init__(self, metric, target: float, beta: float, beta_lr: float, prefix: str = "cost"):
         if not isinstance(metric, Metric):
             raise ConfigError(
                 f"{prefix}: metric must be an fpnas.cost.metrics.Metric (Flops, Params, Latency), got {metric!r}"
@@ -109,7 +108,6 @@ def constraint_from(value) -> Constraint:
     """A :class:`Constraint`, or one rebuilt from :meth:`Constraint.to_dict`'s plain data."""
     if isinstance(value, Constraint):
         return value
-
     if not isinstance(value, dict) or value.get("metric") not in METRICS:
         raise ConfigError(
             f"a cost constraint must be an fpnas.cost.constraint.Constraint node (see conf/cost/*.yaml) or a dict with "

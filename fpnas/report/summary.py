@@ -71,7 +71,7 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
         }
     summary = {
         "space": module.space.name,
-        "target_mflops": None if module.target_macs is None else module.target_macs / 1e6,
+        "target_mflops": module.target("flops"),
         "arch_mflops": macs / 1e6,
         "arch_params_m": params / 1e6,
         "export_mode": module.hparams.export_mode,

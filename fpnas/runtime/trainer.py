@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+from omegaconf import DictConfig
+
 from fpnas.errors import ConfigError
 from fpnas.runtime.checkpoint import AtomicCheckpointIO
+from fpnas.runtime.resume import continue_logs
+from fpnas.runtime.threads import ThreadPolicy
+
+
+def build_trainer(cfg: DictConfig, progress: list, ckpt_path: str | None = None):
+    """The run's ``pytorch_lightning.Trainer``, for ``search.py`` and ``train.py`` alike: the ``trainer``
+    node with the config's ``callbacks`` and ``logger`` groups, the thread policy, the ``progress`` callbacks
+    (what the console shows, :func:`fpnas.report.console.progress_callbacks`) and atomic checkpoint writes;
+    the loggers of a run resumed from ``ckpt_path`` continue its history."""
+    from hydra.utils import instantiate
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks.append(ThreadPolicy(cfg.threads))
+    callbacks += progress
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    if ckpt_path:
+        continue_logs(loggers, ckpt_path)
+    return instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
 def instantiate_trainer(node, **kwargs):

@@ -169,10 +169,7 @@ class SearchPlots(pl.Callback):
         import matplotlib.pyplot as plt
         from pytorch_lightning.loggers import TensorBoardLogger
 
-        target = getattr(pl_module, "target_macs", None)
-        figs = search_figures(
-            pl_module.space, pl_module.host_distribution(), self.history, None if target is None else target / 1e6
-        )
+        figs = search_figures(pl_module.space, pl_module.host_distribution(), self.history, pl_module.target("flops"))
         # TensorBoardLogger's SummaryWriter, or any logger whose writer takes figures the same way
         boards = [
             lg.experiment

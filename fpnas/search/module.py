@@ -10,7 +10,6 @@ Logging of entropy, K, sample counts, FLOPs and probabilities lives in callbacks
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,6 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torchmetrics.classification import MulticlassAccuracy
 
 from fpnas.cost.constraint import Constraint, constraint_from, dual_ascent_beta
-from fpnas.cost.metrics import Flops
 from fpnas.errors import ConfigError, NonFiniteLossError
 from fpnas.runtime.distributed import all_reduce_sum, average_gradients
 from fpnas.search.distribution import ArchDistribution
@@ -77,46 +75,36 @@ class SearchModule(pl.LightningModule):
         self,
         space: SearchSpace,
         sampler,
-        target_mflops: float | None = None,
-        beta: float = 1.0,
-        schedule: str = "coarse_to_fine",
-        switch_epoch: int = 80,
-        warmup_epochs: int = 0,
-        weight_importance: bool = True,
-        importance_temperature: float = 1.0,
-        omega_optimizer: OptimizerFactory | None = None,
-        alpha_optimizer: OptimizerFactory | None = None,
-        seed: int = 0,
-        eval_batch_stats: bool = True,
-        sync_bn: bool = False,
-        beta_lr: float = 0.0,
-        export_mode: str = "feasible",
-        export_max_candidates: int = 100_000,
+        *,
+        constraints: Sequence | Mapping,
+        schedule: str,
+        switch_epoch: int,
+        warmup_epochs: int,
+        weight_importance: bool,
+        importance_temperature: float,
+        omega_optimizer: OptimizerFactory,
+        alpha_optimizer: OptimizerFactory,
+        seed: int,
+        eval_batch_stats: bool,
+        sync_bn: bool,
+        export_mode: str,
+        export_max_candidates: int,
+        sandwich: bool,
+        distill: bool,
+        export_candidates: int,
+        export_finetune_steps: int,
+        export_finetune_lr: float,
+        export_fill: bool,
+        export_significance: float,
         tables: ComplexityTables | None = None,
-        constraints: Sequence | Mapping | None = None,
-        sandwich: bool = False,
-        distill: bool = False,
-        export_candidates: int = 1,
-        export_finetune_steps: int = 0,
-        export_finetune_lr: float = 0.01,
-        export_fill: bool = False,
-        export_significance: float = 0.0,
     ):
         """Every argument is checked here, with the config key it comes from (``conf/search.yaml``,
-        ``module``), before any data is loaded. ``constraints``: the budgets
-        (:class:`~fpnas.cost.constraint.Constraint`, or their ``to_dict`` data); ``target_mflops``, ``beta`` and
-        ``beta_lr`` are the shorthand for one FLOPs constraint (the paper's), in millions of MACs.
-        ``omega_optimizer`` / ``alpha_optimizer`` build an optimizer from parameters (the
-        ``_partial_`` nodes ``optim.omega`` / ``optim.alpha``); by default SGD
-        (lr 0.1, Nesterov momentum 0.9, weight decay 4e-5) and Adam (lr 0.01). ``tables``: the
-        space's cost tables, if the caller has them already."""
+        ``module``), before any data is loaded; none has a default here, so the shipped config is the one
+        home of every default. ``constraints``: the budgets (:class:`~fpnas.cost.constraint.Constraint`, or
+        their ``to_dict`` data, as a list or the ``cost.constraints`` mapping). ``omega_optimizer`` /
+        ``alpha_optimizer`` build an optimizer from parameters (the ``_partial_`` nodes ``optim.omega`` /
+        ``optim.alpha``). ``tables``: the space's cost tables, if the caller has them already."""
         super().__init__()
-        if constraints is None:
-            if target_mflops is None:
-                raise ConfigError("the search needs a budget: cost.target_mflops (cost=flops) or cost.constraints")
-            constraints = [Constraint(Flops(), target_mflops, beta, beta_lr)]
-        elif target_mflops is not None:
-            raise ConfigError("give target_mflops (one FLOPs constraint) or constraints, not both")
         constraints = check_constraints(constraints)
         check_search_arguments(
             schedule=schedule,
@@ -136,29 +124,18 @@ class SearchModule(pl.LightningModule):
             export_finetune_steps=export_finetune_steps,
             export_finetune_lr=export_finetune_lr,
         )
-        self.omega_optimizer = check_optimizer(
-            "optim.omega",
-            omega_optimizer
-            or functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5),
-        )
-        self.alpha_optimizer = check_optimizer(
-            "optim.alpha", alpha_optimizer or functools.partial(torch.optim.Adam, lr=0.01)
-        )
+        self.omega_optimizer = check_optimizer("optim.omega", omega_optimizer)
+        self.alpha_optimizer = check_optimizer("optim.alpha", alpha_optimizer)
         self.tables = tables if tables is not None else ComplexityTables(space)
         # the sandwich rule's paths (BigNAS): the space's largest and smallest architectures by MACs
         self.sandwich_rows = [self.tables.extreme_architecture(kind)[1] for kind in ("max", "min")]
         self.constraints = constraints
         self.cost_tables: list[AdditiveTable] = [c.table_for(space, self.tables) for c in constraints]
-        flops = [c for c in constraints if c.name == "flops"]
-        self.target_macs: float | None = flops[0].limit if flops else None  # None: FLOPs are not constrained
-        # the budget as it was given: the shorthand's three values, or the constraints as plain data
-        # (load_from_checkpoint passes them back; the unused form is not logged)
-        given = ["constraints"] if target_mflops is not None else ["target_mflops", "beta", "beta_lr"]
+        # the constraints as plain data (load_from_checkpoint passes them back)
         self.save_hyperparameters(
-            ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints", *given]
+            ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints"]
         )
-        if target_mflops is None:
-            self.save_hyperparameters(dict(self.hparams, constraints=[c.to_dict() for c in constraints]))
+        self.save_hyperparameters(dict(self.hparams, constraints=[c.to_dict() for c in constraints]))
         # the optimizers as text, for hparams.yaml; under other names than the arguments, which
         # load_from_checkpoint passes back (it drops names __init__ does not take)
         self.save_hyperparameters(
@@ -539,6 +516,10 @@ class SearchModule(pl.LightningModule):
         """(table, limit) of every constraint: what an exported architecture must respect."""
         return [(t, c.limit) for c, t in zip(self.constraints, self.cost_tables)]
 
+    def target(self, metric: str) -> float | None:
+        """The target of the ``metric`` constraint in its unit (e.g. MFLOPs), or None when it is not constrained."""
+        return next((c.target for c in self.constraints if c.name == metric), None)
+
     def within_limits(self, choice_idx: torch.Tensor) -> bool:
         return all(float(t.lookup(choice_idx)[0]) <= limit for t, limit in self.limits())
 
@@ -554,11 +535,10 @@ class SearchModule(pl.LightningModule):
             self.host_distribution(),
             self.space,
             1,
-            None,
             self.hparams.export_max_candidates,
+            self.limits(),
             distinct_networks=False,
             tables=self.tables,
-            limits=self.limits(),
         )
         if best.entries:
             return (
@@ -701,11 +681,10 @@ class SearchModule(pl.LightningModule):
             self.host_distribution(),
             self.space,
             self.hparams.export_candidates,
-            None,
             self.hparams.export_max_candidates,
+            self.limits(),
             distinct_networks=True,
             tables=self.tables,
-            limits=self.limits(),
         )
         if len(top.entries) < 2:
             return self.exported_architecture()

@@ -34,7 +34,7 @@ def check_options(cfg: DictConfig) -> None:
     check_option("seed", cfg.seed, int, 0, example=0)
     check_option("auto_resume", cfg.get("auto_resume", False), bool, example="true")
     check_option("skip_invalid_jobs", cfg.get("skip_invalid_jobs", False), bool, example="true")
-    check_progress(cfg.get("progress", "auto"))
+    check_progress(cfg.progress)
 
 
 def check_search_arguments(
@@ -101,5 +101,5 @@ def check_search_config(cfg: DictConfig) -> None:
                 continue  # a null entry removes a constraint; other shapes are the module's to refuse
             where = f"cost.constraints.{name}"
             keys = [source_key(node, k, f"{where}.{k}") for k in ("target", "beta", "beta_lr")]
-            values = [node.get(k, d) for k, d in (("target", None), ("beta", 0.75), ("beta_lr", 0.0))]
+            values = [node.get(k) for k in ("target", "beta", "beta_lr")]
             check_budget(keys[0], values[0], keys[1], values[1], keys[2], values[2], example=shipped_example(keys[0]))

@@ -19,10 +19,10 @@ from fpnas.runtime.checkpoint import check_checkpoint, exit_status_of_interrupt
 from fpnas.runtime.config import instantiate_checked
 from fpnas.runtime.distributed import AllReduceStats
 from fpnas.runtime.launch import export_job_argv_for_ddp_children, restored_launcher_environment
-from fpnas.runtime.resume import check_run_directory, check_same_space, continue_logs, write_hydra_files
+from fpnas.runtime.resume import check_run_directory, check_same_space, write_hydra_files
 from fpnas.runtime.run_dir import RunDir
-from fpnas.runtime.threads import ThreadPolicy, apply_thread_policy, processes_per_node
-from fpnas.runtime.trainer import instantiate_trainer
+from fpnas.runtime.threads import apply_thread_policy, processes_per_node
+from fpnas.runtime.trainer import build_trainer
 from fpnas.search.options import check_options
 from fpnas.search.topk import check_export_config, export_from_search
 from fpnas.space.arch import architecture_from_indices
@@ -63,7 +63,7 @@ def validate_search_config(cfg: DictConfig) -> None:
     datamodule = instantiate_checked(cfg.data, "data")
     space = build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
     sampler = instantiate_checked(cfg.sampler, "sampler")
-    check_export_config(cfg.get("export"))
+    check_export_config(cfg.export)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the job itself warns (warn_about_epochs)
         instantiate_checked(cfg.module, "module", space=space, sampler=sampler)
@@ -78,7 +78,7 @@ def instantiate_search(cfg: DictConfig):
     datamodule = instantiate_checked(cfg.data, "data")  # cheap by contract: nothing is loaded before setup()
     space = build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
     sampler = instantiate_checked(cfg.sampler, "sampler")
-    check_export_config(cfg.get("export"))  # export.top_k / max_candidates
+    check_export_config(cfg.export)  # export.top_k / max_candidates
     pl.seed_everything(cfg.seed, workers=True)  # the super-net's initial weights
     module = instantiate_checked(cfg.module, "module", space=space, sampler=sampler)
     warn_about_epochs(cfg)
@@ -121,27 +121,18 @@ def resolve_ckpt_path(cfg: DictConfig, run: RunDir) -> str | None:
 
 def run_search(cfg: DictConfig) -> dict[str, Any]:
     """Run one search; returns the summary that is also written to search_summary.json."""
-    from hydra.utils import instantiate
 
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
     run = RunDir(output_dir)
-    threads = apply_thread_policy(
-        cfg.get("threads", "auto"), processes=processes_per_node(cfg.trainer)
-    )  # before the data is loaded
+    threads = apply_thread_policy(cfg.threads, processes=processes_per_node(cfg.trainer))  # before the data is loaded
     ckpt_path = resolve_ckpt_path(cfg, run)
     module, datamodule = instantiate_search(cfg)
     if ckpt_path:  # α's shape follows the phase (FD or JD): the checkpoint's phase is restored on load
         # β: see on_load_checkpoint
         check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"), resumes="search.py")
         check_same_space(ckpt_path, module.space)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
-    callbacks += progress_callbacks(cfg.trainer, cfg.get("progress", "auto"))
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    if ckpt_path:
-        continue_logs(loggers, ckpt_path)
-    trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, progress_callbacks(cfg.trainer, cfg.progress), ckpt_path)
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)
     log.info("%s | %s | %s | %s", module.space.describe(), describe_targets(module), module.sampler, threads)
@@ -174,17 +165,16 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
     fit_time = time.time() - fit_start
 
     # no trainer.validate here: under DDP it would start a second set of processes
-    top_k = (cfg.get("export") or {}).get("top_k", 0)
-    summary = search_summary(module, trainer, run, start, fit_time, top_k)
+    summary = search_summary(module, trainer, run, start, fit_time, cfg.export.top_k)
     # float sums depend on the thread count: part of what a seed reproduces (threads=load may change it)
-    summary |= {"threads": torch.get_num_threads(), "threads_setting": str(cfg.get("threads", "auto"))}
+    summary |= {"threads": torch.get_num_threads(), "threads_setting": str(cfg.threads)}
     if trainer.is_global_zero:
         arch = architecture_from_indices(
             module.space, module.exported_architecture().tolist(), phase=module.phase, selection=module.selection()
         )
         arch.save(run.arch)
         run.search_summary.write_text(json.dumps(summary, indent=2) + "\n")
-        export_from_search(module, output_dir, cfg.get("export"))  # top_archs.yaml when export.top_k > 0
+        export_from_search(module, output_dir, cfg.export)  # top_archs.yaml when export.top_k > 0
         log.info(
             "found %s, %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
             ", ".join(

@@ -120,15 +120,14 @@ def top_architectures(
     dist: ArchDistribution,
     space: SearchSpace,
     k: int,
-    target_macs: float | None,
-    max_candidates: int = 100_000,
+    max_candidates: int,
+    limits: Sequence[tuple[AdditiveTable, float]] = (),
     distinct_networks: bool = True,
     tables: ComplexityTables | None = None,
     batch: int = 512,
-    limits: Sequence[tuple[AdditiveTable, float]] = (),
 ) -> TopK:
-    """The ``k`` most probable architectures with MACs <= ``target_macs`` (None: no limit) and every
-    ``(table, limit)`` of ``limits`` respected (the search's constraints: any additive metric)."""
+    """The ``k`` most probable architectures with every ``(table, limit)`` of ``limits`` respected (the
+    search's constraints: FLOPs, params, latency, any additive metric), after at most ``max_candidates``."""
     if k < 1:
         raise ValueError("k must be >= 1")
     tables = tables or ComplexityTables(space)
@@ -157,7 +156,7 @@ def top_architectures(
         pending.clear()
         for (lp, idx), m, p, over_limit in batch_items:
             examined += 1
-            if over_limit or (target_macs is not None and m > target_macs):
+            if over_limit:
                 over += 1
                 continue
             if distinct_networks:
@@ -200,13 +199,12 @@ def top_architectures(
 
 def check_export_config(export) -> None:
     """Validate the ``export`` group of conf/search.yaml (raises ConfigError)."""
-    export = export or {}
-    k, cap = export.get("top_k", 0), export.get("max_candidates", 100_000)
+    k, cap = export.get("top_k"), export.get("max_candidates")
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ConfigError(f"export.top_k must be an integer >= 0 (0 = off), got {k!r}")
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ConfigError(f"export.max_candidates must be an integer >= 1, got {cap!r}")
-    mode = export.get("mode", "feasible")
+    mode = export.get("mode")
     if mode not in EXPORT_MODES:
         raise ConfigError(
             f"export.mode={mode!r} is invalid: it must be one of {list(EXPORT_MODES)} (feasible: the "
@@ -219,21 +217,20 @@ def write_top_architectures(
     dist: ArchDistribution,
     space: SearchSpace,
     k: int,
-    target_macs: float | None,
-    max_candidates: int = 100_000,
+    max_candidates: int,
+    constraints: Sequence,
     distinct_networks: bool = True,
     tables: ComplexityTables | None = None,
-    constraints: Sequence = (),
     **meta,
 ) -> Path:
     """``<out_dir>/top_archs.yaml`` (the list) and ``<out_dir>/top_archs/rank_<i>.yaml`` (one
     ordinary architecture file per entry, for ``train.py arch=...`` and ``python -m fpnas.show``).
     The file gives MFLOPs and M params (millions, as every file and message); the code counts MACs.
-    ``constraints``: ``(Constraint, table)`` pairs every entry respects besides ``target_macs``; the
-    entries give their metrics' values too."""
+    ``constraints``: ``(Constraint, table)`` pairs every entry respects; the entries give their
+    metrics' values too."""
     out_dir = Path(out_dir)
     limits = [(table, c.limit) for c, table in constraints]
-    res = top_architectures(dist, space, k, target_macs, max_candidates, distinct_networks, tables, limits=limits)
+    res = top_architectures(dist, space, k, max_candidates, limits, distinct_networks, tables)
     extra = [(c, table) for c, table in constraints if c.name not in ("flops", "params")]
     run = RunDir(out_dir)
     arch_dir = run.top_archs_dir
@@ -279,7 +276,7 @@ def write_top_architectures(
         "input_size": space.input_size,
         "in_chans": space.in_chans,
         "num_classes": space.num_classes,
-        "target_mflops": None if target_macs is None else float(target_macs) / 1e6,
+        "target_mflops": next((c.target for c, _ in constraints if c.name == "flops"), None),
         "targets": {c.name: f"{c.target:g} {c.metric.unit}" for c, _ in constraints} or None,
         **meta,
         "requested": int(k),
@@ -308,8 +305,7 @@ def write_top_architectures(
 
 def export_from_search(module, output_dir: str | Path, export) -> Path | None:
     """``top_archs.yaml`` of a finished search when ``export.top_k`` > 0 (called on rank zero)."""
-    export = export or {}
-    k = int(export.get("top_k", 0) or 0)
+    k = int(export.top_k)
     if k <= 0:
         return None
     # the CPU copy of the distribution: the enumeration decodes many small batches
@@ -318,10 +314,9 @@ def export_from_search(module, output_dir: str | Path, export) -> Path | None:
         module.host_distribution(),
         module.space,
         k,
-        module.target_macs,
-        int(export.get("max_candidates", 100_000)),
+        int(export.max_candidates),
+        list(zip(module.constraints, module.cost_tables)),
         tables=module.tables,
-        constraints=list(zip(module.constraints, module.cost_tables)),
         phase=module.phase,
         steps=module.steps_completed,
     )

@@ -19,8 +19,8 @@ from fpnas.runtime.checkpoint import check_checkpoint, exit_status_of_interrupt
 from fpnas.runtime.config import check_required, instantiate_checked
 from fpnas.runtime.resume import check_run_directory, write_hydra_files
 from fpnas.runtime.run_dir import RunDir
-from fpnas.runtime.threads import ThreadPolicy, apply_thread_policy, processes_per_node
-from fpnas.runtime.trainer import instantiate_trainer
+from fpnas.runtime.threads import apply_thread_policy, processes_per_node
+from fpnas.runtime.trainer import build_trainer
 from fpnas.space.reference import resolve_architecture, searchpath_dirs
 from fpnas.train.distill import load_teacher, warm_start_from_search
 from fpnas.train.module import TrainModule
@@ -35,7 +35,7 @@ def check_config(cfg: DictConfig) -> None:
     """Early checks (names, types, ranges), with messages that say what to change."""
 
     check_required(cfg)
-    check_progress(cfg.get("progress", "auto"))
+    check_progress(cfg.progress)
     r = cfg.recipe
     if str(r.opt).lower() not in OPTIMIZERS:
         raise ConfigError(f"recipe.opt={r.opt!r}: use one of {list(OPTIMIZERS)}")
@@ -164,10 +164,9 @@ def dry_run(cfg: DictConfig, arch) -> dict:
 
 def run_train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
-    from hydra.utils import instantiate
 
     start = time.time()
-    threads = apply_thread_policy(cfg.get("threads", "auto"), processes=processes_per_node(cfg.trainer))
+    threads = apply_thread_policy(cfg.threads, processes=processes_per_node(cfg.trainer))
     if not cfg.get("arch"):
         raise ConfigError(
             "no architecture given: pass arch=<path to arch.yaml written by search.py> or a "
@@ -212,11 +211,7 @@ def run_train(cfg: DictConfig) -> dict:
         ckpt_path = str(RunDir(output_dir).last_checkpoint)
     if ckpt_path:  # a damaged file or one of another architecture fails here, not inside Lightning
         check_checkpoint("ckpt_path", ckpt_path, module, resumes="train.py")
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks.append(ThreadPolicy(cfg.get("threads", "auto")))
-    callbacks += progress_callbacks(cfg.trainer, cfg.get("progress", "auto"))
-    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    trainer = build_trainer(cfg, progress_callbacks(cfg.trainer, cfg.progress), ckpt_path)
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)
     macs, params = arch.complexity()
@@ -261,7 +256,7 @@ def run_train(cfg: DictConfig) -> dict:
         "init_from_search": str(cfg.init.from_search) if cfg.init.get("from_search") else None,
         "train_time_s": round(train_time, 2),
         "threads": torch.get_num_threads(),  # float sums depend on it: part of what a seed reproduces
-        "threads_setting": str(cfg.get("threads", "auto")),
+        "threads_setting": str(cfg.threads),
         "wall_time_s": round(time.time() - start, 2),
     }
     if trainer.is_global_zero:
