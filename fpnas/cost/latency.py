@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from fpnas.errors import ConfigError
-from fpnas.space.complexity import additive_tables, architecture_complexity, head_complexity, stem_complexity
+from fpnas.space.complexity import additive_tables, head_complexity, stem_complexity
 from fpnas.space.spec import BlockConfig, SearchSpace
 
 log = logging.getLogger("fpnas")
@@ -160,23 +160,37 @@ class LatencyTable:
         its blocks depend on every variable (relu and h-swish differ in time, not in MACs)."""
 
         self.check_space(space, what)
-        per_param = self.ms_per_mparam / 1e6  # the correction, spread over the parts by their parameters
+        stem, block, head = self._parts(space, self.ms_per_mparam / 1e6, self.overhead_ms)
         return additive_tables(
             space,
             1,
-            lambda cfg: (self.block_ms(cfg) + per_param * cfg.kind.complexity(cfg)[1],),
-            lambda width: (self.head_ms[int(width)] + per_param * head_complexity(space, width)[1],),
-            lambda: (self.stem_ms + self.overhead_ms + per_param * stem_complexity(space)[1],),
+            lambda cfg: (block(cfg),),
+            lambda width: (head(width),),
+            lambda: (stem(),),
             all_variables=True,
         )[0]
 
+    def part_ms(self, space: SearchSpace, choice_idx: Sequence[int], corrected: bool = True) -> list[float]:
+        """Milliseconds of one architecture's stem, blocks and head (the rows of
+        :func:`~fpnas.space.rows.block_rows`); ``corrected``: each with its parameters' share of the
+        per-parameter correction, so that they and ``overhead_ms`` add up to :meth:`predict`."""
+        stem, block, head = self._parts(space, self.ms_per_mparam / 1e6 if corrected else 0.0)
+        return [stem(), *map(block, space.resolve(choice_idx)), head(space.last_width(choice_idx))]
+
     def predict(self, space: SearchSpace, choice_idx: Sequence[int], with_overhead: bool = True) -> float:
         """Predicted ms of one architecture: the sum of its entries (+ the correction terms)."""
-        total = self.stem_ms + self.head_ms[int(space.last_width(choice_idx))]
-        total += sum(self.block_ms(cfg) for cfg in space.resolve(choice_idx))
-        if not with_overhead:
-            return total
-        return total + self.overhead_ms + self.ms_per_mparam * _mparams(space, choice_idx)
+        total = sum(self.part_ms(space, choice_idx, with_overhead))
+        return total + self.overhead_ms if with_overhead else total
+
+    def _parts(self, space: SearchSpace, per_param: float, overhead_ms: float = 0.0):
+        """``(stem(), block(cfg), head(last_width))``: the ms of each part of ``space``'s networks, its entry
+        plus ``per_param`` ms per parameter, the stem's plus ``overhead_ms`` (the additive table's constant
+        holds it): the one formula of :meth:`part_ms` and :meth:`additive_table`."""
+        return (
+            lambda: self.stem_ms + overhead_ms + per_param * stem_complexity(space)[1],
+            lambda cfg: self.block_ms(cfg) + per_param * cfg.kind.complexity(cfg)[1],
+            lambda width: self.head_ms[int(width)] + per_param * head_complexity(space, int(width))[1],
+        )
 
     def describe(self) -> str:
         k = self.key
@@ -186,11 +200,6 @@ class LatencyTable:
             f"torch {k['torch']}: {len(self.blocks)} blocks; correction {self.overhead_ms:.3g} ms + "
             f"{self.ms_per_mparam:.3g} ms per M params"
         )
-
-
-def _mparams(space: SearchSpace, choice_idx: Sequence[int]) -> float:
-
-    return architecture_complexity(space, choice_idx)[1] / 1e6
 
 
 def load_table(path, what: str = "table") -> LatencyTable:

@@ -11,15 +11,27 @@ subclasses only implement :meth:`SearchDataModule.load_arrays`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from fpnas.data.base import ThreeSplitDataModule
+from fpnas.data.cache import cached_arrays
 from fpnas.errors import ConfigError
 
 SPLITS = ("omega", "alpha", "test")
+
+
+def bundled_arrays(
+    name: str, package: str, parse: Callable[[], Mapping[str, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a data set bundled with ``package``: what ``parse()`` returns as ``x`` and ``y``, parsed
+    once and then read from :mod:`fpnas.data.cache` (file ``<name>-...-<package><version>.npz``)."""
+    arrays = cached_arrays(name, [package], ["x", "y"], parse)
+    return arrays["x"], arrays["y"]
 
 
 def stratified_split(labels: torch.Tensor, test_fraction: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -74,8 +86,8 @@ class SearchDataModule(ThreeSplitDataModule):
         normalize: standardize every channel with the mean/std of the ω split
             (computed after resizing), so only training data informs the statistics.
 
-    Subclasses set ``name``, ``num_classes``, ``in_chans``, ``native_size`` and
-    implement :meth:`load_arrays`. After :meth:`setup`, ``split_indices`` maps
+    Subclasses set ``name``, ``num_classes``, ``in_chans``, ``native_size`` (and
+    ``pixel_max`` when not 255) and implement :meth:`load_arrays`. After :meth:`setup`, ``split_indices`` maps
     ``"omega"/"alpha"/"test"`` to indices into the full data set, and ``mean``
     / ``std`` hold the per-channel normalization constants (0 / 1 if disabled).
     """
@@ -84,6 +96,7 @@ class SearchDataModule(ThreeSplitDataModule):
     num_classes: int = 0
     in_chans: int = 1
     native_size: int = 0
+    pixel_max: float = 255.0  # raw pixel values range over 0..pixel_max (8-bit data by default)
 
     def __init__(
         self,
@@ -121,8 +134,8 @@ class SearchDataModule(ThreeSplitDataModule):
         raise NotImplementedError
 
     def _scale(self, x: np.ndarray) -> np.ndarray:
-        """Map raw pixel values to [0, 1]; default assumes 8-bit (0..255) data."""
-        return x / 255.0
+        """Map raw pixel values (0..``pixel_max``) to [0, 1]."""
+        return x / self.pixel_max
 
     @property
     def input_size(self) -> int:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fpnas.data.arrays import SearchDataModule
-from fpnas.data.cache import cached_arrays
+from fpnas.data.arrays import SearchDataModule, bundled_arrays
 
 
 def parse_digits() -> dict[str, np.ndarray]:
@@ -23,12 +22,8 @@ class DigitsDataModule(SearchDataModule):
     num_classes = 10
     in_chans = 1
     native_size = 8
+    pixel_max = 16.0
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Return X as N×8×8 floats in 0..16 and y as int64 labels (parsed once: fpnas.data.cache)."""
-        arrays = cached_arrays("digits", ["scikit-learn"], ["x", "y"], parse_digits)
-        return arrays["x"], arrays["y"]
-
-    def _scale(self, x: np.ndarray) -> np.ndarray:
-        """Digits pixels range over 0..16, not 0..255."""
-        return x / 16.0
+        return bundled_arrays("digits", "scikit-learn", parse_digits)

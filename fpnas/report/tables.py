@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fpnas.space.complexity import head_complexity, stem_complexity
 from fpnas.space.rows import block_rows
 
 
@@ -11,7 +10,7 @@ def architecture_table(arch, title: str | None = None, rows: list[dict] | None =
     :class:`~fpnas.cost.latency.LatencyTable` of the architecture's space, for a column of milliseconds.
     In a terminal too narrow for the full table (80 columns), a compact one with the same numbers."""
     rows = rows if rows is not None else block_rows(arch.space, arch.indices)
-    ms = latency_column(arch, latency) if latency is not None else None
+    ms = latency.part_ms(arch.space, arch.indices) if latency is not None else None
     total_ms = latency.predict(arch.space, arch.indices) if ms is not None else None
     return FitToWidth(
         _block_table(rows, title, ms, total_ms, compact=False), _block_table(rows, title, ms, total_ms, compact=True)
@@ -87,21 +86,6 @@ def _block_table(rows: list[dict], title, ms, total_ms, compact: bool):
             style="dim" if skip else None,
         )
     return table
-
-
-def latency_column(arch, latency) -> list[float]:
-    """Milliseconds of the stem, every block and the head (the rows of :func:`block_rows`), each with
-    its parameters' share of the table's per-parameter correction; their sum plus the table's
-    per-network overhead is the predicted latency."""
-
-    space, per_param = arch.space, latency.ms_per_mparam / 1e6
-    last = int(space.last_width(arch.indices))
-    blocks = [latency.block_ms(c) + per_param * c.kind.complexity(c)[1] for c in space.resolve(arch.indices)]
-    return [
-        latency.stem_ms + per_param * stem_complexity(space)[1],
-        *blocks,
-        latency.head_ms[last] + per_param * head_complexity(space, last)[1],
-    ]
 
 
 def table_title(label: str, arch) -> str:

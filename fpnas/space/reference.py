@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fpnas.errors import ConfigError
 from fpnas.runtime.config import CONF_DIR
+from fpnas.runtime.run_dir import RunDir
 from fpnas.space.arch import Architecture, load_architecture
 
 REFERENCE_DIR = CONF_DIR / "reference"
@@ -58,20 +59,32 @@ def load_reference(name: str, search_dirs: Iterable[str | Path] = ()) -> Archite
     return load_architecture(reference_path(name, search_dirs))
 
 
-def resolve_architecture(name_or_path: str | Path, search_dirs: Iterable[str | Path] = ()) -> tuple[Architecture, bool]:
-    """``(architecture, is_reference)`` for an ``arch.yaml`` path or a registered name (looked up in
-    ``conf/reference/``, then in ``<dir>/reference/`` of each of ``search_dirs``).
-
-    ``is_reference``: a registered name, or a file holding a reference (inline space, zero decisions).
-    """
-    text, search_dirs = str(name_or_path), list(search_dirs)
-    path = Path(text)
+def architecture_file(name_or_path: str | Path, search_dirs: Iterable[str | Path] = ()) -> tuple[Path, bool]:
+    """``(file, registered)``: the architecture file a user's argument names, by one rule for ``train.py arch=``
+    and every tool: a run directory's ``arch.yaml``; a path (``.yaml``, existing, or with a ``/``) as given,
+    existing or not (loading it says so); else a registered reference name's file (``registered``), looked
+    up in ``conf/reference/``, then in ``<dir>/reference/`` of each of ``search_dirs``."""
+    text, path = str(name_or_path), Path(name_or_path)
+    if path.is_dir():
+        if not RunDir(path).arch.is_file():
+            raise ConfigError(f"{text} is a directory without an arch.yaml; give an architecture file")
+        return RunDir(path).arch, False
     if path.suffix in (".yaml", ".yml") or path.exists() or "/" in text:
-        arch = load_architecture(path)
-        return arch, arch.is_reference
+        return path, False
+    search_dirs = list(search_dirs)
     if text in available_references(search_dirs):
-        return load_reference(text, search_dirs), True
+        return reference_path(text, search_dirs), True
     raise ConfigError(
         f"arch={text!r} is neither an existing architecture file nor a registered reference "
         f"architecture; {_unknown(text, search_dirs)}"
     )
+
+
+def resolve_architecture(name_or_path: str | Path, search_dirs: Iterable[str | Path] = ()) -> tuple[Architecture, bool]:
+    """``(architecture, is_reference)`` of what :func:`architecture_file` finds.
+
+    ``is_reference``: a registered name, or a file holding a reference (inline space, zero decisions).
+    """
+    path, registered = architecture_file(name_or_path, search_dirs)
+    arch = load_architecture(path)
+    return arch, registered or arch.is_reference

@@ -133,7 +133,7 @@ def load_source(source: str | Path, use_ema: bool = True) -> Source:
             return load_checkpoint(run.last_checkpoint, use_ema)
         hint = f"; export its {run.arch} for untrained weights" if run.arch.is_file() else ""
         raise ConfigError(f"{path} is a directory without checkpoints/last.ckpt (not a train.py run){hint}")
-    if not path.exists() and (path.suffix or "/" in text or text not in available_references()):
+    if not path.exists() and text not in available_references():
         raise ConfigError(f"{text} does not exist and is not a reference name: {_known_inputs()}")
     if path.suffix == ".ckpt" or (path.is_file() and zipfile.is_zipfile(path)):  # torch.save writes zip files
         return load_checkpoint(path, use_ema)

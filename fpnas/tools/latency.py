@@ -23,15 +23,15 @@ from typing import Any
 
 import torch
 
-from fpnas.cost.latency import DTYPES, LatencyTable, _config_key, _mparams, device_name, load_table, space_key
+from fpnas.cost.latency import DTYPES, LatencyTable, _config_key, device_name, load_table, space_key
 from fpnas.errors import ConfigError
 from fpnas.runtime.cli import compose_checked, run_reporting_user_errors
 from fpnas.runtime.config import CONF_DIR, instantiate_checked
-from fpnas.runtime.run_dir import RunDir
 from fpnas.search.run import build_space
+from fpnas.space.arch import load_architecture
 from fpnas.space.builder import build_block, build_model
-from fpnas.space.complexity import block_configs, block_decisions
-from fpnas.space.reference import resolve_architecture
+from fpnas.space.complexity import architecture_complexity, block_configs, block_decisions
+from fpnas.space.reference import architecture_file
 from fpnas.space.spec import BlockConfig, SearchSpace
 
 log = logging.getLogger("fpnas")
@@ -238,7 +238,7 @@ def calibrate(table: LatencyTable, space: SearchSpace, timing: Timing, n: int) -
             "choices": space.choices_of(idx),
             "measured_ms": ms,
             "sum_ms": table.predict(space, idx, False),
-            "mparams": _mparams(space, idx),
+            "mparams": architecture_complexity(space, idx)[1] / 1e6,
         }
         for idx, ms in zip(archs, measure_architectures(timing, space, archs))
     ]
@@ -394,10 +394,7 @@ def build_main(argv: Sequence[str]) -> int:
     if opts["rounds"] < 1:
         raise ConfigError(f"rounds={opts['rounds']} must be >= 1 (passes over every entry)")
     table = build_table(space, timing, out, opts["calibration"], opts["rounds"])
-    errors = [
-        c["measured_ms"] / (c["sum_ms"] + table.overhead_ms + table.ms_per_mparam * c["mparams"]) - 1
-        for c in table.calibration
-    ]
+    errors = [c["measured_ms"] / table.predict(space, space.indices_of(c["choices"])) - 1 for c in table.calibration]
     err = 100 * sum(abs(e) for e in errors) / len(errors)
     print(
         f"[fpnas] {table.describe()}\n[fpnas] calibration: {len(errors)} architectures, mean |error| with the "
@@ -414,10 +411,9 @@ def measure_main(argv: Sequence[str]) -> int:
     if len(rest) != 1:
         raise ConfigError("usage: python -m fpnas.latency measure <arch.yaml | run dir | reference> table=<file>")
     table = load_table(opts["table"], "table")
-    target = Path(rest[0])
-    if target.is_dir():  # a run directory: its arch.yaml
-        target = RunDir(target).arch
-    arch, _ = resolve_architecture(target)
+    path, registered = architecture_file(rest[0])
+    target = rest[0] if registered else path
+    arch = load_architecture(path)
     space, idx = arch.space, arch.indices
     table.check_space(space)
     timing = timing_of(table)

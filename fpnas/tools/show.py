@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import yaml
 
@@ -19,21 +18,18 @@ from fpnas.cost.latency import load_table
 from fpnas.errors import ConfigError
 from fpnas.report.plots import architecture_figure, save_figure
 from fpnas.report.tables import architecture_table, table_title, wide_console
-from fpnas.runtime.run_dir import RunDir
-from fpnas.space.reference import resolve_architecture
+from fpnas.space.arch import load_architecture
+from fpnas.space.reference import architecture_file
 from fpnas.space.rows import block_rows
 
 
 def _load(name_or_path: str, input_size: int | None):
-
-    if Path(name_or_path).is_dir():  # a run directory: its arch.yaml
-        if not RunDir(name_or_path).arch.is_file():
-            raise ConfigError(f"{name_or_path} is a directory without an arch.yaml; give an architecture file")
-        name_or_path = str(RunDir(name_or_path).arch)
+    """The architecture ``name_or_path`` names (:func:`architecture_file`), at ``input_size`` when given; a
+    top-k export or a space file is told which tool reads it."""
+    path, _ = architecture_file(name_or_path)
     try:
-        arch, _ = resolve_architecture(name_or_path)
+        arch = load_architecture(path)
     except ConfigError:
-        path = Path(name_or_path)
         text = path.read_text(errors="replace") if path.is_file() and path.suffix in (".yaml", ".yml") else ""
         if "entries:" in text:
             raise ConfigError(

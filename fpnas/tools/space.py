@@ -15,11 +15,10 @@ import torch
 import yaml
 
 from fpnas.errors import ConfigError
-from fpnas.runtime.run_dir import RunDir
 from fpnas.search.distribution import ArchDistribution
 from fpnas.space.arch import load_architecture
 from fpnas.space.complexity import ComplexityTables
-from fpnas.space.reference import available_references, reference_path
+from fpnas.space.reference import architecture_file, available_references
 from fpnas.space.spec import SearchSpace
 
 
@@ -92,15 +91,11 @@ def space_of(name_or_path: str) -> tuple[SearchSpace, str | None]:
     """The space ``name_or_path`` names, and for an architecture file (``arch.yaml``, a run directory
     holding one, a reference name) the line saying which space of which file it is (else None)."""
 
-    path = Path(name_or_path)
-    if path.is_dir():
-        if not RunDir(path).arch.is_file():
-            raise ConfigError(
-                f"{path} is a directory without an arch.yaml; give a space name or file, or an architecture file"
-            )
-        path = RunDir(path).arch
-    elif name_or_path not in SearchSpace.available() and name_or_path in available_references():
-        path = reference_path(name_or_path)
+    if name_or_path in SearchSpace.available() or not (
+        Path(name_or_path).exists() or name_or_path in available_references()
+    ):  # a space name (it wins over a reference name), or neither a path nor a name: SearchSpace.load says so
+        return SearchSpace.load(name_or_path), None
+    path, _ = architecture_file(name_or_path)
     try:
         data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") and path.is_file() else None
     except (yaml.YAMLError, UnicodeDecodeError):
