@@ -90,6 +90,7 @@ def test_readme_sections_and_the_two_setup_commands_at_the_top():
         "Data",
         "Paper experiments",
         "Results",
+        "Architecture",
         "Implementation notes",
     ]
     recipes = README.split("\n## Recipes\n", 1)[1].split("\n## ", 1)[0]

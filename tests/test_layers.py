@@ -113,3 +113,10 @@ DEFERRED_OK = {"fpnas.runtime.cli", "fpnas.runtime.launch", "fpnas.runtime.resum
 def test_fpnas_imports_sit_at_module_top(name):
     inner = sorted({t for t, top in _imports(name) if not top})
     assert not inner, f"{name} imports {inner} inside a function: import at module top (or defer with a reason)"
+
+
+def test_readme_maps_every_package():
+    readme = (PACKAGE.parent / "README.md").read_text().split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    mapped = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `fpnas/")}
+    packages = {f"fpnas/{p}/" for layer in LAYERS for p in layer if p != "errors"} | {"fpnas/errors.py"}
+    assert mapped == packages
