@@ -197,7 +197,7 @@ def test_the_feasible_export_under_two_constraints_equals_brute_force(micro, mic
 def _module(space, constraints):
     from fpnas.search.sampling import AdaptiveK
 
-    return search_module(space, AdaptiveK(), constraints=constraints, seed=0, **PLAIN_SEARCH)
+    return search_module(space, AdaptiveK(0.25, 2), constraints=constraints, seed=0, **PLAIN_SEARCH)
 
 
 def test_two_constraints_where_the_second_binds(micro, micro_table):
@@ -271,7 +271,7 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
 
     optimizers = {k: PLAIN_SEARCH["alpha_optimizer"] for k in ("omega_optimizer", "alpha_optimizer")}
     loaded = SearchModule.load_from_checkpoint(
-        tmp_path / "checkpoints" / "last.ckpt", space=micro_space(), sampler=AdaptiveK(), **optimizers
+        tmp_path / "checkpoints" / "last.ckpt", space=micro_space(), sampler=AdaptiveK(0.25, 2), **optimizers
     )
     assert [c.to_dict() for c in loaded.constraints] == [
         {"metric": "flops", "target": 0.05, "beta": 0.75, "beta_lr": 0.05, "prefix": "cost"}

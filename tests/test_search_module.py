@@ -103,7 +103,7 @@ def test_omega_gradient_matches_the_importance_weighted_sum(weight_importance):
     """The one-pass online-softmax accumulation equals sum_k w_k grad CE_k computed naively."""
     space = SearchSpace.load("micro")
     torch.manual_seed(0)
-    module = plain_module(space, AdaptiveK(), target_mflops=0.1, weight_importance=weight_importance)
+    module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.1, weight_importance=weight_importance)
     module.manual_backward = lambda loss: loss.backward()  # no trainer attached
     x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
     rows = module.distribution.sample(5, torch.Generator().manual_seed(1)).tolist()
@@ -129,7 +129,7 @@ def test_sandwich_adds_the_largest_and_smallest_paths_to_the_weighted_sum(distil
 
     space = SearchSpace.load("micro")
     torch.manual_seed(0)
-    module = plain_module(space, AdaptiveK(), target_mflops=0.1, sandwich=True, distill=distill)
+    module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.1, sandwich=True, distill=distill)
     module.manual_backward = lambda loss: loss.backward()
     largest, smallest = module.sandwich_rows
     tables = ComplexityTables(space)
@@ -160,7 +160,7 @@ def test_distill_without_sandwich_is_refused():
     from fpnas.errors import ConfigError
 
     with pytest.raises(ConfigError, match="search.sandwich=true"):
-        plain_module(SearchSpace.load("micro"), AdaptiveK(), target_mflops=0.1, distill=True)
+        plain_module(SearchSpace.load("micro"), AdaptiveK(0.25, 2), target_mflops=0.1, distill=True)
 
 
 def test_scored_pick_is_the_most_accurate_of_the_most_probable_candidates_within_the_target():
@@ -170,7 +170,7 @@ def test_scored_pick_is_the_most_accurate_of_the_most_probable_candidates_within
 
     space = SearchSpace.load("micro")
     torch.manual_seed(0)
-    module = plain_module(space, AdaptiveK(), target_mflops=0.08, export_candidates=6)
+    module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08, export_candidates=6)
     dm = DigitsDataModule(batch_size=64)
     dm.setup()
     loader = dm.val_dataloader()
@@ -196,7 +196,7 @@ def test_feasible_export_is_the_brute_force_most_probable_architecture_under_the
 
     space = SearchSpace.load("micro")
     tables = ComplexityTables(space)
-    module = plain_module(space, AdaptiveK(), target_mflops=0.08)
+    module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08)
     g = torch.Generator().manual_seed(3)
     # logits that favour the largest choice of every decision, plus noise: the mode is far over 0.08
     alpha = torch.randn(module.distribution.alpha.shape, generator=g) * 0.5
@@ -233,7 +233,9 @@ class _RecordBeta(pl.Callback):
 def test_adaptive_beta_rises_while_over_the_target_and_falls_while_under(target, rising):
     space = SearchSpace.load("micro")  # uniform E[MFLOPs] ~ 0.093: 0.05 is under it, 0.15 over
     pl.seed_everything(0)
-    module = plain_module(space, AdaptiveK(), target_mflops=target, beta=0.75, beta_lr=0.05, alpha_optimizer=adam(0.05))
+    module = plain_module(
+        space, AdaptiveK(0.25, 2), target_mflops=target, beta=0.75, beta_lr=0.05, alpha_optimizer=adam(0.05)
+    )
     record = _RecordBeta()
     trainer = pl.Trainer(
         max_epochs=1,
@@ -260,7 +262,7 @@ def _first_alpha_grad(plugins=()):
     from tests.helpers import AlphaGradTrace
 
     pl.seed_everything(0)
-    module = plain_module(SearchSpace.load("micro"), AdaptiveK(), target_mflops=0.08, seed=0)
+    module = plain_module(SearchSpace.load("micro"), AdaptiveK(0.25, 2), target_mflops=0.08, seed=0)
     trace = AlphaGradTrace(path="unused")
     trace.on_train_end = lambda *a: None
     trainer = pl.Trainer(
@@ -304,7 +306,12 @@ def test_finetuned_candidate_scores_train_each_candidate_alone_from_its_shared_w
     space = SearchSpace.load("micro")
     torch.manual_seed(0)
     module = plain_module(
-        space, AdaptiveK(), target_mflops=0.08, export_candidates=3, export_finetune_steps=30, export_finetune_lr=0.05
+        space,
+        AdaptiveK(0.25, 2),
+        target_mflops=0.08,
+        export_candidates=3,
+        export_finetune_steps=30,
+        export_finetune_lr=0.05,
     )
     dm = DigitsDataModule(batch_size=32)
     dm.setup()
@@ -323,7 +330,7 @@ def test_filled_candidates_grow_to_the_budget_by_the_most_probable_changes():
     """export.fill: a candidate is grown, one decision at a time, by the most probable change that costs more
     MACs and stays within the target, until no such change fits."""
     space = SearchSpace.load("micro")
-    module = plain_module(space, AdaptiveK(), target_mflops=0.08, export_candidates=4, export_fill=True)
+    module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08, export_candidates=4, export_fill=True)
     g = torch.Generator().manual_seed(1)
     module.distribution.alpha.copy_(torch.randn(module.distribution.alpha.shape, generator=g))
     marginal = module.host_distribution().marginals()
@@ -344,7 +351,7 @@ def test_filled_candidates_grow_to_the_budget_by_the_most_probable_changes():
         if c != start[d] and macs(start) < macs([*start[:d], c, *start[d + 1 :]]) <= 0.08e6
     ]
     _, d, c = max(first)
-    one_step = plain_module(space, AdaptiveK(), target_mflops=macs([*start[:d], c, *start[d + 1 :]]) / 1e6)
+    one_step = plain_module(space, AdaptiveK(0.25, 2), target_mflops=macs([*start[:d], c, *start[d + 1 :]]) / 1e6)
     assert one_step.filled(start, log_p) == [*start[:d], c, *start[d + 1 :]]
 
 
@@ -354,9 +361,9 @@ def test_significance_pick_keeps_the_largest_candidate_unless_a_smaller_one_is_c
     space = SearchSpace.load("micro")
     scores = [(0.90, -0.3), (0.915, -0.28), (0.89, -0.31)]
     macs = [5e4, 6e4, 8e4]  # the last uses the budget
-    plain = plain_module(space, AdaptiveK(), target_mflops=0.08, export_candidates=3)
+    plain = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08, export_candidates=3)
     assert plain.pick(scores, macs, 1000) == 1
-    strict = plain_module(space, AdaptiveK(), target_mflops=0.08, export_candidates=3, export_significance=2.0)
+    strict = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08, export_candidates=3, export_significance=2.0)
     # s.e. of the difference at p = 0.9025 on 1000 images: sqrt(2 p (1-p) / 1000) = 0.0133; 0.025 < 2 s.e.
     assert strict.pick(scores, macs, 1000) == 2
     # on 10,000 images the s.e. is 0.0042: a 0.025 gap is 6 s.e., the smaller, better one wins

@@ -21,7 +21,7 @@ def _is_count(value) -> bool:
 class AdaptiveK:
     """K = max(K_min, floor(lambda * H)), H the distribution's entropy in nats (FPNAS.md §2)."""
 
-    def __init__(self, lam: float = 0.25, k_min: int = 2):
+    def __init__(self, lam: float, k_min: int):
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam > 0:
             raise ConfigError(f"sampler.lam must be > 0 (paper: 0.25), got {lam}")
         if not _is_count(k_min):
@@ -38,7 +38,7 @@ class AdaptiveK:
 class FixedK:
     """A constant number of samples per step (PARSEC baseline, K = 14)."""
 
-    def __init__(self, k: int = 14):
+    def __init__(self, k: int):
         if not _is_count(k):
             raise ConfigError(f"sampler.k must be an integer >= 1, got {k}")
         self.k = int(k)
