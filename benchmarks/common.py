@@ -90,6 +90,23 @@ def build_search(overrides: Sequence[str]):
     return module, datamodule, cfg
 
 
+def load_search(run_dir: Path, overrides: Sequence[str]):
+    """(SearchModule, data module) of the finished search in ``run_dir`` (run with ``overrides``): built as
+    ``search.py`` builds them, with the checkpoint's weights, α and phase, on the CPU."""
+    from fpnas.search.module import SearchModule
+
+    built, datamodule, _ = build_search([*overrides, f"paths.output_dir={run_dir}"])
+    module = SearchModule.load_from_checkpoint(
+        run_dir / "checkpoints" / "last.ckpt",
+        space=built.space,
+        sampler=built.sampler,
+        omega_optimizer=built.omega_optimizer,  # objects are not hyper-parameters: the config's
+        alpha_optimizer=built.alpha_optimizer,
+        map_location="cpu",
+    )
+    return module, datamodule
+
+
 @contextmanager
 def timer(device: str, out: list[float]):
     """Appends the wall time (s) of the block, device work included."""

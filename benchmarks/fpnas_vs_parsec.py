@@ -23,7 +23,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import compose_search, markdown_table, run_python, write_report
+from common import load_search, markdown_table, run_python, write_report
 
 SETTINGS = {
     "parsec": ["sampler=fixed", "sampler.k=14", "distribution.schedule=joint"],
@@ -53,21 +53,10 @@ def random_architecture_under_target(run_dir: Path, overrides: list[str], seed: 
     import pytorch_lightning as pl
     import torch
 
-    from fpnas.search.module import SearchModule
-    from fpnas.search.run import instantiate_search
     from fpnas.space.arch import architecture_from_indices
 
-    cfg = compose_search([*overrides, f"paths.output_dir={run_dir}"])
-    built, datamodule = instantiate_search(cfg)
-    space = built.space
-    module = SearchModule.load_from_checkpoint(
-        run_dir / "checkpoints" / "last.ckpt",
-        space=space,
-        sampler=built.sampler,
-        omega_optimizer=built.omega_optimizer,  # objects are not hyper-parameters: the config's
-        alpha_optimizer=built.alpha_optimizer,
-        map_location="cpu",
-    )
+    module, datamodule = load_search(run_dir, overrides)
+    space = module.space
     generator = torch.Generator().manual_seed(seed)
     for _ in range(100_000):
         idx = module.sample_architectures(1, generator, uniform=True)

@@ -69,24 +69,12 @@ def supernet_scores(run_dir: Path, overrides: list[str], archs: list[list[int]],
     """α-split accuracy of every architecture under the trained super-net, scored as the search's
     validation scores its exported architecture (batch statistics, fixed α order)."""
     import torch
-    from common import compose_search
+    from common import load_search
     from torchmetrics.classification import MulticlassAccuracy
 
-    from fpnas.search.module import SearchModule
-    from fpnas.search.run import instantiate_search
-
     torch.set_num_threads(threads)  # as many threads as the search had: the pool's other worker is busy
-    cfg = compose_search([o for o in overrides if not o.startswith("hydra.")] + [f"paths.output_dir={run_dir}"])
-    built, datamodule = instantiate_search(cfg)
-    space = built.space
-    module = SearchModule.load_from_checkpoint(
-        run_dir / "checkpoints" / "last.ckpt",
-        space=space,
-        sampler=built.sampler,
-        omega_optimizer=built.omega_optimizer,  # objects are not hyper-parameters: the config's
-        alpha_optimizer=built.alpha_optimizer,
-        map_location="cpu",
-    )
+    module, datamodule = load_search(run_dir, [o for o in overrides if not o.startswith("hydra.")])
+    space = module.space
     module.eval()
     datamodule.setup()
     batches = list(datamodule.val_dataloader())

@@ -528,3 +528,20 @@ def test_a_broken_data_file_says_resume_only_when_there_is_a_checkpoint(tmp_path
         "image file a.jpg cannot be read (UnidentifiedImageError: cannot identify image file 'a.jpg'); "
         "remove or replace it"
     )
+
+
+@pytest.mark.parametrize(
+    "command, args, rc, expected",
+    [
+        ("fpnas-search", ["cost.target_mflops=abc", "hydra.run.dir=run"], 2, "cost.target_mflops='abc' is invalid"),
+        ("fpnas-train", ["arch=no_such_arch", "hydra.run.dir=run"], 2, "arch='no_such_arch' is neither"),
+        ("fpnas-space", ["micro"], 0, "space 'micro': 4 blocks in 2 groups"),
+    ],
+)
+def test_console_commands_run_the_same_programs(tmp_path, command, args, rc, expected):
+    """The [project.scripts] commands are search.py, train.py and python -m fpnas.<tool> under another name."""
+    script = Path(sys.executable).parent / command
+    assert script.is_file(), f"{script} is missing: pip install -e . installs it"
+    proc = subprocess.run([str(script), *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == rc and expected in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "run").exists()  # a refused run leaves no directory
