@@ -92,18 +92,14 @@ def build_search(overrides: Sequence[str]):
 
 def load_search(run_dir: Path, overrides: Sequence[str]):
     """(SearchModule, data module) of the finished search in ``run_dir`` (run with ``overrides``): built as
-    ``search.py`` builds them, with the checkpoint's weights, α and phase, on the CPU."""
-    from fpnas.search.module import SearchModule
+    ``search.py`` builds them, with the checkpoint's weights, α and phase, on the CPU (as a resume loads
+    them, so that a checkpoint of any fpnas version whose tensors match loads)."""
+    import torch
 
-    built, datamodule, _ = build_search([*overrides, f"paths.output_dir={run_dir}"])
-    module = SearchModule.load_from_checkpoint(
-        run_dir / "checkpoints" / "last.ckpt",
-        space=built.space,
-        sampler=built.sampler,
-        omega_optimizer=built.omega_optimizer,  # objects are not hyper-parameters: the config's
-        alpha_optimizer=built.alpha_optimizer,
-        map_location="cpu",
-    )
+    module, datamodule, _ = build_search([*overrides, f"paths.output_dir={run_dir}"])
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    module.on_load_checkpoint(ckpt)  # the phase (factorized or joint) first: α's shape follows it
+    module.load_state_dict(ckpt["state_dict"])
     return module, datamodule
 
 

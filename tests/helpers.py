@@ -57,11 +57,14 @@ PLAIN_SEARCH = {
 
 
 def search_module(space, sampler, target_mflops=None, beta=None, beta_lr=None, **arguments):
-    """A :class:`~fpnas.search.module.SearchModule` built as ``search.py`` builds it: the ``module`` node of
-    conf/search.yaml (the one home of every default) with ``cost.target_mflops`` / ``beta`` / ``beta_lr`` where given
-    and ``arguments`` in place of the config's (e.g. ``export_candidates=1``, ``constraints=[...]``)."""
+    """A :class:`~fpnas.search.module.SearchModule` built as ``search.py`` builds it, from conf/search.yaml (the
+    one home of every default) with ``cost.target_mflops`` / ``beta`` / ``beta_lr`` where given. ``arguments``
+    replace the config's: ``schedule`` and ``switch_epoch`` go to the ``distribution`` group, ``export_<key>``
+    to ``export.<key>``, the ``search`` group's keys to it, anything else (``constraints=[...]``, optimizers,
+    ``seed``, ``tables``) to the module directly."""
     from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
+
+    from fpnas.search.run import build_search_module
 
     budget = [
         f"cost.{k}={v}"
@@ -69,10 +72,18 @@ def search_module(space, sampler, target_mflops=None, beta=None, beta_lr=None, *
         if v is not None
     ]
     cfg = compose_config("search", "unused", *budget)
-    if "constraints" in arguments:  # given as a list: replaces the config's mapping
-        cfg.module.constraints = None
+    direct = {}
+    for key, value in arguments.items():
+        if key in ("schedule", "switch_epoch"):
+            cfg.distribution[key] = value
+        elif key.startswith("export_"):
+            cfg.export[key.removeprefix("export_")] = value
+        elif key in cfg.search:
+            cfg.search[key] = value
+        else:
+            direct[key] = value
     try:
-        return instantiate(cfg.module, space=space, sampler=sampler, **arguments)
+        return build_search_module(cfg, space, sampler, **direct)
     except InstantiationException as exc:  # the module's own error, as library use meets it
         raise exc.__cause__ from None
 

@@ -1,5 +1,6 @@
 """The search LightningModule on real (tiny) data: alpha learns, the FLOPs hinge bites, FD->JD."""
 
+import dataclasses
 from functools import partial
 
 import pytest
@@ -216,7 +217,7 @@ def test_feasible_export_is_the_brute_force_most_probable_architecture_under_the
     assert float(tables.lookup(exported)[0][0]) <= 0.08e6
     assert "within the target" in module.selection() and "over the target" in module.selection()
     # the paper's argmax stays available
-    module.hparams.export_mode = "argmax"
+    module.final_pick = dataclasses.replace(module.final_pick, mode="argmax")
     module._export_cache = None
     assert torch.equal(module.exported_architecture(), mode)
 
@@ -317,8 +318,8 @@ def test_finetuned_candidate_scores_train_each_candidate_alone_from_its_shared_w
     dm.setup()
     rows = module.distribution.sample(2, torch.Generator().manual_seed(0)).tolist()
     shared = module.score_architectures(rows, dm.val_dataloader())
-    tuned = module.finetuned_scores(rows, dm.val_dataloader(), dm.train_dataloader()["train"])
-    again = module.finetuned_scores(rows, dm.val_dataloader(), dm.train_dataloader()["train"])
+    tuned, _ = module.final_pick.finetuned_scores(module, rows, dm.val_dataloader(), dm.train_dataloader()["train"])
+    again, _ = module.final_pick.finetuned_scores(module, rows, dm.val_dataloader(), dm.train_dataloader()["train"])
     assert tuned == again
     assert all(t[0] > s[0] + 0.2 for t, s in zip(tuned, shared)), (tuned, shared)  # from ~chance to well above
     pick = module.select_by_score(dm.val_dataloader(), dm.train_dataloader()["train"])
@@ -336,7 +337,7 @@ def test_filled_candidates_grow_to_the_budget_by_the_most_probable_changes():
     marginal = module.host_distribution().marginals()
     log_p = [torch.log(marginal([d]).double()) for d in range(space.num_decisions)]
     start = module.tables.extreme_architecture("min")[1]
-    grown = module.filled(start, log_p)
+    grown = module.final_pick.filled(module, start, log_p)
     macs = lambda row: float(module.tables.macs.lookup(torch.tensor([row]))[0])  # noqa: E731
     assert macs(start) < macs(grown) <= 0.08e6
     for d, decision in enumerate(space.decisions):  # nothing costlier fits any more
@@ -352,7 +353,7 @@ def test_filled_candidates_grow_to_the_budget_by_the_most_probable_changes():
     ]
     _, d, c = max(first)
     one_step = plain_module(space, AdaptiveK(0.25, 2), target_mflops=macs([*start[:d], c, *start[d + 1 :]]) / 1e6)
-    assert one_step.filled(start, log_p) == [*start[:d], c, *start[d + 1 :]]
+    assert one_step.final_pick.filled(one_step, start, log_p) == [*start[:d], c, *start[d + 1 :]]
 
 
 def test_significance_pick_keeps_the_largest_candidate_unless_a_smaller_one_is_clearly_better():
@@ -362,10 +363,10 @@ def test_significance_pick_keeps_the_largest_candidate_unless_a_smaller_one_is_c
     scores = [(0.90, -0.3), (0.915, -0.28), (0.89, -0.31)]
     macs = [5e4, 6e4, 8e4]  # the last uses the budget
     plain = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08, export_candidates=3)
-    assert plain.pick(scores, macs, 1000) == 1
+    assert plain.final_pick.pick(scores, macs, 1000) == 1
     strict = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08, export_candidates=3, export_significance=2.0)
     # s.e. of the difference at p = 0.9025 on 1000 images: sqrt(2 p (1-p) / 1000) = 0.0133; 0.025 < 2 s.e.
-    assert strict.pick(scores, macs, 1000) == 2
+    assert strict.final_pick.pick(scores, macs, 1000) == 2
     # on 10,000 images the s.e. is 0.0042: a 0.025 gap is 6 s.e., the smaller, better one wins
-    assert strict.pick(scores, macs, 10_000) == 1
-    assert strict.pick(scores, macs, 0) == 1  # nothing counted: the scores decide
+    assert strict.final_pick.pick(scores, macs, 10_000) == 1
+    assert strict.final_pick.pick(scores, macs, 0) == 1  # nothing counted: the scores decide

@@ -12,7 +12,6 @@ from fpnas.cost.metrics import Flops
 from fpnas.errors import ConfigError
 from fpnas.search.distribution import ArchDistribution
 from fpnas.search.topk import (
-    check_export_config,
     network_key,
     ranked_architectures,
     top_architectures,
@@ -167,12 +166,18 @@ def test_the_candidate_cap_is_reported(micro, tmp_path):
 @pytest.mark.parametrize(
     "export, message",
     [
-        ({"top_k": -1}, "export.top_k must be an integer >= 0"),
-        ({"top_k": "3"}, "export.top_k must be an integer >= 0"),
-        ({"top_k": 2, "max_candidates": 0}, "export.max_candidates must be an integer >= 1"),
+        ({"top_k": -1}, "export.top_k=-1 is invalid: it must be an integer >= 0"),
+        ({"top_k": "3"}, "export.top_k='3' is invalid: it must be an integer >= 0"),
+        ({"max_candidates": 0}, "export.max_candidates=0 is invalid: it must be an integer >= 1"),
+        ({"mode": "best"}, "export.mode='best' is invalid: it must be one of"),
     ],
 )
 def test_bad_export_config(export, message):
+    from fpnas.search.selection import FinalPick
+
+    good = dict(
+        mode="feasible", top_k=0, max_candidates=10, candidates=1, fill=False, significance=0.0, finetune_steps=0
+    )
     with pytest.raises(ConfigError, match=message):
-        check_export_config(export)
-    check_export_config({"top_k": 0, "max_candidates": 10, "mode": "feasible"})
+        FinalPick(**(good | export), finetune_lr=0.01)
+    assert FinalPick(**good, finetune_lr=0.01).scored is False

@@ -74,7 +74,7 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
         "target_mflops": module.target("flops"),
         "arch_mflops": macs / 1e6,
         "arch_params_m": params / 1e6,
-        "export_mode": module.hparams.export_mode,
+        "export_mode": module.final_pick.mode,
         "selection": module.selection(),
         "argmax_mflops": module.architecture_cost(module.argmax_architecture())[0] / 1e6,
         "beta_final": module.beta_value,

@@ -10,11 +10,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 
+from fpnas.search.options import check_schedule
+
 PHASES = ("factorized", "joint")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The ``distribution`` group: which distribution the search uses when. ``schedule``: "coarse_to_fine"
+    (factorized, then joint from epoch ``switch_epoch`` on: the paper's FD -> JD), "joint" (joint from the
+    start: PARSEC) or "factorized" (factorized throughout)."""
+
+    schedule: str
+    switch_epoch: int
+
+    def __post_init__(self):
+        check_schedule(self.schedule, self.switch_epoch)
+
+    @property
+    def first_phase(self) -> str:
+        return "joint" if self.schedule == "joint" else "factorized"
+
+    def switches_at(self, epoch: int, phase: str) -> bool:
+        """Whether a search in ``phase`` goes from factorized to joint at the start of ``epoch``."""
+        return self.schedule == "coarse_to_fine" and phase == "factorized" and epoch >= self.switch_epoch
 
 
 class ArchDistribution(torch.nn.Module):

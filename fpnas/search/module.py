@@ -13,24 +13,23 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics.classification import MulticlassAccuracy
 
 from fpnas.cost.constraint import Constraint, constraint_from, dual_ascent_beta
 from fpnas.errors import ConfigError, NonFiniteLossError
 from fpnas.runtime.distributed import all_reduce_sum, average_gradients
-from fpnas.search.distribution import ArchDistribution
+from fpnas.search.distribution import ArchDistribution, Schedule
 from fpnas.search.importance import penalised_importance
 from fpnas.search.optim import OptimizerFactory, check_optimizer, describe_optimizer
 from fpnas.search.options import check_search_arguments
-from fpnas.search.topk import top_architectures
-from fpnas.space.builder import build_model
+from fpnas.search.selection import FinalPick
 from fpnas.space.complexity import AdditiveTable, ComplexityTables
 from fpnas.space.spec import SearchSpace
 from fpnas.space.supernet import SuperNet
@@ -77,38 +76,33 @@ class SearchModule(pl.LightningModule):
         sampler,
         *,
         constraints: Sequence | Mapping,
-        schedule: str,
-        switch_epoch: int,
-        warmup_epochs: int,
-        weight_importance: bool,
-        importance_temperature: float,
+        schedule: Schedule | Mapping,
+        final_pick: FinalPick | Mapping,
         omega_optimizer: OptimizerFactory,
         alpha_optimizer: OptimizerFactory,
         seed: int,
+        warmup_epochs: int,
+        weight_importance: bool,
+        importance_temperature: float,
         eval_batch_stats: bool,
         sync_bn: bool,
-        export_mode: str,
-        export_max_candidates: int,
         sandwich: bool,
         distill: bool,
-        export_candidates: int,
-        export_finetune_steps: int,
-        export_finetune_lr: float,
-        export_fill: bool,
-        export_significance: float,
         tables: ComplexityTables | None = None,
     ):
-        """Every argument is checked here, with the config key it comes from (``conf/search.yaml``,
-        ``module``), before any data is loaded; none has a default here, so the shipped config is the one
-        home of every default. ``constraints``: the budgets (:class:`~fpnas.cost.constraint.Constraint`, or
-        their ``to_dict`` data, as a list or the ``cost.constraints`` mapping). ``omega_optimizer`` /
-        ``alpha_optimizer`` build an optimizer from parameters (the ``_partial_`` nodes ``optim.omega`` /
-        ``optim.alpha``). ``tables``: the space's cost tables, if the caller has them already."""
+        """The keyword arguments ``warmup_epochs`` to ``distill`` are the ``search`` group of ``conf/search.yaml``
+        (``search._target_`` names this class: a subclass goes there); the others come from the other groups:
+        ``constraints`` the budgets (``cost.constraints``: :class:`~fpnas.cost.constraint.Constraint` objects or
+        their ``to_dict`` data, as a list or mapping), ``schedule`` (``distribution``), ``final_pick``
+        (``export``), ``omega_optimizer`` / ``alpha_optimizer`` (the ``_partial_`` nodes ``optim.omega`` /
+        ``optim.alpha``: an optimizer from parameters) and ``seed``. Every argument is checked, with the config
+        key it comes from, before any data is loaded; none has a default here, so the shipped config is the
+        one home of every default. ``tables``: the space's cost tables, if the caller has them already."""
         super().__init__()
         constraints = check_constraints(constraints)
+        self.schedule = schedule if isinstance(schedule, Schedule) else Schedule(**schedule)
+        self.final_pick = final_pick if isinstance(final_pick, FinalPick) else FinalPick(**final_pick)
         check_search_arguments(
-            schedule=schedule,
-            switch_epoch=switch_epoch,
             warmup_epochs=warmup_epochs,
             weight_importance=weight_importance,
             eval_batch_stats=eval_batch_stats,
@@ -117,12 +111,6 @@ class SearchModule(pl.LightningModule):
             distill=distill,
             importance_temperature=importance_temperature,
             seed=seed,
-            export_mode=export_mode,
-            export_candidates=export_candidates,
-            export_fill=export_fill,
-            export_significance=export_significance,
-            export_finetune_steps=export_finetune_steps,
-            export_finetune_lr=export_finetune_lr,
         )
         self.omega_optimizer = check_optimizer("optim.omega", omega_optimizer)
         self.alpha_optimizer = check_optimizer("optim.alpha", alpha_optimizer)
@@ -133,9 +121,17 @@ class SearchModule(pl.LightningModule):
         self.cost_tables: list[AdditiveTable] = [c.table_for(space, self.tables) for c in constraints]
         # the constraints as plain data (load_from_checkpoint passes them back)
         self.save_hyperparameters(
-            ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints"]
+            ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints", "schedule"]
+            + ["final_pick"]
         )
-        self.save_hyperparameters(dict(self.hparams, constraints=[c.to_dict() for c in constraints]))
+        self.save_hyperparameters(
+            dict(
+                self.hparams,
+                constraints=[c.to_dict() for c in constraints],
+                schedule=asdict(self.schedule),
+                final_pick=asdict(self.final_pick),
+            )
+        )
         # the optimizers as text, for hparams.yaml; under other names than the arguments, which
         # load_from_checkpoint passes back (it drops names __init__ does not take)
         self.save_hyperparameters(
@@ -148,7 +144,7 @@ class SearchModule(pl.LightningModule):
         self.space = space
         self.sampler = sampler
         self.supernet = SuperNet(space, eval_batch_stats=eval_batch_stats)
-        kind = "joint" if schedule == "joint" else "factorized"
+        kind = self.schedule.first_phase
         self.distribution = ArchDistribution(space.sizes, space.units(kind), kind)
         # counters live in buffers so that checkpoints restore them exactly
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
@@ -167,7 +163,7 @@ class SearchModule(pl.LightningModule):
         self.last_step: StepStats | None = None
         self.candidate_scores: list[dict] | None = None  # select_by_score's table of the final candidates
         self.scored_val_acc: float | None = None  # the α-split accuracy of the scored pick
-        self._scored_images = 0  # α-split images the last scoring counted (all processes)
+        self.scored_images = 0  # α-split images the last scoring counted (all processes)
         self.automatic_optimization = False
 
     # ------------------------------------------------------------------ optimizers
@@ -270,8 +266,7 @@ class SearchModule(pl.LightningModule):
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
             while scheduler.last_epoch < self.current_epoch:
                 scheduler.step()
-        h = self.hparams
-        if h.schedule == "coarse_to_fine" and self.phase == "factorized" and self.current_epoch >= h.switch_epoch:
+        if self.schedule.switches_at(self.current_epoch, self.phase):
             self.switch_to_joint()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -489,10 +484,10 @@ class SearchModule(pl.LightningModule):
         return self.host_distribution().mode()
 
     def exported_architecture(self) -> torch.Tensor:
-        """The architecture the search returns ([D] choice indices, CPU): with ``export_mode`` "feasible"
-        the most probable architecture whose MACs are within the target (exact: best-first enumeration,
-        ``fpnas.search.topk``; every constraint's), with "argmax" the argmax of every unit (may exceed the
-        target). The same on every rank (α is identical there); cached per α."""
+        """The architecture the search returns ([D] choice indices, CPU), as ``final_pick`` (the ``export``
+        group, :class:`~fpnas.search.selection.FinalPick`) chooses it: the most probable within every target
+        (exact), the argmax of every unit, or the scored pick of :meth:`select_by_score` once it ran. The same
+        on every rank (α is identical there); cached per α."""
         return self._export()[0].clone()
 
     def selection(self) -> str:
@@ -509,7 +504,7 @@ class SearchModule(pl.LightningModule):
         if self._scored_pick is not None and self._scored_pick[0] == key:
             return self._scored_pick[1]
         if self._export_cache is None or self._export_cache[0] != key:
-            self._export_cache = (key, self._select_export())
+            self._export_cache = (key, self.final_pick.most_probable(self))
         return self._export_cache[1]
 
     def limits(self) -> list[tuple[AdditiveTable, float]]:
@@ -523,52 +518,13 @@ class SearchModule(pl.LightningModule):
     def within_limits(self, choice_idx: torch.Tensor) -> bool:
         return all(float(t.lookup(choice_idx)[0]) <= limit for t, limit in self.limits())
 
-    def _select_export(self) -> tuple[torch.Tensor, str]:
-        mode = self.argmax_architecture()
-        if self.hparams.export_mode == "argmax":
-            return mode, "argmax of every unit (export.mode=argmax; not checked against the target)"
-        within = "the most probable architecture within the target (exact)"
-        if self.within_limits(mode):
-            return mode, within + "; it is the argmax of every unit"
-
-        best = top_architectures(
-            self.host_distribution(),
-            self.space,
-            1,
-            self.hparams.export_max_candidates,
-            self.limits(),
-            distinct_networks=False,
-            tables=self.tables,
-        )
-        if best.entries:
-            return (
-                torch.tensor(best.entries[0]["indices"], dtype=torch.long),
-                within + f"; the argmax of every unit is over the target (candidate {best.enumerated})",
-            )
-        # nothing under the targets among the most probable candidates: the cheapest architecture, by
-        # the sum of metric / target (exact; one constraint: its minimum, which the target check
-        # proved feasible before the search)
-        cheapest = AdditiveTable.weighted_sum([(t, 1.0 / limit) for t, limit in self.limits()])
-        idx = torch.tensor(cheapest.extreme_architecture("min")[1], dtype=torch.long)
-        targets = ", ".join(f"{c.target:g} {c.metric.unit}" for c in self.constraints)
-        feasible = self.within_limits(idx)
-        rank_zero_warn(
-            f"[fpnas] none of the {best.enumerated} most probable architectures is within the target "
-            f"{targets} (export.max_candidates): exporting the cheapest one"
-            + ("" if feasible else " (it is not within every target: no architecture may be)")
-        )
-        return (
-            idx,
-            f"the cheapest architecture: none of the {best.enumerated} most probable is within the target",
-        )
-
     def on_train_end(self) -> None:
-        if self.hparams.export_candidates > 1 and self.hparams.export_mode == "feasible":
+        if self.final_pick.scored:
             loaders = self.trainer.val_dataloaders
             if loaders is not None:
                 train = None
                 datamodule = getattr(self.trainer, "datamodule", None)
-                if self.hparams.export_finetune_steps > 0 and datamodule is not None:
+                if self.final_pick.finetune_steps > 0 and datamodule is not None:
                     train = datamodule.train_dataloader()["train"]
                 self.select_by_score(loaders[0] if isinstance(loaders, (list, tuple)) else loaders, train)
 
@@ -589,144 +545,19 @@ class SearchModule(pl.LightningModule):
                 sums[i, 2] += y.numel()
         self.supernet.train(was_training)
         sums = all_reduce_sum(sums).cpu()
-        self._scored_images = int(sums[0, 2]) if len(rows) else 0
+        self.scored_images = int(sums[0, 2]) if len(rows) else 0
         return [(float(c / n), float(ll / n)) for c, ll, n in sums.tolist()]
 
-    def filled(self, indices: Sequence[int], log_p: Sequence[torch.Tensor]) -> list[int]:
-        """``indices`` grown to fill the budget: while some single change of a decision to a costlier
-        choice stays within every target, make the most probable such change (``log_p``: each decision's
-        marginal log-probabilities). What a user does by hand with a network under the budget, in the
-        order the search's distribution prefers."""
-        row = list(indices)
-        while True:
-            macs = float(self.tables.macs.lookup(torch.tensor([row]))[0])
-            best = None
-            for d, decision in enumerate(self.space.decisions):
-                for c in range(decision.size):
-                    if c == row[d]:
-                        continue
-                    trial = row.copy()
-                    trial[d] = c
-                    t = torch.tensor([trial])
-                    if float(self.tables.macs.lookup(t)[0]) <= macs or not self.within_limits(t):
-                        continue
-                    if best is None or float(log_p[d][c]) > best[0]:
-                        best = (float(log_p[d][c]), trial)
-            if best is None:
-                return row
-            row = best[1]
-
-    def finetuned_scores(self, rows, loader, train_loader) -> list[tuple[float, float]]:
-        """``(accuracy, mean log-likelihood)`` on ``loader`` of each architecture as a standalone network
-        that starts from its super-net weights and trains ``export_finetune_steps`` steps on
-        ``train_loader`` (SGD, cosine from ``export_finetune_lr``): what the shared weights would become
-        for that network alone, a ranking less biased by weight sharing. Each rank fine-tunes on the same
-        batches in the same order (a loader of its own, seeded by the run's seed), so the scores agree."""
-
-        steps, out = self.hparams.export_finetune_steps, []
-        for row in rows:
-            model = build_model(self.space, row).to(self.device)
-            model.load_state_dict(self.supernet.standalone_state_dict(row))
-            opt = torch.optim.SGD(model.parameters(), lr=self.hparams.export_finetune_lr, momentum=0.9, nesterov=True)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-            torch.manual_seed(int(self.hparams.seed))  # the loader's shuffle: the same batches for every candidate
-            model.train()
-            done = 0
-            while done < steps:
-                for x, y in train_loader:
-                    x, y = x.to(self.device), y.to(self.device)
-                    opt.zero_grad(set_to_none=True)
-                    F.cross_entropy(model(x), y).backward()
-                    opt.step()
-                    sched.step()
-                    done += 1
-                    if done == steps:
-                        break
-            model.eval()
-            correct = ll = n = 0.0
-            with torch.no_grad():
-                for x, y in loader:
-                    x, y = x.to(self.device), y.to(self.device)
-                    logits = model(x)
-                    correct += float((logits.argmax(-1) == y).sum())
-                    ll -= float(F.cross_entropy(logits, y, reduction="sum"))
-                    n += y.numel()
-            sums = all_reduce_sum(torch.tensor([correct, ll, n], dtype=torch.float64, device=self.device)).tolist()
-            out.append((sums[0] / sums[2], sums[1] / sums[2]))
-            self._scored_images = int(sums[2])
-        return out
-
-    def pick(self, scores: Sequence[tuple[float, float]], macs: Sequence[float], n: int) -> int:
-        """The index of the final pick among scored candidates: the best (accuracy, then likelihood, then
-        probability rank); with ``export_significance`` z > 0, the largest candidate (the most MACs: the one
-        that uses the budget) unless the best one's accuracy is higher by more than z standard errors of
-        the difference of two accuracies measured on ``n`` images (a smaller network must be predicted
-        better, not just score a little higher on a noisy estimate)."""
-        best = max(range(len(scores)), key=lambda i: (*scores[i], -i))
-        z = self.hparams.export_significance
-        if z <= 0 or n <= 0:
-            return best
-        big = max(range(len(macs)), key=lambda i: (macs[i], -i))
-        p = (scores[best][0] + scores[big][0]) / 2
-        se = math.sqrt(max(2 * p * (1 - p) / n, 0.0))
-        return best if scores[best][0] - scores[big][0] > z * se else big
-
     def select_by_score(self, loader, train_loader=None) -> torch.Tensor:
-        """The final pick: the ``export_candidates`` most probable distinct architectures within the
-        targets, scored by the super-net on ``loader`` (the α split); the best accuracy wins (ties: the
-        higher likelihood, then the more probable). Run on every rank (it all-reduces); the pick is what
-        :meth:`exported_architecture` returns until α changes."""
-
-        top = top_architectures(
-            self.host_distribution(),
-            self.space,
-            self.hparams.export_candidates,
-            self.hparams.export_max_candidates,
-            self.limits(),
-            distinct_networks=True,
-            tables=self.tables,
-        )
-        if len(top.entries) < 2:
+        """The final pick by score (``final_pick.score_candidates``, :class:`~fpnas.search.selection.FinalPick`):
+        what :meth:`exported_architecture` returns until α changes. Run on every rank (it all-reduces)."""
+        scored = self.final_pick.score_candidates(self, loader, train_loader)
+        if scored is None:  # fewer than two candidates within the target: the most probable one
             return self.exported_architecture()
-        rows = [e["indices"] for e in top.entries]
-        entries = list(top.entries)
-        if self.hparams.export_fill:  # each candidate also grown to fill the budget, as the distribution prefers
-            keys = {tuple(r) for r in rows}
-            marginal = self.host_distribution().marginals()
-            log_p = [torch.log(marginal([d]).double().clamp_min(1e-30)) for d in range(self.space.num_decisions)]
-            for e in top.entries:
-                grown = self.filled(e["indices"], log_p)
-                if tuple(grown) not in keys:
-                    keys.add(tuple(grown))
-                    rows.append(grown)
-                    macs = float(self.tables.macs.lookup(torch.tensor([grown]))[0])
-                    lp = float(sum(log_p[d][c] for d, c in enumerate(grown)))
-                    entry = {"rank": len(entries) + 1, "prob": math.exp(lp), "macs": macs, "indices": grown}
-                    entries.append(entry | {"of": e["rank"]})  # the candidate it grew from
-        tuned = train_loader is not None and self.hparams.export_finetune_steps > 0
-        scores = self.finetuned_scores(rows, loader, train_loader) if tuned else self.score_architectures(rows, loader)
-        n_scored = self._scored_images
-        best = self.pick(scores, [e["macs"] for e in entries], n_scored)
-        self.candidate_scores = [
-            {"rank": e["rank"], "prob": e["prob"], "macs": e["macs"], "acc": a, "log_lik": ll}
-            | ({"of": e["of"]} if "of" in e else {})
-            for e, (a, ll) in zip(entries, scores)
-        ]
-        how = f"after {self.hparams.export_finetune_steps} fine-tuning steps each" if tuned else "the super-net's"
-        grown = (
-            f" and their {len(rows) - len(top.entries)} budget-filling versions" if len(rows) > len(top.entries) else ""
-        )
-        pool = f"the {len(top.entries)} most probable architectures within the target{grown}"
-        z = self.hparams.export_significance
-        rule = f"the best of {pool}"
-        if z > 0:
-            rule = f"the largest of {pool} unless a smaller one is better by > {z:g} s.e."
-        which = f"probability rank {best + 1}" if best < len(top.entries) else f"rank {entries[best]['of']} filled"
-        selection = f"{rule} (α-split accuracy, {how}): {which}, {scores[best][0]:.4f}"
-        pick = torch.tensor(rows[best], dtype=torch.long)
-        self._scored_pick = (self._alpha_key(), (pick, selection))
-        self.scored_val_acc = scores[best][0]
-        return pick.clone()
+        self.candidate_scores = scored["table"]
+        self.scored_val_acc = scored["acc"]
+        self._scored_pick = (self._alpha_key(), (scored["pick"], scored["selection"]))
+        return scored["pick"].clone()
 
     def validation_step(self, batch, batch_idx):
         x, y = batch

@@ -24,7 +24,7 @@ from fpnas.runtime.run_dir import RunDir
 from fpnas.runtime.threads import apply_thread_policy, processes_per_node
 from fpnas.runtime.trainer import build_trainer
 from fpnas.search.options import check_options
-from fpnas.search.topk import check_export_config, export_from_search
+from fpnas.search.topk import export_from_search
 from fpnas.space.arch import architecture_from_indices
 from fpnas.space.spec import SearchSpace
 
@@ -56,6 +56,23 @@ def warn_about_epochs(cfg: DictConfig) -> None:
         )
 
 
+def build_search_module(cfg: DictConfig, space: SearchSpace, sampler, **arguments):
+    """The search module of ``cfg``: the ``search`` group's class and arguments, given the other groups'
+    objects (space, sampler, budgets, schedule, final pick, optimizers, seed); ``arguments`` replace any of
+    them (tests, benchmarks)."""
+    groups = dict(
+        space=space,
+        sampler=sampler,
+        constraints=cfg.cost.constraints,
+        schedule=instantiate_checked(cfg.distribution, "distribution"),
+        final_pick=instantiate_checked(cfg.export, "export"),
+        omega_optimizer=cfg.optim.omega,
+        alpha_optimizer=cfg.optim.alpha,
+        seed=cfg.seed,
+    )
+    return instantiate_checked(cfg.search, "search", **(groups | arguments))
+
+
 def validate_search_config(cfg: DictConfig) -> None:
     """Every check ``search.py`` makes before any work, without seeding or writing anything: what a sweep
     runs for each of its jobs before the first one starts (raises :class:`ConfigError`)."""
@@ -63,10 +80,9 @@ def validate_search_config(cfg: DictConfig) -> None:
     datamodule = instantiate_checked(cfg.data, "data")
     space = build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
     sampler = instantiate_checked(cfg.sampler, "sampler")
-    check_export_config(cfg.export)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the job itself warns (warn_about_epochs)
-        instantiate_checked(cfg.module, "module", space=space, sampler=sampler)
+        build_search_module(cfg, space, sampler)
 
 
 def instantiate_search(cfg: DictConfig):
@@ -78,9 +94,8 @@ def instantiate_search(cfg: DictConfig):
     datamodule = instantiate_checked(cfg.data, "data")  # cheap by contract: nothing is loaded before setup()
     space = build_space(cfg).with_num_classes(datamodule.num_classes, datamodule.in_chans)
     sampler = instantiate_checked(cfg.sampler, "sampler")
-    check_export_config(cfg.export)  # export.top_k / max_candidates
     pl.seed_everything(cfg.seed, workers=True)  # the super-net's initial weights
-    module = instantiate_checked(cfg.module, "module", space=space, sampler=sampler)
+    module = build_search_module(cfg, space, sampler)
     warn_about_epochs(cfg)
     return module, datamodule
 
@@ -174,7 +189,7 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
         )
         arch.save(run.arch)
         run.search_summary.write_text(json.dumps(summary, indent=2) + "\n")
-        export_from_search(module, output_dir, cfg.export)  # top_archs.yaml when export.top_k > 0
+        export_from_search(module, output_dir)  # top_archs.yaml when export.top_k > 0
         log.info(
             "found %s, %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
             ", ".join(

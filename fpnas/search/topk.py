@@ -22,10 +22,8 @@ from typing import Any
 import torch
 import yaml
 
-from fpnas.errors import ConfigError
 from fpnas.runtime.run_dir import RunDir
 from fpnas.search.distribution import ArchDistribution
-from fpnas.search.options import EXPORT_MODES
 from fpnas.space.arch import architecture_from_indices
 from fpnas.space.complexity import AdditiveTable, ComplexityTables
 from fpnas.space.spec import SearchSpace
@@ -197,21 +195,6 @@ def top_architectures(
     return TopK(entries, examined, over, dups, cap_hit=not done and not exhausted, exhausted=exhausted and not done)
 
 
-def check_export_config(export) -> None:
-    """Validate the ``export`` group of conf/search.yaml (raises ConfigError)."""
-    k, cap = export.get("top_k"), export.get("max_candidates")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ConfigError(f"export.top_k must be an integer >= 0 (0 = off), got {k!r}")
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-        raise ConfigError(f"export.max_candidates must be an integer >= 1, got {cap!r}")
-    mode = export.get("mode")
-    if mode not in EXPORT_MODES:
-        raise ConfigError(
-            f"export.mode={mode!r} is invalid: it must be one of {list(EXPORT_MODES)} (feasible: the "
-            "most probable architecture within the target; argmax: the argmax of every unit)"
-        )
-
-
 def write_top_architectures(
     out_dir: str | Path,
     dist: ArchDistribution,
@@ -303,9 +286,9 @@ def write_top_architectures(
     return path
 
 
-def export_from_search(module, output_dir: str | Path, export) -> Path | None:
+def export_from_search(module, output_dir: str | Path) -> Path | None:
     """``top_archs.yaml`` of a finished search when ``export.top_k`` > 0 (called on rank zero)."""
-    k = int(export.top_k)
+    k = module.final_pick.top_k
     if k <= 0:
         return None
     # the CPU copy of the distribution: the enumeration decodes many small batches
@@ -314,7 +297,7 @@ def export_from_search(module, output_dir: str | Path, export) -> Path | None:
         module.host_distribution(),
         module.space,
         k,
-        int(export.max_candidates),
+        module.final_pick.max_candidates,
         list(zip(module.constraints, module.cost_tables)),
         tables=module.tables,
         phase=module.phase,
