@@ -59,6 +59,17 @@ class NonFiniteLossError(ConfigError):
     the step and the last good checkpoint."""
 
 
+class DamagedCheckpointError(ConfigError):
+    """No intact checkpoint to resume from: the file fails its checksum (and so does the one saved before
+    it, or there is none); the message names the files and what to do."""
+
+
+class CheckpointWriteError(ConfigError):
+    """A checkpoint could not be written (a full disk, a quota, a read-only or failing file system): one line
+    naming the file, the error, the free space and the size of the last checkpoint; the earlier checkpoint
+    is kept as it was."""
+
+
 class MissingExtraError(ConfigError):
     """An optional dependency is not installed; the message names the pip extra that installs it."""
 

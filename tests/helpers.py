@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -121,6 +122,21 @@ class SignalAtStep(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.fit_loop.epoch_loop.batch_progress.total.processed == self.step:
             os.kill(os.getpid(), getattr(signal, self.signal))
+
+
+class PauseAtStep(pl.Callback):
+    """After training step ``step``, writes ``<until>.paused`` and waits (at most 300 s) until the file
+    ``until`` exists: holds a run in the middle of its work while a test does something beside it."""
+
+    def __init__(self, step: int, until: str):
+        self.step, self.until = int(step), Path(until)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.fit_loop.epoch_loop.batch_progress.total.processed == self.step:
+            Path(f"{self.until}.paused").touch()
+            deadline = time.monotonic() + 300
+            while not self.until.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
 
 
 class ReverseWithinBatch(pl.Callback):

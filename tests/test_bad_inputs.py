@@ -287,14 +287,21 @@ def test_divergence_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_pat
     """A search that produces a non-finite log-likelihood stops at once, naming the step and the last
     good checkpoint, which it leaves byte for byte as it was.
 
-    Trigger: resuming with search.importance_temperature=1e-320 (not stored in the checkpoint): the
+    Trigger: resuming with search.importance_temperature=1e-320, which a checkpoint of an fpnas that did not
+    record its settings (simulated: its run_settings and checksums removed) cannot refuse: the
     log-likelihoods divided by T overflow to -inf, whose importance weights are NaN.
     """
+    import torch
+
     run = tmp_path / "run"
     base = [f"hydra.run.dir={run}", *MICRO, *QUICK, "distribution.schedule=factorized"]
     code, err = run_in_process("search", [*base, "trainer.max_epochs=1"])
     assert code == 0, err[-3000:]
     last = run / "checkpoints" / "last.ckpt"
+    older = torch.load(last, map_location="cpu", weights_only=False)
+    del older["run_settings"]
+    torch.save(older, last)
+    (run / "checkpoints" / "checksums.sha256").unlink()
     before = digest(last)
     code, err = run_in_process(
         "search", [*base, "trainer.max_epochs=2", "ckpt_path=last", "search.importance_temperature=1e-320"]

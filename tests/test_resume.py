@@ -62,6 +62,12 @@ def logged_steps(run_dir: Path) -> list[tuple[int, str]]:
         ]
 
 
+def epoch_losses(run_dir: Path) -> list[str]:
+    """``train/loss_epoch`` of every epoch, as metrics.csv writes it."""
+    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
+        return [r["train/loss_epoch"] for r in csv.DictReader(f) if r.get("train/loss_epoch")]
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -100,6 +106,7 @@ def test_sigterm_mid_epoch_after_the_switch_resumes_bit_for_bit(straight, tmp_pa
     assert int(state(tmp_path)["state_dict"]["steps_done"]) == 44
     assert_same_search(straight, tmp_path)
     assert logged_steps(tmp_path) == logged_steps(straight)  # the whole history, each step once
+    assert epoch_losses(tmp_path) == epoch_losses(straight)  # the cut epoch's mean over all its steps
 
 
 def test_sigkill_resumes_from_the_last_periodic_checkpoint_exactly(straight, tmp_path):

@@ -16,6 +16,7 @@ from typing import Any
 from fpnas.report.tables import FitToWidth, architecture_table, wide_console
 from fpnas.runtime.checkpoint import LastCheckpoint
 from fpnas.runtime.distributed import AllReduceStats
+from fpnas.runtime.exact_resume import ExactResume
 from fpnas.runtime.run_dir import RunDir
 
 
@@ -46,6 +47,23 @@ def _outputs(output_dir: Path, kind: str):
     wide = _key_values("outputs", [("run directory", str(output_dir))] + [(n, str(run.root / n)) for n in names])
     narrow = _key_values("outputs", [("run directory", str(output_dir)), ("files", "  ".join(names))])
     return FitToWidth(wide, narrow)
+
+
+def run_times(trainer, started: float, fit_time: float, fit_key: str) -> dict[str, float | int]:
+    """The time fields of a summary, over all the segments of a run that was resumed (each earlier one up to
+    its last checkpoint, as :class:`~fpnas.runtime.exact_resume.ExactResume` carries them): ``wall_time_s``
+    (this segment from ``started``) and ``fit_key`` (``fit_time_s`` / ``train_time_s``: this one's
+    ``fit_time``); the same for this segment alone (``wall_time_last_segment_s``, ``<fit>_last_segment_s``)
+    and the number of segments (``wall_time_segments``, 1 for a run never resumed)."""
+    now = time.time()
+    resume = next((c for c in trainer.callbacks if isinstance(c, ExactResume)), None) or ExactResume()
+    return {
+        "wall_time_s": round(resume.total_wall_time(now, started), 2),
+        fit_key: round(resume.total_fit_time(fit_time), 2),
+        "wall_time_last_segment_s": round(now - started, 2),
+        f"{fit_key.removesuffix('_s')}_last_segment_s": round(fit_time, 2),
+        "wall_time_segments": resume.segments,
+    }
 
 
 def search_summary(module, trainer, run: RunDir, started: float, fit_time: float, top_k: int) -> dict[str, Any]:
@@ -100,8 +118,7 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
         "k_final": int(module.sampler(float(module.distribution.entropy()))),
         "phase_final": module.phase,
         "expected_mflops_final": module.expected_macs() / 1e6,
-        "wall_time_s": round(time.time() - started, 2),
-        "fit_time_s": round(fit_time, 2),
+        **run_times(trainer, started, fit_time, "fit_time_s"),
         "processes": int(trainer.world_size),
         "grad_allreduces": AllReduceStats.calls,
         "grad_allreduce_mb": round(AllReduceStats.bytes / 2**20, 3),

@@ -78,14 +78,15 @@ def remove_unused_run_dir(cfg: DictConfig) -> None:
     out = Path(str(cfg.get("paths", {}).get("output_dir", ""))).absolute() if cfg.get("paths") else None
     if out is None or not out.is_dir():
         return
-    for handler in list(logging.getLogger().handlers):
-        path = getattr(handler, "baseFilename", None)
-        if path and Path(path).parent == out and len(list(out.iterdir())) == 1:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-            Path(path).unlink(missing_ok=True)
+    logs = [h for h in logging.getLogger().handlers if Path(getattr(h, "baseFilename", "/")).parent == out]
+    if not set(out.iterdir()) <= {Path(h.baseFilename) for h in logs}:
+        return  # something else is there
+    for handler in logs:  # the log (opened at its first line, maybe never) goes with the directory
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        Path(handler.baseFilename).unlink(missing_ok=True)
     try:
-        out.rmdir()  # only when empty
+        out.rmdir()
     except OSError:
         pass
 

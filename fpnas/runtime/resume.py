@@ -59,8 +59,10 @@ def resumed_argv(argv: list[str]) -> tuple[list[str], str | None]:
     run_dir = values.get("hydra.run.dir")
     if run_dir is None:
         return argv, None
+    saved_run = RunDir(run_dir)
     resuming = values.get("ckpt_path") == "last" or (
-        values.get("auto_resume", "").lower() == "true" and RunDir(run_dir).last_checkpoint.is_file()
+        values.get("auto_resume", "").lower() == "true"
+        and (saved_run.last_checkpoint.is_file() or saved_run.previous_checkpoint.is_file())
     )
     saved_file = Path(run_dir) / HYDRA_DIR / "overrides.yaml"
     if not resuming or not saved_file.is_file():
@@ -151,10 +153,12 @@ def check_run_directory(output_dir: Path, ckpt_path: str | None) -> None:
     """A new run never silently takes over a directory that holds another run's checkpoint."""
     from fpnas.errors import ConfigError
 
-    last = RunDir(output_dir).last_checkpoint
-    if last.is_file() and (ckpt_path is None or Path(ckpt_path).resolve() != last.resolve()):
+    run = RunDir(output_dir)
+    own = {p.resolve() for p in (run.last_checkpoint, run.previous_checkpoint) if p.is_file()}
+    if own and (ckpt_path is None or Path(ckpt_path).resolve() not in own):
+        held = run.last_checkpoint if run.last_checkpoint.is_file() else run.previous_checkpoint
         raise ConfigError(
-            f"hydra.run.dir={output_dir} already holds a run ({last}): resume it with ckpt_path=last "
+            f"hydra.run.dir={output_dir} already holds a run ({held}): resume it with ckpt_path=last "
             "(or auto_resume=true), or give another hydra.run.dir for a new run"
         )
 
@@ -213,3 +217,39 @@ def continue_logs(loggers, ckpt_path: str) -> None:
     step = int(loop.get("_batches_that_stepped", 0))
     for board in boards:
         board._kwargs.setdefault("purge_step", step)  # SummaryWriter(purge_step=...): Lightning passes **kwargs
+
+
+def finished_summary(summary_file: Path, trainer_cfg) -> dict | None:
+    """The summary of a run that finished what ``trainer_cfg`` asks for (its ``max_epochs`` / ``max_steps``),
+    or None: no summary (never finished, or killed), or fewer epochs or steps than asked (a run extended
+    with more epochs, or a summary left by a run that has been continued since)."""
+    import json
+
+    try:
+        summary = json.loads(Path(summary_file).read_text())
+    except (OSError, ValueError):
+        return None
+    max_epochs, max_steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps")
+    if isinstance(max_epochs, int) and max_epochs >= 0 and int(summary.get("epochs", -1)) < max_epochs:
+        return None
+    # max_steps counts optimizer steps (the search makes two per step): the summary's global_step
+    if isinstance(max_steps, int) and max_steps > 0 and int(summary.get("global_step", max_steps)) < max_steps:
+        return None
+    return summary
+
+
+def finished_run(run: RunDir, summary_file: Path, ckpt_path: str, trainer_cfg) -> dict | None:
+    """The summary of the finished run that resuming ``ckpt_path`` would restart, after saying so; None when
+    there is work left (or ``ckpt_path`` is not the run's own checkpoint). A finished run is kept as it is:
+    resuming it would train nothing and overwrite its results."""
+    own = {p.resolve() for p in (run.last_checkpoint, run.previous_checkpoint)}
+    if Path(ckpt_path).resolve() not in own:
+        return None
+    summary = finished_summary(summary_file, trainer_cfg)
+    if summary is not None:  # printed, not logged: the finished run's log stays as it was
+        print(
+            f"[fpnas] {run.root} holds a finished run ({summary.get('epochs')} epochs, {summary_file.name}): "
+            "kept as it is; to train it longer, resume with a larger trainer.max_epochs",
+            file=sys.stderr,
+        )
+    return summary

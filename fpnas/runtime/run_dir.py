@@ -3,6 +3,7 @@
 ``search.py`` writes ``arch.yaml``, ``search_summary.json``, ``checkpoints/last.ckpt``, ``plots/``
 and ``top_archs.yaml`` (+ ``top_archs/rank_<i>.yaml``); ``train.py`` writes ``arch.yaml``,
 ``train_summary.json`` and ``checkpoints/last.ckpt``; both log to ``csv/`` or ``tensorboard/``.
+Beside ``last.ckpt``: ``previous.ckpt`` (the generation before it) and ``checksums.sha256``.
 The callbacks' file paths in ``conf/callbacks/default.yaml`` are the same names.
 """
 
@@ -28,6 +29,18 @@ class RunDir:
     def last_checkpoint(self) -> Path:
         """The full state, replaced atomically; ``ckpt_path=last`` resumes from it."""
         return self.root / "checkpoints" / "last.ckpt"
+
+    @property
+    def previous_checkpoint(self) -> Path:
+        """The checkpoint saved before ``last.ckpt`` (one generation earlier): what a resume falls back to
+        when ``last.ckpt`` fails its checksum (:func:`fpnas.runtime.checkpoint.previous_generation`)."""
+        return self.root / "checkpoints" / "previous.ckpt"
+
+    @property
+    def checkpoint_checksums(self) -> Path:
+        """SHA-256 of ``last.ckpt`` and ``previous.ckpt``, in ``sha256sum`` format (``cd checkpoints &&
+        sha256sum -c checksums.sha256`` checks them by hand); a resume verifies the file against it."""
+        return self.root / "checkpoints" / "checksums.sha256"
 
     @property
     def top_archs(self) -> Path:

@@ -12,17 +12,20 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fpnas.errors import ConfigError, NonFiniteLossError, data_file_advice, find_data_file_error, user_message
+from fpnas.errors import ConfigError, NonFiniteLossError
 from fpnas.report.console import progress_callbacks
 from fpnas.report.summary import print_search_summary, search_summary
-from fpnas.runtime.checkpoint import check_checkpoint, exit_status_of_interrupt
+from fpnas.runtime.checkpoint import check_checkpoint, verified_checkpoint
+from fpnas.runtime.cli import in_sweep
 from fpnas.runtime.config import instantiate_checked
 from fpnas.runtime.distributed import AllReduceStats
 from fpnas.runtime.launch import export_job_argv_for_ddp_children, restored_launcher_environment
-from fpnas.runtime.resume import check_run_directory, check_same_space, write_hydra_files
+from fpnas.runtime.lock import run_lock
+from fpnas.runtime.resume import check_run_directory, check_same_space, finished_run, write_hydra_files
 from fpnas.runtime.run_dir import RunDir
+from fpnas.runtime.settings import check_same_settings
 from fpnas.runtime.threads import apply_thread_policy, processes_per_node
-from fpnas.runtime.trainer import build_trainer
+from fpnas.runtime.trainer import build_trainer, end_distributed, fit
 from fpnas.search.options import check_options
 from fpnas.search.topk import export_from_search
 from fpnas.space.arch import architecture_from_indices
@@ -110,53 +113,70 @@ def describe_targets(module) -> str:
 
 
 def resolve_ckpt_path(cfg: DictConfig, run: RunDir) -> str | None:
-    """``ckpt_path``: a file, or ``last``; with ``auto_resume`` an existing last.ckpt is used."""
+    """``ckpt_path``: a file, or ``last``; with ``auto_resume`` an existing last.ckpt is used. The file is
+    checked against its checksum first: a damaged (or missing) last.ckpt falls back to previous.ckpt with a
+    notice, and none intact is refused (:func:`~fpnas.runtime.checkpoint.verified_checkpoint`); the path
+    returned is the one the run resumes from."""
     ckpt = cfg.get("ckpt_path")
     last = run.last_checkpoint
+    saved = last.exists() or run.previous_checkpoint.exists()  # previous.ckpt alone: a save cut short
     if ckpt is None:
-        if cfg.get("auto_resume") is True and last.exists():
-            log.info("auto_resume: continuing from %s", last)
-            return str(last)
+        if (cfg.get("auto_resume") is True or in_sweep()) and saved:  # a sweep run again continues its jobs
+            path = verified_checkpoint("auto_resume", last, run_last=last)
+            return path
         return None
     if ckpt == "last":
-        path = last
-        if not path.exists():
+        if not saved:
             raise ConfigError(
-                f"ckpt_path=last: no {path}; pass the run's directory with "
+                f"ckpt_path=last: no {last}; pass the run's directory with "
                 "hydra.run.dir=<run dir> or give ckpt_path=<file>"
             )
-        return str(path)
+        return verified_checkpoint("ckpt_path=last", last, run_last=last)
     if not Path(ckpt).is_file():
         raise ConfigError(
             f"ckpt_path={ckpt}: no such file; give a checkpoint file, or ckpt_path=last with "
             "hydra.run.dir=<the run's directory>"
         )
-    return str(ckpt)
+    return verified_checkpoint(f"ckpt_path={ckpt}", ckpt, run_last=last)
 
 
 def run_search(cfg: DictConfig) -> dict[str, Any]:
-    """Run one search; returns the summary that is also written to search_summary.json."""
+    """Run one search; returns the summary that is also written to search_summary.json. The run directory
+    is locked for the run's life before anything is written into it (another run there is refused)."""
+    with run_lock(cfg.paths.output_dir, "search.py"):
+        return _search(cfg)
+
+
+def _search(cfg: DictConfig) -> dict[str, Any]:
 
     start = time.time()
     output_dir = Path(cfg.paths.output_dir)
     run = RunDir(output_dir)
     threads = apply_thread_policy(cfg.threads, processes=processes_per_node(cfg.trainer))  # before the data is loaded
     ckpt_path = resolve_ckpt_path(cfg, run)
+    if ckpt_path:  # before anything is logged: a refused resume leaves the run's log as it was
+        check_same_settings(ckpt_path, cfg, world_size=None)  # space, data, cost, seed... as the checkpoint's
+        done = finished_run(run, run.search_summary, ckpt_path, cfg.trainer)
+        if done is not None:
+            return done
+        if cfg.get("ckpt_path") is None:
+            log.info("auto_resume: continuing from %s", ckpt_path)
     module, datamodule = instantiate_search(cfg)
     if ckpt_path:  # α's shape follows the phase (FD or JD): the checkpoint's phase is restored on load
         # β: see on_load_checkpoint
         check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"), resumes="search.py")
         check_same_space(ckpt_path, module.space)
-    trainer = build_trainer(cfg, progress_callbacks(cfg.trainer, cfg.progress), ckpt_path)
+    trainer = build_trainer(cfg, progress_callbacks(cfg.trainer, cfg.progress), ckpt_path, started=start)
+    if ckpt_path:  # what the checkpoint was computed with (space, data, cost, seed, processes...) = the config's
+        check_same_settings(ckpt_path, cfg, trainer.world_size)  # the process count too, now that it is known
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)
     log.info("%s | %s | %s | %s", module.space.describe(), describe_targets(module), module.sampler, threads)
     export_job_argv_for_ddp_children()
     AllReduceStats.reset()  # per job: a sweep runs several in one process
-    fit_start = time.time()
     try:
         with restored_launcher_environment():
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            fit_time = fit(trainer, module, datamodule, ckpt_path, run)
     except NonFiniteLossError as exc:  # name the checkpoint to go back to (the module does not know it)
         last = run.last_checkpoint
         where = (
@@ -164,20 +184,21 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
             if last.is_file()
             else "no checkpoint was written yet"
         )
+        if ckpt_path:  # a checkpoint damaged where no checksum could tell diverges right after the resume
+            fix = (
+                f"move it aside and resume with ckpt_path=last, which falls back to {run.previous_checkpoint}"
+                if Path(ckpt_path).resolve() == last.resolve() and run.previous_checkpoint.is_file()
+                else "resume from an earlier checkpoint, or start a new run"
+            )
+            where = (
+                f"the run resumed from {ckpt_path}: if it diverged right after the resume, that checkpoint "
+                f"may be damaged ({fix}); else {where}"
+            )
         raise NonFiniteLossError(
             f"{exc}; {where}; try a lower optim.omega.lr (now {cfg.optim.omega.get('lr')}) or "
             f"optim.alpha.lr (now {cfg.optim.alpha.get('lr')}) in a new run (a resume keeps the "
             "checkpoint's learning rates)"
         ) from exc
-    except SystemExit as exc:  # Ctrl-C or SIGTERM stopped the fit after last.ckpt was saved: 130 / 143
-        code = exit_status_of_interrupt(trainer)
-        raise SystemExit(code if code is not None else exc.code) from None
-    except Exception as exc:  # a broken data file: say how to go on (resume, or run again)
-        broken = find_data_file_error(exc)
-        if broken is None:
-            raise
-        raise ConfigError(data_file_advice(user_message(broken), run.last_checkpoint, output_dir)) from None
-    fit_time = time.time() - fit_start
 
     # no trainer.validate here: under DDP it would start a second set of processes
     summary = search_summary(module, trainer, run, start, fit_time, cfg.export.top_k)
@@ -202,6 +223,5 @@ def run_search(cfg: DictConfig) -> dict[str, Any]:
             output_dir,
         )
         print_search_summary(summary, arch, output_dir)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    end_distributed()
     return summary

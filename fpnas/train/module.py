@@ -6,7 +6,8 @@ for the final evaluation, of the raw weights and of their exponential moving ave
 
 Pieces: timm's optimizer factory (``sgd``, ``rmsproptf``, ``adamw``, ...), timm's scheduler factory
 (cosine with linear warm-up, stepped every update), timm's label-smoothing cross-entropy, timm's
-``ModelEmaV3``, torchmetrics top-1 / top-5 accuracy, optional distillation from a frozen teacher.
+``ModelEmaV3`` (updated after every optimizer step), torchmetrics top-1 / top-5 accuracy, optional
+distillation from a frozen teacher.
 """
 
 from __future__ import annotations
@@ -123,9 +124,14 @@ class TrainModule(pl.LightningModule):
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # The EMA follows each update here, inside the step: a checkpoint written at the end of the step
+        # (callbacks' on_train_batch_end, which Lightning runs before the module's) then holds the EMA of
+        # that step, and a resume from it continues the uninterrupted run's EMA. global_step counts this
+        # update once the hook returns: its number is global_step + 1.
         if self.ema is not None:
-            self.ema.update(self.model, step=self.global_step)
+            self.ema.update(self.model, step=self.global_step + 1)
 
     def test_step(self, batch, batch_idx):
         x, y = batch

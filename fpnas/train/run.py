@@ -10,17 +10,20 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from fpnas.errors import ConfigError, check_option, data_file_advice, find_data_file_error, user_message
+from fpnas.errors import ConfigError, check_option
 from fpnas.report.console import progress_callbacks
 from fpnas.report.log_handler import check_progress
-from fpnas.report.summary import print_train_summary
+from fpnas.report.summary import print_train_summary, run_times
 from fpnas.report.tables import architecture_table, table_title, wide_console
-from fpnas.runtime.checkpoint import check_checkpoint, exit_status_of_interrupt
+from fpnas.runtime.checkpoint import check_checkpoint, verified_checkpoint
+from fpnas.runtime.cli import in_sweep
 from fpnas.runtime.config import check_required, instantiate_checked
-from fpnas.runtime.resume import check_run_directory, write_hydra_files
+from fpnas.runtime.lock import run_lock
+from fpnas.runtime.resume import check_run_directory, finished_run, write_hydra_files
 from fpnas.runtime.run_dir import RunDir
+from fpnas.runtime.settings import check_same_settings
 from fpnas.runtime.threads import apply_thread_policy, processes_per_node
-from fpnas.runtime.trainer import build_trainer
+from fpnas.runtime.trainer import build_trainer, end_distributed, fit
 from fpnas.space.reference import resolve_architecture, searchpath_dirs
 from fpnas.train.distill import load_teacher, warm_start_from_search
 from fpnas.train.module import TrainModule
@@ -162,7 +165,32 @@ def dry_run(cfg: DictConfig, arch) -> dict:
     }
 
 
+def resolve_train_ckpt_path(cfg: DictConfig, run: RunDir) -> str | None:
+    """``ckpt_path`` (a file, or ``last``; ``+auto_resume=true``: last.ckpt when there is one), checked against
+    its checksum: a damaged (or missing) last.ckpt falls back to previous.ckpt with a notice, none intact is
+    refused (:func:`~fpnas.runtime.checkpoint.verified_checkpoint`). A missing file is left to
+    :func:`~fpnas.runtime.checkpoint.check_checkpoint` to report."""
+    ckpt, last = cfg.get("ckpt_path"), run.last_checkpoint
+    saved = last.exists() or run.previous_checkpoint.exists()  # previous.ckpt alone: a save cut short
+    if ckpt is None:
+        if (cfg.get("auto_resume") is True or in_sweep()) and saved:  # a sweep run again continues its jobs
+            return verified_checkpoint("auto_resume", last, run_last=last)
+        return None
+    if ckpt == "last":
+        return verified_checkpoint("ckpt_path=last", last, run_last=last) if saved else str(last)
+    return verified_checkpoint(f"ckpt_path={ckpt}", ckpt, run_last=last) if Path(str(ckpt)).is_file() else str(ckpt)
+
+
 def run_train(cfg: DictConfig) -> dict:
+    """Train one architecture; returns the summary also written to train_summary.json. The run directory is
+    locked for the run's life before anything is written into it (another run there is refused)."""
+    if cfg.get("dry_run") is True:  # writes nothing: no directory to own
+        return _train(cfg)
+    with run_lock(cfg.paths.output_dir, "train.py"):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
     start = time.time()
@@ -204,14 +232,19 @@ def run_train(cfg: DictConfig) -> dict:
         return dry_run(cfg, arch)
     output_dir = Path(cfg.paths.output_dir)
     datamodule.train_splits = train_splits(cfg)
+    ckpt_path = resolve_train_ckpt_path(cfg, RunDir(output_dir))
+    if ckpt_path:  # before anything is logged: a refused resume leaves the run's log as it was
+        check_same_settings(ckpt_path, cfg, world_size=None)  # architecture, data, recipe, seed... as the checkpoint's
+        done = finished_run(RunDir(output_dir), RunDir(output_dir).train_summary, ckpt_path, cfg.trainer)
+        if done is not None:
+            return done
     pl.seed_everything(cfg.seed, workers=True)
     module = build_train_module(cfg, arch, datamodule)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path == "last":
-        ckpt_path = str(RunDir(output_dir).last_checkpoint)
     if ckpt_path:  # a damaged file or one of another architecture fails here, not inside Lightning
         check_checkpoint("ckpt_path", ckpt_path, module, resumes="train.py")
-    trainer = build_trainer(cfg, progress_callbacks(cfg.trainer, cfg.progress), ckpt_path)
+    trainer = build_trainer(cfg, progress_callbacks(cfg.trainer, cfg.progress), ckpt_path, started=start)
+    if ckpt_path:  # the process count too, now that it is known
+        check_same_settings(ckpt_path, cfg, trainer.world_size)
     check_run_directory(output_dir, ckpt_path)  # the config is valid (trainer included): now files may change
     write_hydra_files(cfg, output_dir)
     macs, params = arch.complexity()
@@ -226,19 +259,7 @@ def run_train(cfg: DictConfig) -> dict:
         arch.space.input_size,
         threads,
     )
-    fit_start = time.time()
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SystemExit as exc:  # Ctrl-C or SIGTERM stopped the fit after last.ckpt was saved: 130 / 143
-        code = exit_status_of_interrupt(trainer)
-        raise SystemExit(code if code is not None else exc.code) from None
-    except Exception as exc:  # a broken data file: say how to go on (resume, or run again)
-        broken = find_data_file_error(exc)
-        if broken is None:
-            raise
-        last = RunDir(output_dir).last_checkpoint
-        raise ConfigError(data_file_advice(user_message(broken), last, output_dir)) from None
-    train_time = time.time() - fit_start
+    train_time = fit(trainer, module, datamodule, ckpt_path, RunDir(output_dir))
     metrics = evaluate(trainer, module, datamodule)
     summary = {
         "arch": str(cfg.arch),
@@ -254,10 +275,10 @@ def run_train(cfg: DictConfig) -> dict:
         "ema": cfg.recipe.ema_decay > 0,
         "distill_teacher": str(cfg.distill.teacher) if cfg.distill.get("teacher") else None,
         "init_from_search": str(cfg.init.from_search) if cfg.init.get("from_search") else None,
-        "train_time_s": round(train_time, 2),
         "threads": torch.get_num_threads(),  # float sums depend on it: part of what a seed reproduces
         "threads_setting": str(cfg.threads),
-        "wall_time_s": round(time.time() - start, 2),
+        # train_time_s, wall_time_s: all segments of a resumed run; *_last_segment_s: this one
+        **run_times(trainer, start, train_time, "train_time_s"),
     }
     if trainer.is_global_zero:
         RunDir(output_dir).train_summary.write_text(json.dumps(summary, indent=2) + "\n")
@@ -271,6 +292,5 @@ def run_train(cfg: DictConfig) -> dict:
         )
 
         print_train_summary(summary, arch, output_dir)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    end_distributed()
     return summary
