@@ -3,7 +3,7 @@ gradient all-reduces per step (count and bytes). Writes benchmarks/results/ddp_s
 
     python benchmarks/ddp_step.py [--quick]
 
-On 2 cores, DDP is for correctness, not speed (../shared/ENV.md): expect little or no gain.
+On 2 cores, DDP is for correctness, not speed (measured on this project's 2-core CI machines): expect little or no gain.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Space statistics of every shipped space: FD vs JD logits, H0, K0, FLOPs of uniform samples.
 
-The paper's numbers for comparison (FPNAS.md §2-3, §5): one FBNetV2-F block has 720 joint vs
+The paper's numbers for comparison (docs/method.md, §5): one FBNetV2-F block has 720 joint vs
 23 factorized logits; the whole FBNetV2-F about 6.8K vs 311 (~22x); 6e25 architectures,
 H0 = 59.36 nats and K0 = 14 at λ = 1/4.
 
@@ -54,7 +54,7 @@ def main() -> None:
             ("entropy_h0_nats", "H0 nats"),
             ("k0", "K0 (λ=1/4)"),
             ("mflops_uniform", "MFLOPs uniform min / median / max"),
-            ("paper", "paper (FPNAS.md)"),
+            ("paper", "paper (docs/method.md)"),
         ],
     )
     write_report("space_stats", args.quick, {"rows": rows}, md)

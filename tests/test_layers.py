@@ -1,8 +1,8 @@
 """The package map of fpnas/ holds: packages by role in layers that import one way (tools -> search, train ->
 report -> cost -> space -> data -> runtime -> errors), no import circles, and fpnas imports at module top.
 
-Read from the source's own import statements (ast), so the picture in README's "Architecture" section
-cannot drift from the code.
+Read from the source's own import statements (ast), so the package map of the docs' architecture page
+(docs/architecture.md) cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def test_fpnas_imports_sit_at_module_top(name):
     assert not inner, f"{name} imports {inner} inside a function: import at module top (or defer with a reason)"
 
 
-def test_readme_maps_every_package():
-    readme = (PACKAGE.parent / "README.md").read_text().split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
-    mapped = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `fpnas/")}
+def test_docs_architecture_page_maps_every_package():
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text().split("\n## Package map\n", 1)[1]
+    mapped = {line.split("`")[1] for line in page.split("\n## ", 1)[0].splitlines() if line.startswith("| `fpnas/")}
     packages = {f"fpnas/{p}/" for layer in LAYERS for p in layer if p != "errors"} | {"fpnas/errors.py"}
     assert mapped == packages

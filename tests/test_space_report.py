@@ -1,4 +1,4 @@
-"""The paper's spaces (FPNAS.md §5) and the space report command."""
+"""The paper's spaces (docs/method.md) and the space report command."""
 
 import math
 

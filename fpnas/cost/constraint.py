@@ -1,4 +1,4 @@
-"""FLOPs-aware cost and the importance weights of PARSEC / FP-NAS (FPNAS.md sections 1 and 4)."""
+"""FLOPs-aware cost and the importance weights of PARSEC / FP-NAS (docs/method.md sections 1 and 4)."""
 
 from __future__ import annotations
 

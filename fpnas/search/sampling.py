@@ -19,7 +19,7 @@ def _is_count(value) -> bool:
 
 
 class AdaptiveK:
-    """K = max(K_min, floor(lambda * H)), H the distribution's entropy in nats (FPNAS.md §2)."""
+    """K = max(K_min, floor(lambda * H)), H the distribution's entropy in nats (docs/method.md)."""
 
     def __init__(self, lam: float, k_min: int):
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam > 0:
