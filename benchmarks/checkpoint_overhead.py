@@ -35,12 +35,16 @@ CASES = {
 
 def measure(label: str, overrides: list[str], epochs: int, batches: int | None, every_n_steps: int) -> dict:
     import pytorch_lightning as pl
+    from hydra.utils import instantiate
 
-    from fpnas.runtime.checkpoint import AtomicCheckpointIO, LastCheckpoint
+    from fpnas.runtime.checkpoint import AtomicCheckpointIO
 
     with tempfile.TemporaryDirectory() as out:
         module, datamodule, cfg = build_search([*overrides, f"paths.output_dir={out}"])
-        checkpoint = LastCheckpoint(str(Path(out) / "last.ckpt"), every_n_steps=every_n_steps)
+        # the search's LastCheckpoint (conf/callbacks/default.yaml) at this benchmark's step interval
+        checkpoint = instantiate(
+            cfg.callbacks.checkpoint, path=str(Path(out) / "last.ckpt"), every_n_steps=every_n_steps
+        )
         epoch_times: list[float] = []
 
         class EpochClock(pl.Callback):

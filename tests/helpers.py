@@ -3,6 +3,7 @@ callbacks, importable by the entry points' subprocesses (``+callbacks.x._target_
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import signal
@@ -43,6 +44,42 @@ def compose_config(name: str, out, *overrides: str):
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         return compose(name, overrides=[f"paths.output_dir={out}", *overrides])
+
+
+@functools.cache
+def _composed(name: str, *overrides: str):
+    """``compose_config(name, "unused", *overrides)``, composed once (callers copy it before changing it)."""
+    return compose_config(name, "unused", *overrides)
+
+
+def _instantiate(node, arguments: dict):
+    """``hydra.utils.instantiate(node, **arguments)``, raising the constructor's own error (as library use meets it)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **arguments)
+    except InstantiationException as exc:
+        raise exc.__cause__ from None
+
+
+def data_module(name: str, **arguments):
+    """The data module of conf/data/<name>.yaml (the one home of every ``data.*`` default) built as ``search.py``
+    builds it, with ``arguments`` in place of the file's values, e.g. ``data_module("digits", batch_size=32)``.
+    Outside a search there is no space and no run directory: ``image_size`` is the data's native size and
+    ``classes_file`` (imagefolder) is null, unless given."""
+    node = copy.deepcopy(_composed("search", f"data={name}").data)
+    node.image_size = None  # the file's ${space.input_size}
+    if "classes_file" in node:
+        node.classes_file = None  # the file's ${paths.output_dir}/classes.txt
+    return _instantiate(node, arguments)
+
+
+def callback(name: str, config: str = "search", **arguments):
+    """The callback ``callbacks.<name>`` of conf/<config>.yaml (search: conf/callbacks/default.yaml, the one home
+    of its defaults) built as that entry point builds it, with ``arguments`` in place of the file's values, e.g.
+    ``callback("search_plots", dirpath=tmp_path, max_points=10)``."""
+    return _instantiate(copy.deepcopy(_composed(config).callbacks[name]), arguments)
 
 
 # SearchModule unit tests written for the plainest search: no warm-up, the factorized distribution throughout,

@@ -9,20 +9,21 @@ from omegaconf import OmegaConf
 from pytorch_lightning.utilities import CombinedLoader
 
 from fpnas.data import DATAMODULES, DigitsDataModule, Mnist5kDataModule, SearchDataModule
+from tests.helpers import data_module
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
 
 
 @pytest.fixture(scope="module")
 def mnist():
-    dm = Mnist5kDataModule(batch_size=32)
+    dm = data_module("mnist5k", batch_size=32)
     dm.setup()
     return dm
 
 
 @pytest.fixture(scope="module")
 def digits():
-    dm = DigitsDataModule(batch_size=32)
+    dm = data_module("digits", batch_size=32)
     dm.setup()
     return dm
 
@@ -59,9 +60,9 @@ def test_setup_idempotent(digits):
 
 
 def test_seed_determinism():
-    a = DigitsDataModule(split_seed=3)
-    b = DigitsDataModule(split_seed=3)
-    c = DigitsDataModule(split_seed=4)
+    a = data_module("digits", split_seed=3)
+    b = data_module("digits", split_seed=3)
+    c = data_module("digits", split_seed=4)
     for dm in (a, b, c):
         dm.setup()
     for k in ("omega", "alpha", "test"):
@@ -100,8 +101,8 @@ def test_all_classes_in_every_split(name, request):
 
 
 def test_resize_to_16():
-    for cls in (Mnist5kDataModule, DigitsDataModule):
-        dm = cls(batch_size=16, image_size=16)
+    for name in ("mnist5k", "digits"):
+        dm = data_module(name, batch_size=16, image_size=16)
         x, _ = next(iter(dm.train_dataloader()["train"]))
         assert x.shape == (16, 1, 16, 16)
         assert dm.input_size == 16
@@ -119,7 +120,7 @@ def test_omega_normalized(name, request):
 
 
 def test_no_normalize_keeps_unit_range():
-    dm = DigitsDataModule(normalize=False)
+    dm = data_module("digits", normalize=False)
     dm.setup()
     x = torch.cat([ds.tensors[0] for ds in dm.datasets.values()])
     assert x.min().item() == 0.0 and x.max().item() == 1.0
@@ -141,11 +142,11 @@ def test_no_normalize_keeps_unit_range():
 )
 def test_bad_args(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        DigitsDataModule(**kwargs)
+        data_module("digits", **kwargs)
 
 
 def test_batch_size_larger_than_split():
-    dm = DigitsDataModule(batch_size=5000)
+    dm = data_module("digits", batch_size=5000)
     with pytest.raises(ValueError, match="batch_size"):
         dm.setup()
 
@@ -176,7 +177,7 @@ def test_hydra_config_instantiates(name, cls):
 
 
 def test_describe(digits):
-    assert DigitsDataModule().describe().endswith("(not set up)")
+    assert data_module("digits").describe().endswith("(not set up)")
     text = digits.describe()
     assert "digits" in text and "omega=" in text and "test=" in text
 
@@ -204,13 +205,11 @@ def test_cluttered_canvases_hold_the_whole_digit_and_the_clutter():
 
 
 def test_cluttered_mnist5k_splits_copies_and_determinism():
-    from fpnas.data import ClutteredMnist5kDataModule
-
-    dm = ClutteredMnist5kDataModule(canvas_size=36, train_copies=2, test_copies=3, batch_size=32)
+    dm = data_module("mnist5k_clutter", canvas_size=36, train_copies=2, test_copies=3, batch_size=32)
     dm.setup()
     assert dm.split_sizes() == {"omega": 4000, "alpha": 4000, "test": 3000}
     assert dm.input_size == 36 and dm.datasets["test"].tensors[0].shape[1:] == (1, 36, 36)
-    again = ClutteredMnist5kDataModule(canvas_size=36, train_copies=2, test_copies=3, batch_size=32)
+    again = data_module("mnist5k_clutter", canvas_size=36, train_copies=2, test_copies=3, batch_size=32)
     again.setup()
     for split in ("omega", "alpha", "test"):
         assert torch.equal(dm.datasets[split].tensors[0], again.datasets[split].tensors[0])
@@ -218,7 +217,7 @@ def test_cluttered_mnist5k_splits_copies_and_determinism():
         assert torch.bincount(labels, minlength=10).min() > 0
     omega = dm.datasets["omega"].tensors[0]
     assert abs(float(omega.mean())) < 1e-4 and float(omega.std()) == pytest.approx(1.0, abs=1e-3)
-    other = ClutteredMnist5kDataModule(canvas_size=36, split_seed=1, batch_size=32)
+    other = data_module("mnist5k_clutter", canvas_size=36, split_seed=1, batch_size=32)
     other.setup()
     assert not torch.equal(other.datasets["test"].tensors[0], dm.datasets["test"].tensors[0][:1000])
 
@@ -234,19 +233,24 @@ def test_cluttered_mnist5k_splits_copies_and_determinism():
     ],
 )
 def test_cluttered_bad_args(kwargs, key):
-    from fpnas.data import ClutteredMnist5kDataModule
     from fpnas.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"data.{key}"):
-        ClutteredMnist5kDataModule(**kwargs)
+        data_module("mnist5k_clutter", **kwargs)
 
 
-def test_cluttered_hydra_config_instantiates():
+@pytest.mark.parametrize(
+    "name,size,fragments,test_copies,rotation",
+    [("mnist5k_clutter", 40, 4, 1, 0.0), ("mnist5k_shifted", 32, 0, 4, 30.0)],
+)
+def test_cluttered_hydra_config_instantiates(name, size, fragments, test_copies, rotation):
+    """Each file's values reach the module (the shifted digits share its class, not its defaults)."""
     from fpnas.data import ClutteredMnist5kDataModule
 
-    cfg = OmegaConf.create({"space": {"input_size": 40}, "data": OmegaConf.load(CONF / "mnist5k_clutter.yaml")})
+    cfg = OmegaConf.create({"space": {"input_size": size}, "data": OmegaConf.load(CONF / f"{name}.yaml")})
     dm = hydra.utils.instantiate(cfg.data)
-    assert isinstance(dm, ClutteredMnist5kDataModule) and dm.input_size == 40 and dm.fragments == 4
+    assert isinstance(dm, ClutteredMnist5kDataModule) and dm.input_size == size and dm.fragments == fragments
+    assert (dm.test_copies, dm.rotation) == (test_copies, rotation)
 
 
 def test_distorted_digits_are_rotated_and_scaled_about_their_centre():
@@ -269,8 +273,7 @@ def test_distorted_digits_are_rotated_and_scaled_about_their_centre():
 
 @pytest.mark.parametrize("kwargs,key", [({"rotation": -5}, "rotation"), ({"scale": 0.6}, "scale")])
 def test_cluttered_bad_distortion(kwargs, key):
-    from fpnas.data import ClutteredMnist5kDataModule
     from fpnas.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"data.{key}"):
-        ClutteredMnist5kDataModule(**kwargs)
+        data_module("mnist5k_clutter", **kwargs)

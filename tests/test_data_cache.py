@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import fpnas
-from fpnas.data import DigitsDataModule, Mnist5kDataModule, cache, digits, mnist5k
+from fpnas.data import cache, digits, mnist5k
+from tests.helpers import data_module
 from tests.test_ddp import CLEAN_ENV as SUBPROCESS_ENV  # copied from os.environ when imported, as test modules do
 
 
@@ -50,7 +51,7 @@ def assert_identical(got, want) -> None:
 def test_mnist5k_cache_equals_the_parse_and_the_second_load_does_not_parse(mnist_parsed, monkeypatch, fresh_cache):
     parser = Counted(mnist_parsed)
     monkeypatch.setattr(mnist5k, "parse_mnist5k", parser)
-    dm = Mnist5kDataModule()
+    dm = data_module("mnist5k")
     first = dm.load_arrays()
     assert parser.calls == 1
     (path,) = fresh_cache.glob("*.npz")
@@ -69,7 +70,7 @@ def test_digits_cache_equals_the_parse_and_gives_the_same_splits(monkeypatch, fr
     parsed = digits.parse_digits()
     parser = Counted(parsed)
     monkeypatch.setattr(digits, "parse_digits", parser)
-    cached = [DigitsDataModule(batch_size=32) for _ in range(2)]
+    cached = [data_module("digits", batch_size=32) for _ in range(2)]
     for dm in cached:
         dm.setup()
     assert parser.calls == 1
@@ -81,7 +82,7 @@ def test_digits_cache_equals_the_parse_and_gives_the_same_splits(monkeypatch, fr
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("FPNAS_CACHE_DIR", str(tmp_path / "file" / "cache"))
     with pytest.warns(RuntimeWarning, match="cannot write the data cache"):
-        parsed_dm = DigitsDataModule(batch_size=32)
+        parsed_dm = data_module("digits", batch_size=32)
         parsed_dm.setup()
     assert parser.calls == 2
     for split in ("omega", "alpha", "test"):
@@ -112,7 +113,7 @@ def test_a_damaged_file_is_rebuilt_with_one_warning(damage, monkeypatch, fresh_c
     parsed = digits.parse_digits()
     parser = Counted(parsed)
     monkeypatch.setattr(digits, "parse_digits", parser)
-    dm = DigitsDataModule()
+    dm = data_module("digits")
     dm.load_arrays()
     (path,) = fresh_cache.glob("*.npz")
     damage(path)
@@ -135,7 +136,7 @@ def test_an_unwritable_cache_directory_still_loads_and_warns_once(monkeypatch, t
     parser = Counted(parsed)
     monkeypatch.setattr(digits, "parse_digits", parser)
     with pytest.warns(RuntimeWarning, match="FPNAS_CACHE_DIR") as record:
-        got = [DigitsDataModule().load_arrays() for _ in range(3)]
+        got = [data_module("digits").load_arrays() for _ in range(3)]
     assert len([w for w in record if "cannot write" in str(w.message)]) == 1
     assert parser.calls == 3  # nothing to read back: parsed every time
     for arrays in got:
@@ -148,7 +149,7 @@ def test_a_failed_write_leaves_no_temporary_file(monkeypatch, fresh_cache):
 
     monkeypatch.setattr(cache.os, "replace", refuse)
     with pytest.warns(RuntimeWarning, match="cannot write the data cache"):
-        x, y = DigitsDataModule().load_arrays()
+        x, y = data_module("digits").load_arrays()
     assert x.shape == (1797, 8, 8) and y.shape == (1797,)
     assert list(fresh_cache.iterdir()) == []
 

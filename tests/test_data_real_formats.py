@@ -36,6 +36,7 @@ from fpnas.data import (
     MNISTDataModule,
 )
 from fpnas.errors import ConfigError
+from tests.helpers import data_module
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
 CLASSES = ["ant", "bee", "cat", "dog", "eel"]
@@ -205,13 +206,13 @@ def test_registry_has_new_sets():
 
 # ------------------------------------------------------------------------ imagefolder
 def test_imagefolder_classes_known_before_setup(imagenet):
-    dm = ImageFolderDataModule(imagenet, image_size=32, num_workers=0)
+    dm = data_module("imagefolder", root=imagenet, image_size=32, num_workers=0)
     assert dm.num_classes == 5 and dm.in_chans == 3 and dm.classes == CLASSES
     assert dm.datasets == {} and dm.describe().endswith("(not set up)")
 
 
 def test_imagefolder_splits(imagenet):
-    dm = ImageFolderDataModule(imagenet, image_size=32, batch_size=4, num_workers=0, split_seed=1)
+    dm = data_module("imagefolder", root=imagenet, image_size=32, batch_size=4, num_workers=0, split_seed=1)
     dm.setup()
     n_train = len(CLASSES) * N_TRAIN
     idx = dm.split_indices
@@ -229,17 +230,17 @@ def test_imagefolder_splits(imagenet):
     )
     assert dm.split_sizes() == {"omega": 15, "alpha": 15, "test": len(CLASSES) * N_VAL}
     # same seed, same halves; another seed, other halves
-    again = ImageFolderDataModule(imagenet, image_size=32, batch_size=4, num_workers=0, split_seed=1)
+    again = data_module("imagefolder", root=imagenet, image_size=32, batch_size=4, num_workers=0, split_seed=1)
     again.setup()
     assert torch.equal(again.split_indices["omega"], idx["omega"])
-    other = ImageFolderDataModule(imagenet, image_size=32, batch_size=4, num_workers=0, split_seed=2)
+    other = data_module("imagefolder", root=imagenet, image_size=32, batch_size=4, num_workers=0, split_seed=2)
     other.setup()
     assert not torch.equal(other.split_indices["omega"], idx["omega"])
     assert "omega=15 alpha=15 test=10" in dm.describe()
 
 
 def test_imagefolder_batches(imagenet):
-    dm = ImageFolderDataModule(imagenet, image_size=32, batch_size=4, num_workers=0)
+    dm = data_module("imagefolder", root=imagenet, image_size=32, batch_size=4, num_workers=0)
     loaders = dm.train_dataloader()
     assert set(loaders) == {"train", "val"}
     for key in ("train", "val"):
@@ -259,7 +260,7 @@ def test_imagefolder_batches(imagenet):
 
 
 def test_imagefolder_workers(imagenet):
-    dm = ImageFolderDataModule(imagenet, image_size=24, batch_size=5, num_workers=2, alpha_augment=True)
+    dm = data_module("imagefolder", root=imagenet, image_size=24, batch_size=5, num_workers=2, alpha_augment=True)
     loader = dm.train_dataloader()["val"]
     assert loader.persistent_workers and loader.num_workers == 2
     batches = list(loader)
@@ -269,8 +270,15 @@ def test_imagefolder_workers(imagenet):
 
 def test_imagefolder_subset(imagenet, tmp_path):
     out = tmp_path / "run" / "classes.txt"
-    dm = ImageFolderDataModule(
-        imagenet, image_size=32, batch_size=2, num_workers=0, num_classes_subset=3, subset_seed=7, classes_file=str(out)
+    dm = data_module(
+        "imagefolder",
+        root=imagenet,
+        image_size=32,
+        batch_size=2,
+        num_workers=0,
+        num_classes_subset=3,
+        subset_seed=7,
+        classes_file=str(out),
     )
     perm = torch.randperm(5, generator=torch.Generator().manual_seed(7))[:3]
     expected = sorted(CLASSES[i] for i in perm.tolist())
@@ -278,9 +286,12 @@ def test_imagefolder_subset(imagenet, tmp_path):
     assert not out.exists()  # written in setup, not in the constructor
     dm.setup()
     assert out.read_text().splitlines() == expected
-    again = ImageFolderDataModule(imagenet, image_size=32, num_workers=0, num_classes_subset=3, subset_seed=7)
+    again = data_module("imagefolder", root=imagenet, image_size=32, num_workers=0, num_classes_subset=3, subset_seed=7)
     assert again.classes == expected
-    assert ImageFolderDataModule(imagenet, image_size=32, num_classes_subset=3, subset_seed=8).classes != expected
+    assert (
+        data_module("imagefolder", root=imagenet, image_size=32, num_classes_subset=3, subset_seed=8).classes
+        != expected
+    )
 
     labels = {k: sorted({int(ds.dataset.targets[int(i)]) for i in ds.indices}) for k, ds in dm.datasets.items()}
     assert labels == {"omega": [0, 1, 2], "alpha": [0, 1, 2], "test": [0, 1, 2]}
@@ -297,41 +308,41 @@ def test_imagefolder_subset(imagenet, tmp_path):
 def test_imagefolder_classes_file_only_on_rank_zero(imagenet, tmp_path, monkeypatch):
     out = tmp_path / "classes.txt"
     monkeypatch.setattr(rank_zero_only, "rank", 1)
-    ImageFolderDataModule(imagenet, image_size=32, batch_size=2, num_workers=0, classes_file=str(out)).setup()
+    data_module("imagefolder", root=imagenet, image_size=32, batch_size=2, num_workers=0, classes_file=str(out)).setup()
     assert not out.exists()
     monkeypatch.setattr(rank_zero_only, "rank", 0)
-    ImageFolderDataModule(imagenet, image_size=32, batch_size=2, num_workers=0, classes_file=str(out)).setup()
+    data_module("imagefolder", root=imagenet, image_size=32, batch_size=2, num_workers=0, classes_file=str(out)).setup()
     assert out.read_text().splitlines() == CLASSES
 
 
 def test_imagefolder_errors(imagenet, tmp_path):
     with pytest.raises(ConfigError, match=r"not a directory.*train/<class>"):
-        ImageFolderDataModule(tmp_path / "nope", image_size=32)
+        data_module("imagefolder", root=tmp_path / "nope", image_size=32)
     no_val = tmp_path / "no_val"
     (no_val / "train" / "a").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"val is missing"):
-        ImageFolderDataModule(no_val, image_size=32)
+        data_module("imagefolder", root=no_val, image_size=32)
     with pytest.raises(ConfigError, match=r"num_classes_subset=6 but .* has only 5 classes"):
-        ImageFolderDataModule(imagenet, image_size=32, num_classes_subset=6)
+        data_module("imagefolder", root=imagenet, image_size=32, num_classes_subset=6)
     with pytest.raises(ConfigError, match="num_classes_subset"):
-        ImageFolderDataModule(imagenet, image_size=32, num_classes_subset=0)
+        data_module("imagefolder", root=imagenet, image_size=32, num_classes_subset=0)
     empty = write_imagenet_layout(tmp_path / "empty", classes=["a", "b"], n_train=2, n_val=1)
     (empty / "train" / "c").mkdir()
     (empty / "val" / "c").mkdir()
     (empty / "train" / "c" / "notes.txt").write_text("no images here")
     with pytest.raises(ConfigError, match=r"no images under .*train: \['c'\]"):
-        ImageFolderDataModule(empty, image_size=32)
+        data_module("imagefolder", root=empty, image_size=32)
     no_classes = tmp_path / "no_classes"
     (no_classes / "train").mkdir(parents=True)
     (no_classes / "val").mkdir()
     with pytest.raises(ConfigError, match="no class sub-directories"):
-        ImageFolderDataModule(no_classes, image_size=32)
+        data_module("imagefolder", root=no_classes, image_size=32)
     with pytest.raises(ConfigError, match="image_size is required"):
-        ImageFolderDataModule(imagenet, image_size=None)
+        data_module("imagefolder", root=imagenet, image_size=None)
     with pytest.raises(ConfigError, match="crop_pct"):
-        ImageFolderDataModule(imagenet, crop_pct=0.0)
+        data_module("imagefolder", root=imagenet, image_size=32, crop_pct=0.0)
     with pytest.raises(ConfigError, match="batch_size"):
-        ImageFolderDataModule(imagenet, image_size=32, batch_size=16, num_workers=0).setup()
+        data_module("imagefolder", root=imagenet, image_size=32, batch_size=16, num_workers=0).setup()
 
 
 # ----------------------------------------------------------------------------- CIFAR
@@ -339,7 +350,7 @@ def test_cifar10_real_pickles(tv_root, cifar_md5):
     written = tv_root["cifar10"]
     with open(tv_root["root"] / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
         assert {b"data", b"labels"} <= set(pickle.load(f, encoding="bytes"))  # the archive's keys
-    dm = CIFAR10DataModule(tv_root["root"], batch_size=4, normalize=False)
+    dm = data_module("cifar10", root=tv_root["root"], batch_size=4, normalize=False)
     assert dm.num_classes == 10 and dm.in_chans == 3 and dm.input_size == 32
     dm.setup()
     assert dm.split_sizes() == {"omega": 10, "alpha": 10, "test": 6}
@@ -358,13 +369,13 @@ def test_cifar10_real_pickles(tv_root, cifar_md5):
     for loader in dm.train_dataloader().values():
         x, y = next(iter(loader))
         assert x.shape == (4, 3, 32, 32) and y.dtype == torch.int64
-    x, _ = next(iter(CIFAR10DataModule(tv_root["root"], batch_size=2, image_size=16).test_dataloader()))
+    x, _ = next(iter(data_module("cifar10", root=tv_root["root"], batch_size=2, image_size=16).test_dataloader()))
     assert x.shape == (2, 3, 16, 16)
 
 
 def test_cifar100_real_pickles(tv_root, cifar_md5):
     written = tv_root["cifar100"]
-    dm = CIFAR100DataModule(tv_root["root"], batch_size=3, num_workers=1)
+    dm = data_module("cifar100", root=tv_root["root"], batch_size=3, num_workers=1)
     assert dm.num_classes == 100
     x, y = next(iter(dm.train_dataloader()["train"]))
     assert x.shape == (3, 3, 32, 32) and y.dtype == torch.int64
@@ -378,7 +389,7 @@ def test_cifar100_real_pickles(tv_root, cifar_md5):
 def test_cifar_checksum_mismatch_is_config_error(tv_root):
     # Without the checksum patch torchvision rejects our files (they are not the official
     # archives): the names are there, so the constructor passes and setup reports it.
-    dm = CIFAR10DataModule(tv_root["root"], batch_size=2)
+    dm = data_module("cifar10", root=tv_root["root"], batch_size=2)
     with pytest.raises(ConfigError, match=r"cifar-10-batches-py.*data\.download=true"):
         dm.setup()
 
@@ -392,7 +403,7 @@ def test_mnist_idx_files(tv_root, name, cls, folder):
         assert struct.unpack(">iiii", f.read(16)) == (2051, 8, 28, 28)
     x_train, y_train = tv_root[name]["train"]
     x_test, y_test = tv_root[name]["t10k"]
-    dm = cls(tv_root["root"], batch_size=4, normalize=False)
+    dm = data_module(name, root=tv_root["root"], batch_size=4, normalize=False)
     assert dm.num_classes == 10 and dm.in_chans == 1
     dm.setup()
     assert dm.split_sizes() == {"omega": 4, "alpha": 4, "test": 4}
@@ -406,10 +417,10 @@ def test_mnist_idx_files(tv_root, name, cls, folder):
             assert y == int(ys[j])
     x, y = next(iter(dm.train_dataloader()["train"]))
     assert x.shape == (4, 1, 28, 28) and y.dtype == torch.int64
-    resized = cls(tv_root["root"], batch_size=4, image_size=16)
+    resized = data_module(name, root=tv_root["root"], batch_size=4, image_size=16)
     x, _ = next(iter(resized.train_dataloader()["val"]))
     assert x.shape == (4, 1, 16, 16)
-    normed = cls(tv_root["root"], batch_size=4)
+    normed = data_module(name, root=tv_root["root"], batch_size=4)
     normed.setup()
     x, _ = normed.datasets["test"][0]
     j = int(normed.datasets["test"].indices[0])
@@ -419,28 +430,28 @@ def test_mnist_idx_files(tv_root, name, cls, folder):
 
 # ----------------------------------------------------------------------- missing data
 @pytest.mark.parametrize(
-    "cls,expected",
+    "name,cls,expected",
     [
-        (CIFAR10DataModule, "cifar-10-batches-py"),
-        (CIFAR100DataModule, "cifar-100-python"),
-        (MNISTDataModule, "MNIST/raw"),
-        (FashionMNISTDataModule, "FashionMNIST/raw"),
+        ("cifar10", CIFAR10DataModule, "cifar-10-batches-py"),
+        ("cifar100", CIFAR100DataModule, "cifar-100-python"),
+        ("mnist", MNISTDataModule, "MNIST/raw"),
+        ("fashion_mnist", FashionMNISTDataModule, "FashionMNIST/raw"),
     ],
 )
-def test_missing_torchvision_data(tmp_path, cls, expected):
+def test_missing_torchvision_data(tmp_path, name, cls, expected):
     with pytest.raises(ConfigError) as err:
-        cls(tmp_path / "empty")
+        data_module(name, root=tmp_path / "empty")
     msg = str(err.value)
     assert str(tmp_path / "empty" / expected) in msg
     assert "set data.download=true on a machine with internet, or put the files there" in msg
-    dm = cls(tmp_path / "empty", download=True)  # constructing never downloads
+    dm = data_module(name, root=tmp_path / "empty", download=True)  # constructing never downloads
     assert not (tmp_path / "empty").exists() and dm.num_classes == cls.num_classes
 
 
 def test_bad_args(tv_root):
     for kwargs in ({"batch_size": 0}, {"num_workers": -1}, {"image_size": 0}, {"split_seed": -1}):
         with pytest.raises(ConfigError, match=next(iter(kwargs))):
-            MNISTDataModule(tv_root["root"], **kwargs)
+            data_module("mnist", root=tv_root["root"], **kwargs)
 
 
 # ------------------------------------------------------------------------------ hydra

@@ -205,7 +205,7 @@ def test_two_constraints_where_the_second_binds(micro, micro_table):
     constraint added the exported one is within both, and its hinge enters the importance weights."""
     from fpnas.search.importance import penalised_importance
 
-    loose = Constraint(Flops(), 0.2, beta=0.75, beta_lr=0.0)
+    loose = Constraint(Flops(), 0.2, beta=0.75, beta_lr=0.0, prefix="cost")
     latency = Constraint(Latency(micro_table.path), 1.5, beta=0.5, beta_lr=0.0, prefix="cost.latency")
     only_flops, both = _module(micro, [loose]), _module(micro, {"flops": loose, "latency": latency})
     for m in (only_flops, both):  # the same peaked distribution (towards large, slow architectures)
@@ -232,7 +232,7 @@ def test_constraint_arguments_are_checked_with_their_config_keys(micro, micro_ta
     with pytest.raises(ConfigError, match=r"cost.latency.target_ms=0.01 is below what space 'micro' can reach"):
         _module(micro, [Constraint(Latency(micro_table.path), 0.01, 0.75, 0.0, prefix="cost.latency")])
     with pytest.raises(ConfigError, match="one constraint per metric"):
-        _module(micro, [Constraint(Flops(), 0.1, 0.75, 0.0), Constraint(Flops(), 0.2, 0.75, 0.0)])
+        _module(micro, [Constraint(Flops(), 0.1, 0.75, 0.0, "cost"), Constraint(Flops(), 0.2, 0.75, 0.0, "cost")])
     with pytest.raises(ConfigError, match="cost.constraints must name at least one constraint"):
         _module(micro, {"flops": None})
 

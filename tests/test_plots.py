@@ -14,10 +14,9 @@ from pytorch_lightning.loggers import CSVLogger
 
 from fpnas.errors import ConfigError
 from fpnas.report.plots import HISTORY_KEYS, probability_heatmap, save_figure, search_figures
-from fpnas.search.callbacks import SearchPlots
 from fpnas.search.distribution import ArchDistribution
 from fpnas.space.spec import SearchSpace
-from tests.helpers import MICRO, quick_search
+from tests.helpers import MICRO, callback, quick_search
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -54,7 +53,7 @@ def _feed(cb, module, steps):
 
 
 def test_history_records_every_step_then_thins_and_round_trips():
-    cb = SearchPlots("unused", max_points=10)
+    cb = callback("search_plots", dirpath="unused", max_points=10)
     module = _FakeModule(steps_done=torch.tensor(0), last_step=None, current_epoch=0, phase="factorized")
     cb.on_train_batch_end(None, module, None, None, 0)  # no step yet: nothing recorded
     assert cb.history["step"] == []
@@ -68,7 +67,7 @@ def test_history_records_every_step_then_thins_and_round_trips():
     assert cb.stride == 4 and cb.history["step"] == [1, 5, 9, 13, 17, 21, 25]
     assert set(cb.history) == set(HISTORY_KEYS) and all(len(v) == 7 for v in cb.history.values())
     state = cb.state_dict()
-    resumed = SearchPlots("unused", max_points=10)
+    resumed = callback("search_plots", dirpath="unused", max_points=10)
     resumed.load_state_dict(state)
     module.phase = "joint"
     _feed(resumed, module, 4)  # steps 26..29: only step 29 is on the stride
@@ -84,7 +83,7 @@ def test_history_records_every_step_then_thins_and_round_trips():
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        SearchPlots("x", **kwargs)
+        callback("search_plots", dirpath="x", **kwargs)
 
 
 def test_the_heatmap_marks_the_joint_mode(tmp_path):

@@ -7,11 +7,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from fpnas.data import DigitsDataModule
 from fpnas.search.sampling import AdaptiveK
 from fpnas.space.complexity import ComplexityTables
 from fpnas.space.spec import SearchSpace
-from tests.helpers import PLAIN_SEARCH, search_module
+from tests.helpers import PLAIN_SEARCH, data_module, search_module
 
 # One decision: the width of a single block, 1 channel (a crippling bottleneck) or 16.
 WIDTH_SPACE = dict(
@@ -64,7 +63,7 @@ def _search(space, target_mflops, beta, epochs=6, **kwargs):
         num_sanity_val_steps=0,
         limit_val_batches=0,
     )
-    trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
+    trainer.fit(module, datamodule=data_module("digits", batch_size=32))
     return module
 
 
@@ -172,7 +171,7 @@ def test_scored_pick_is_the_most_accurate_of_the_most_probable_candidates_within
     space = SearchSpace.load("micro")
     torch.manual_seed(0)
     module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08, export_candidates=6)
-    dm = DigitsDataModule(batch_size=64)
+    dm = data_module("digits", batch_size=64)
     dm.setup()
     loader = dm.val_dataloader()
     probable = module.exported_architecture()
@@ -249,7 +248,7 @@ def test_adaptive_beta_rises_while_over_the_target_and_falls_while_under(target,
         limit_val_batches=0,
         callbacks=[record],
     )
-    trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
+    trainer.fit(module, datamodule=data_module("digits", batch_size=32))
     betas = [0.75] + [b for b, _ in record.rows]
     for (before, after), (_, expected) in zip(zip(betas, betas[1:]), record.rows):
         gap = expected / target - 1
@@ -277,7 +276,7 @@ def _first_alpha_grad(plugins=()):
         callbacks=[trace],
         plugins=list(plugins),
     )
-    trainer.fit(module, datamodule=DigitsDataModule(batch_size=32))
+    trainer.fit(module, datamodule=data_module("digits", batch_size=32))
     return trace.grads[0]
 
 
@@ -314,7 +313,7 @@ def test_finetuned_candidate_scores_train_each_candidate_alone_from_its_shared_w
         export_finetune_steps=30,
         export_finetune_lr=0.05,
     )
-    dm = DigitsDataModule(batch_size=32)
+    dm = data_module("digits", batch_size=32)
     dm.setup()
     rows = module.distribution.sample(2, torch.Generator().manual_seed(0)).tolist()
     shared = module.score_architectures(rows, dm.val_dataloader())

@@ -65,7 +65,7 @@ ENOUGH = 10**7  # candidates: more than these tests need
 
 def _flops(space, mflops: float) -> list:
     """One FLOPs constraint of ``mflops`` with its table: what a search passes as its constraints."""
-    constraint = Constraint(Flops(), mflops, 0.75, 0.0)
+    constraint = Constraint(Flops(), mflops, 0.75, 0.0, "cost")
     return [(constraint, constraint.table_for(space))]
 
 

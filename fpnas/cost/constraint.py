@@ -31,10 +31,11 @@ class Constraint:
 
     ``target`` is in the metric's unit (MFLOPs, M params, ms); ``prefix`` is the config node the
     values come from, so that every message names the key to change (``cost.target_mflops``,
-    ``cost.latency.target_ms``). :meth:`table_for` builds the metric's table for a space.
+    ``cost.latency.target_ms``). :meth:`table_for` builds the metric's table for a space. Built from a
+    ``cost.constraints.<metric>`` node of conf/cost/*.yaml, the one home of its values.
     """
 
-    def __init__(self, metric, target: float, beta: float, beta_lr: float, prefix: str = "cost"):
+    def __init__(self, metric, target: float, beta: float, beta_lr: float, prefix: str):
         if not isinstance(metric, Metric):
             raise ConfigError(
                 f"{prefix}: metric must be an fpnas.cost.metrics.Metric (Flops, Params, Latency), got {metric!r}"

@@ -73,10 +73,10 @@ def stratified_split(labels: torch.Tensor, test_fraction: float, generator: torc
 class SearchDataModule(ThreeSplitDataModule):
     """In-memory ω / α / test splits for differentiable architecture search.
 
-    Args:
+    Args (all required; conf/data/<name>.yaml is the one home of their values):
         batch_size: images per ω and per α batch in ``train_dataloader``.
         val_batch_size: batch size for ``val_dataloader`` / ``test_dataloader``
-            (defaults to ``batch_size``).
+            (``None`` = ``batch_size``).
         num_workers: DataLoader worker processes (0 = load in the main process).
         image_size: resize images to ``image_size``×``image_size`` with bilinear
             interpolation (antialiased when shrinking); ``None`` keeps the native size.
@@ -100,15 +100,22 @@ class SearchDataModule(ThreeSplitDataModule):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        val_batch_size: int | None = None,
-        num_workers: int = 0,
-        image_size: int | None = None,
-        split_seed: int = 0,
-        test_fraction: float = 0.2,
-        normalize: bool = True,
+        *,
+        batch_size: int,
+        val_batch_size: int | None,
+        num_workers: int,
+        image_size: int | None,
+        split_seed: int,
+        test_fraction: float,
+        normalize: bool,
     ) -> None:
-        super().__init__(batch_size, val_batch_size, num_workers, image_size, split_seed)
+        super().__init__(
+            batch_size=batch_size,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+            image_size=image_size,
+            split_seed=split_seed,
+        )
         if (
             isinstance(test_fraction, bool)
             or not isinstance(test_fraction, (int, float))

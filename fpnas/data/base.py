@@ -2,7 +2,8 @@
 
 Every data module of fpnas (``conf/data/*.yaml``) is a :class:`ThreeSplitDataModule`:
 
-* ``__init__`` is cheap and checks every argument: a bad value raises
+* ``__init__`` is cheap and checks every argument (all of them required: ``conf/data/<name>.yaml`` is the
+  one home of their values): a bad value raises
   :class:`~fpnas.errors.ConfigError` naming the ``data.*`` key to change (one line, before any
   data is read). After ``__init__``, ``num_classes``, ``in_chans`` and ``input_size`` are known:
   the search fits its space to them before anything is loaded.
@@ -43,16 +44,18 @@ def check_int(name: str, value: Any, minimum: int, hint: str) -> int:
 class ThreeSplitDataModule(pl.LightningDataModule):
     """The loaders every search data module shares: ω / α for training, α and test for scoring.
 
-    Subclasses fill ``self.datasets`` (``omega``, ``alpha``, ``test``) in ``setup()``.
+    Subclasses fill ``self.datasets`` (``omega``, ``alpha``, ``test``) in ``setup()``. Every argument is
+    required: a data set's conf/data/<name>.yaml is the one home of its values (``data.*``).
     """
 
     def __init__(
         self,
-        batch_size: int = 64,
-        val_batch_size: int | None = None,
-        num_workers: int = 0,
-        image_size: int | None = None,
-        split_seed: int = 0,
+        *,
+        batch_size: int,
+        val_batch_size: int | None,
+        num_workers: int,
+        image_size: int | None,
+        split_seed: int,
     ) -> None:
         super().__init__()
         self.batch_size = check_int("batch_size", batch_size, 1, "set data.batch_size to a positive integer")

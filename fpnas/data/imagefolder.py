@@ -89,7 +89,7 @@ class ClassListImageFolder(ImageFolder):
 class ImageFolderDataModule(HalvedTrainDataModule):
     """ImageNet-style folders: ω/α = halves of ``train/``, test = ``val/``.
 
-    Args:
+    Args (all required; conf/data/imagefolder.yaml is the one home of their values):
         root: directory holding ``train/<class>/*`` and ``val/<class>/*`` images.
         batch_size, val_batch_size, num_workers, split_seed, alpha_augment: see
             :class:`fpnas.data.split.HalvedTrainDataModule`.
@@ -117,21 +117,22 @@ class ImageFolderDataModule(HalvedTrainDataModule):
     def __init__(
         self,
         root: str,
-        batch_size: int = 64,
-        val_batch_size: int | None = None,
-        num_workers: int = 4,
-        image_size: int = 224,
-        split_seed: int = 0,
-        alpha_augment: bool = False,
-        num_classes_subset: int | None = None,
-        subset_seed: int = 0,
-        classes_file: str | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        crop_pct: float = 0.875,
-        scale: Sequence[float] = (0.08, 1.0),
-        color_jitter: float = 0.0,
-        auto_augment: str | None = None,
+        *,
+        batch_size: int,
+        val_batch_size: int | None,
+        num_workers: int,
+        image_size: int,
+        split_seed: int,
+        alpha_augment: bool,
+        num_classes_subset: int | None,
+        subset_seed: int,
+        classes_file: str | None,
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
+        crop_pct: float,
+        scale: Sequence[float],
+        color_jitter: float,
+        auto_augment: str | None,
     ) -> None:
         if image_size is None:
             raise ConfigError(

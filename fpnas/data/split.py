@@ -71,7 +71,7 @@ class TransformSubset(Dataset):
 class HalvedTrainDataModule(ThreeSplitDataModule):
     """ω / α halves of an official train split, official test split held out.
 
-    Args:
+    Args (all required; conf/data/<name>.yaml is the one home of their values):
         batch_size: images per ω and per α batch in ``train_dataloader``.
         val_batch_size: batch size of ``val_dataloader`` / ``test_dataloader`` (``None`` = ``batch_size``).
         num_workers: DataLoader worker processes per loader (0 = main process). With workers,
@@ -91,14 +91,21 @@ class HalvedTrainDataModule(ThreeSplitDataModule):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        val_batch_size: int | None = None,
-        num_workers: int = 0,
-        image_size: int | None = None,
-        split_seed: int = 0,
-        alpha_augment: bool = False,
+        *,
+        batch_size: int,
+        val_batch_size: int | None,
+        num_workers: int,
+        image_size: int | None,
+        split_seed: int,
+        alpha_augment: bool,
     ) -> None:
-        super().__init__(batch_size, val_batch_size, num_workers, image_size, split_seed)
+        super().__init__(
+            batch_size=batch_size,
+            val_batch_size=val_batch_size,
+            num_workers=num_workers,
+            image_size=image_size,
+            split_seed=split_seed,
+        )
         self.alpha_augment = bool(alpha_augment)
         self.split_indices: dict[str, torch.Tensor] = {}
         self.datasets: dict[str, TransformSubset] = {}

@@ -31,7 +31,7 @@ from fpnas.errors import ConfigError
 class TorchvisionDataModule(HalvedTrainDataModule):
     """A ``torchvision.datasets`` set with official train/test splits (see module docstring).
 
-    Args:
+    Args (all required; conf/data/<name>.yaml is the one home of their values):
         root: directory torchvision reads from (and downloads into).
         download: download missing files in :meth:`prepare_data` (needs internet).
         batch_size, val_batch_size, num_workers, split_seed, alpha_augment: see
@@ -51,14 +51,15 @@ class TorchvisionDataModule(HalvedTrainDataModule):
     def __init__(
         self,
         root: str,
-        download: bool = False,
-        batch_size: int = 64,
-        val_batch_size: int | None = None,
-        num_workers: int = 0,
-        image_size: int | None = None,
-        split_seed: int = 0,
-        alpha_augment: bool = False,
-        normalize: bool = True,
+        *,
+        download: bool,
+        batch_size: int,
+        val_batch_size: int | None,
+        num_workers: int,
+        image_size: int | None,
+        split_seed: int,
+        alpha_augment: bool,
+        normalize: bool,
     ) -> None:
         super().__init__(
             batch_size=batch_size,

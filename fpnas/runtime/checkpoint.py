@@ -406,9 +406,12 @@ class LastCheckpoint(Checkpoint):
     scheduler requeues it instead of treating it as finished (:func:`exit_status_of_interrupt`).
     A :class:`~pytorch_lightning.callbacks.Checkpoint`, so Lightning runs it after the other callbacks
     (the state it saves includes theirs for the step) and adds no checkpoint callback of its own.
+
+    Built from ``callbacks.checkpoint`` of conf/callbacks/default.yaml (search) and conf/train.yaml (train), the
+    one home of its values.
     """
 
-    def __init__(self, path: str, every_n_steps: int = 0, every_n_minutes: float = 0.0):
+    def __init__(self, path: str, *, every_n_steps: int, every_n_minutes: float):
         for key, value, kind in (("every_n_steps", every_n_steps, int), ("every_n_minutes", every_n_minutes, float)):
             if (
                 isinstance(value, bool)

@@ -46,9 +46,9 @@ class ValidateSweep(Callback):
     itself would check it (``check``: the dotted path of the entry point's check, e.g.
     ``fpnas.search.run.validate_search_config``); each bad one is named in one line. Then the sweep stops
     (exit 2) before any job has run, or, with ``skip_invalid_jobs=true``, runs the good jobs and skips the
-    bad ones."""
+    bad ones. Built from ``hydra.callbacks.validate_sweep`` of conf/hydra/default.yaml, the one home of ``check``."""
 
-    def __init__(self, check: str | None = None):
+    def __init__(self, check: str | None):
         self.check = check  # resolved only when a sweep starts: a single run must not import what it names
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:

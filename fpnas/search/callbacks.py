@@ -35,9 +35,11 @@ class SearchStatsLogger(pl.Callback):
     term; it moves with ``cost.beta_lr`` > 0). For a constraint on another metric (latency,
     params): ``search/<metric>_expected`` and ``search/<metric>_argmax`` in its unit; with several
     constraints, ``search/beta_<metric>`` each (``search/beta`` is the first one's).
+
+    Built from ``callbacks.search_stats`` of conf/callbacks/default.yaml, the one home of its values.
     """
 
-    def __init__(self, prob_every_n_steps: int = 50):
+    def __init__(self, prob_every_n_steps: int):
         check_option("callbacks.search_stats.prob_every_n_steps", prob_every_n_steps, int, 0, example=50)
         self.prob_every_n_steps = prob_every_n_steps
 
@@ -97,9 +99,11 @@ class SearchPlots(pl.Callback):
     lives in the checkpoint, so a resumed search draws its whole trajectory. Above
     ``max_points`` steps every other point is dropped and then only every 2nd (4th, ...) step
     is recorded, so the history stays small in week-long searches.
+
+    Built from ``callbacks.search_plots`` of conf/callbacks/default.yaml, the one home of its values.
     """
 
-    def __init__(self, dirpath: str, every_n_epochs: int = 5, max_points: int = 5000, dpi: int = 110):
+    def __init__(self, dirpath: str, *, every_n_epochs: int, max_points: int, dpi: int):
         if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 0:
             raise ConfigError(
                 f"callbacks.search_plots.every_n_epochs must be an integer >= 0 (0 = only at the "
