@@ -409,6 +409,7 @@ def test_command_line_train_and_unwritable_directory(tmp_path):
     ]
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_divergence_under_ddp_stops_every_process_at_the_same_step(tmp_path):
     """Two CPU processes: the check reads all-reduced log-likelihoods, so both stop at step 1 (no
     process waits forever in a collective) and the line is printed once."""

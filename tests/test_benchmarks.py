@@ -182,6 +182,7 @@ def _ground_truth(tmp_path, *args):
     return proc.stdout
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_ground_truth_trains_every_architecture_and_restarts_where_it_stopped(tmp_path):
     """A 4-architecture space, real 1-epoch trainings: a first piece of 2 rows, then a restart that
     keeps them as they are and trains only the other 2."""
@@ -248,6 +249,7 @@ def test_ground_truth_report_measures_whether_the_seeds_agree():
     assert not can_rank_methods([b | {"seed_tau": 0.69, "ratio": 6.0}]) and not can_rank_methods([])
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_ground_truth_refuses_a_table_made_with_other_settings(tmp_path):
     (tmp_path / "four.yaml").write_text(FOUR_ARCHS)
     _ground_truth(tmp_path, "--limit", "1")

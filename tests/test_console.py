@@ -132,6 +132,7 @@ def test_logger_mlflow_without_the_extra_is_one_clear_line(tmp_path, monkeypatch
         MLFlowLogger(experiment_name="x", tracking_uri=f"file:{tmp_path}/mlruns")
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_a_sweep_logs_every_job_to_one_mlflow_store(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own client

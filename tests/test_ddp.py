@@ -66,6 +66,7 @@ def test_two_processes_give_the_same_alpha_and_weights_as_one(single_process_run
     assert summary["phase_final"] == "joint"
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_readme_ddp_command_runs_to_the_end_with_its_console_defaults(tmp_path):
     """The README's CPU DDP command line, as written (progress bar on, default space and data), shortened
     to a few steps: rank 1's disabled progress bar once crashed it at the start of training."""
@@ -81,6 +82,7 @@ def test_readme_ddp_command_runs_to_the_end_with_its_console_defaults(tmp_path):
     assert "3/3" in proc.stdout  # rank 0 drew its bar to the end
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_torchrun_two_nodes_on_loopback_gives_the_same_alpha(single_process_run, tmp_path):
     overrides = [
         *SHORT,
@@ -94,6 +96,7 @@ def test_torchrun_two_nodes_on_loopback_gives_the_same_alpha(single_process_run,
     _assert_same_search(_state(single_process_run), _state(tmp_path))
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_sweep_of_ddp_jobs_runs_each_job_once(tmp_path):
     sweep_dir = tmp_path / "sweep"
     _run(
@@ -121,6 +124,7 @@ def test_sweep_of_ddp_jobs_runs_each_job_once(tmp_path):
     assert rows[1].endswith(f",{sweep_dir / '0'},{sweep_dir / '0' / 'arch.yaml'}")  # the run and its exported file
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_ddp_benchmark_quick_counts_one_gradient_allreduce_per_step():
     _run([sys.executable, str(ROOT / "benchmarks" / "ddp_step.py"), "--quick"], ROOT)
     rows = json.loads((ROOT / "benchmarks" / "results" / "ddp_step_quick.json").read_text())

@@ -99,6 +99,7 @@ def test_preset_has_the_paper_settings_and_a_reachable_target(tmp_path, name):
     assert lo / 1e6 < target < hi / 1e6
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_a_preset_searches_end_to_end_on_a_small_image_folder(tmp_path):
     data = tmp_path / "data"
     for split, count in (("train", 8), ("val", 2)):

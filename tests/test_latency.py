@@ -152,6 +152,7 @@ def test_timing_measures_a_real_module():
     assert 0 < ms < 1000
 
 
+@pytest.mark.slow  # a longer end-to-end run: CI runs it (`pytest -m slow`); the default run stays short
 def test_build_command_line_writes_a_complete_table_and_rejects_bad_options(tmp_path):
     out = tmp_path / "micro.json"
     cmd = [sys.executable, "-m", "fpnas.latency", "build", *MICRO[:2], "min_run_time=0.001", "calibration=1"]
