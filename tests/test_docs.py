@@ -206,5 +206,6 @@ def test_ci_extracts_the_test_command_from_the_readme():
 
 def test_ci_builds_the_docs_before_the_slow_tests():
     script = (ROOT / ".ci" / "run").read_text()
-    build = script.index('.venv/bin/pip install -e ".[docs]" && .venv/bin/mkdocs build --strict --site-dir')
+    assert '.venv/bin/pip install -e ".[docs]" && ' in script
+    build = script.index('.venv/bin/mkdocs build --strict --site-dir "$site_dir"')
     assert script.index('bash -c "$cmd"') < build < script.index(".venv/bin/python -m pytest -m slow")

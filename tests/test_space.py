@@ -60,7 +60,14 @@ def _projection_skips(space, rows) -> int:
     return sum(cfg.projection_skip for row in rows for cfg in space.resolve(row))
 
 
-def test_analytic_macs_and_params_match_flop_counter_and_model(any_space):
+@pytest.mark.parametrize(
+    "name",
+    [  # the paper's ImageNet-scale spaces take seconds per architecture on the flop counter: CI's slow set
+        pytest.param(n, marks=pytest.mark.slow) if n.startswith("fpnas_l") else n for n in SearchSpace.available()
+    ],
+)
+def test_analytic_macs_and_params_match_flop_counter_and_model(name):
+    any_space = SearchSpace.load(name)
     tables = ComplexityTables(any_space)
     archs = random_indices(any_space, 20, seed=11)
     if any_space.channels_per == "block":  # the samples exercise 1x1 projection skips
