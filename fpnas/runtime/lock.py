@@ -109,7 +109,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):  # a lock released or taken over between the steps: look again
+        for _ in range(5):  # a lock released or taken over between the steps: look again
             if self._create():
                 self._start_heartbeat()
                 return self
@@ -126,7 +126,10 @@ class RunLock:
                 os.rename(self.path, aside)
             except FileNotFoundError:
                 continue
-            moved = json.loads(aside.read_text() or "{}") if aside.exists() else {}
+            try:
+                moved = json.loads(aside.read_text() or "{}")
+            except (OSError, ValueError):
+                moved = {}  # unreadable, as it was judged
             if moved != owner:  # another run took it over first: put its lock back, and look again
                 try:
                     os.link(aside, self.path)
