@@ -34,6 +34,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.utilities import rank_zero_info
 
 from fpnas.errors import CheckpointWriteError, ConfigError, DamagedCheckpointError, find_cause
+from fpnas.runtime.lock import process_alive
 
 log = logging.getLogger("fpnas")
 
@@ -256,7 +257,7 @@ def remove_stale_temporaries(directory) -> list[Path]:
         if match is None or not file.is_file():
             continue
         pid = int(match["pid"])
-        if pid != os.getpid() and _alive(pid):
+        if pid != os.getpid() and process_alive(pid):
             continue
         try:
             file.unlink()
@@ -363,20 +364,6 @@ def _remember(path, digest: str, key: tuple | None = None) -> None:
     if len(_digests) > 64:  # a handful of checkpoints per run: keep the newest
         _digests.pop(next(iter(_digests)))
     _digests[key or _identity(path)] = digest
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0 or os.name == "nt":  # os.kill(0, 0) would signal the process group; Windows: keep the file
-        return pid > 0
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    except (OSError, OverflowError):
-        return False
-    return True
 
 
 def _size(n: int) -> str:

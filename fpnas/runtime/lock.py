@@ -40,13 +40,19 @@ def process_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
 
 
-def _alive(pid: int, start: str | None) -> bool:
+def process_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process ``pid`` runs on this host (and, with ``start``, is still the process that started then:
+    not another one that reuses the pid). Another user's process counts as running."""
+    if pid <= 0 or os.name == "nt":  # os.kill(0, 0) would signal the process group; Windows: assume it runs
+        return pid > 0
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
         pass
+    except (OSError, OverflowError):
+        return False
     now = process_start_time(pid)
     return start is None or now is None or now == start
 
@@ -89,7 +95,7 @@ class RunLock:
         except FileNotFoundError:
             return "released"
         if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-            if not _alive(owner["pid"], owner.get("process_start")):
+            if not process_alive(owner["pid"], owner.get("process_start")):
                 return f"its process {owner['pid']} on this host has ended"
             return None
         if age > STALE_AFTER_S:
