@@ -82,7 +82,7 @@ def test_a_search_on_the_device_matches_the_same_search_on_the_cpu(tmp_path):
     a, b = _state(device_run), _state(cpu_run)
     assert int(a["steps_done"]) == int(b["steps_done"]) == 4
     assert int(a["samples_total"]) == int(b["samples_total"])
-    pa, pb = torch.softmax(a["distribution.alpha"], 1), torch.softmax(b["distribution.alpha"], 1)
+    pa, pb = torch.softmax(a["members.0.distribution.alpha"], 1), torch.softmax(b["members.0.distribution.alpha"], 1)
     assert (pa - pb).abs().max() <= 1e-3
     assert (pb - torch.softmax(torch.zeros_like(pb), 1)).abs().max() > 1e-2  # α did move
 
@@ -93,7 +93,9 @@ def test_a_mixed_precision_search_runs_and_exports_within_the_target(tmp_path, p
     arch = load_architecture(tmp_path / "arch.yaml")
     assert arch.complexity()[0] / 1e6 <= 0.08 and summary["arch_mflops"] <= 0.08
     state = _state(tmp_path)
-    assert state["distribution.alpha"].dtype == torch.float32 and bool(state["distribution.alpha"].isfinite().all())
+    assert state["members.0.distribution.alpha"].dtype == torch.float32 and bool(
+        state["members.0.distribution.alpha"].isfinite().all()
+    )
     top = yaml.safe_load((tmp_path / "top_archs.yaml").read_text())
     probs = [e["log_prob"] for e in top["entries"]]
     assert len(probs) == 3 and probs == sorted(probs, reverse=True)
@@ -183,5 +185,5 @@ def test_two_processes_on_one_device_with_gloo_match_one_process(tmp_path):
     search_on_two_loopback_nodes(overrides, tmp_path, timeout=600)
     a, b = _state(one), _state(tmp_path / "two")
     assert int(a["steps_done"]) == int(b["steps_done"]) == 4
-    pa, pb = torch.softmax(a["distribution.alpha"], 1), torch.softmax(b["distribution.alpha"], 1)
+    pa, pb = torch.softmax(a["members.0.distribution.alpha"], 1), torch.softmax(b["members.0.distribution.alpha"], 1)
     assert (pa - pb).abs().max() <= 1e-5

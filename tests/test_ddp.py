@@ -33,7 +33,7 @@ def _assert_same_search(a, b):
     assert torch.equal(a["samples_total"], b["samples_total"]) and torch.equal(a["steps_done"], b["steps_done"])
     # alpha to 1e-6 (relative above 1: joint logits are sums of log-probabilities of size ~3.5,
     # whose float32 spacing is 2.4e-7), and so the probabilities to 1e-6
-    alpha_a, alpha_b = a["distribution.alpha"], b["distribution.alpha"]
+    alpha_a, alpha_b = a["members.0.distribution.alpha"], b["members.0.distribution.alpha"]
     assert torch.allclose(alpha_a, alpha_b, rtol=1e-6, atol=1e-6)
     assert (torch.softmax(alpha_a, 1) - torch.softmax(alpha_b, 1)).abs().max() <= 1e-6
     weights = [k for k in a if k.startswith("supernet.") and "running_" not in k and "num_batches" not in k]

@@ -74,7 +74,7 @@ def _observed(tmp_path: Path) -> dict:
     return {
         "search": {
             "arch.yaml": (search / "arch.yaml").read_text(),
-            "alpha": ckpt["state_dict"]["distribution.alpha"].flatten().tolist(),
+            "alpha": ckpt["state_dict"]["members.0.distribution.alpha"].flatten().tolist(),
             "metrics": _metrics(search / "csv/metrics.csv"),
             "summary": _summary(search / "search_summary.json"),
             "weights": _weights(search / "checkpoints/last.ckpt"),

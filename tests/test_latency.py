@@ -260,12 +260,12 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
     )
     summary = run_search(cfg)
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    alpha = state["distribution.alpha"]
+    alpha = state["members.0.distribution.alpha"]
     assert alpha.shape == (4, 32) and summary["arch_mflops"] == 0.032832
     golden = [-3.5763323307037354, -3.610919952392578, -3.2146501541137695, -3.4861834049224854]
     assert alpha.flatten()[[0, 5, 17, 40]].tolist() == pytest.approx(golden, abs=1e-6)
     # β is float64 but follows E[FLOPs] of the float32 α: float32 precision too (another CPU gave 0.97627636)
-    assert float(state["beta"][0]) == pytest.approx(0.9762763752340078, abs=1e-6)
+    assert float(state["members.0.beta"][0]) == pytest.approx(0.9762763752340078, abs=1e-6)
     # the constraint comes back from the checkpoint's hyper-parameters (benchmarks load searches so)
     from fpnas.search.module import SearchModule
     from fpnas.search.sampling import AdaptiveK
@@ -277,7 +277,9 @@ def test_cost_flops_gives_the_search_it_gave_before_constraints(tmp_path):
     assert [c.to_dict() for c in loaded.constraints] == [
         {"metric": "flops", "target": 0.05, "beta": 0.75, "beta_lr": 0.05, "prefix": "cost"}
     ]
-    assert torch.equal(loaded.distribution.alpha, alpha) and loaded.beta_values["flops"] == float(state["beta"][0])
+    assert torch.equal(loaded.distribution.alpha, alpha) and loaded.beta_values["flops"] == float(
+        state["members.0.beta"][0]
+    )
     assert summary["constraints"] == {
         "flops": {
             "target": 0.05,

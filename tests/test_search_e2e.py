@@ -184,7 +184,7 @@ def test_resumed_search_ends_exactly_like_an_uninterrupted_one(tmp_path):
     assert summary["phase_final"] == "joint" and summary["steps"] == 12
     straight = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
-    assert torch.equal(straight["distribution.alpha"], resumed["distribution.alpha"])
+    assert torch.equal(straight["members.0.distribution.alpha"], resumed["members.0.distribution.alpha"])
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     assert (
         load_architecture(tmp_path / "straight" / "arch.yaml").indices

@@ -217,7 +217,7 @@ def test_feasible_export_is_the_brute_force_most_probable_architecture_under_the
     assert "within the target" in module.selection() and "over the target" in module.selection()
     # the paper's argmax stays available
     module.final_pick = dataclasses.replace(module.final_pick, mode="argmax")
-    module._export_cache = None
+    module.member.export_cache = None
     assert torch.equal(module.exported_architecture(), mode)
 
 

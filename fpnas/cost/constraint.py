@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from fpnas.cost.checks import check_budget
+from fpnas.cost.checks import budget_targets, check_budget
 from fpnas.cost.metrics import METRICS, Metric
 from fpnas.errors import ConfigError
 
@@ -29,13 +31,15 @@ class Constraint:
     """A budget on one metric: E-step penalty ``β · max(0, metric / target - 1)`` (the paper's hinge)
     with its own β, fixed or adapted by dual ascent (``beta_lr`` > 0).
 
-    ``target`` is in the metric's unit (MFLOPs, M params, ms); ``prefix`` is the config node the
-    values come from, so that every message names the key to change (``cost.target_mflops``,
+    ``target`` is in the metric's unit; a list of targets (``cost.target_mflops=[0.3,0.6]``) configures one
+    search for a family of budgets, which :func:`split_targets` turns into one single-target constraint per
+    member (only a single-target constraint has a ``target`` and a ``limit``). ``prefix`` is the config node
+    the values come from, so that every message names the key to change (``cost.target_mflops``,
     ``cost.latency.target_ms``). :meth:`table_for` builds the metric's table for a space. Built from a
     ``cost.constraints.<metric>`` node of conf/cost/*.yaml, the one home of its values.
     """
 
-    def __init__(self, metric, target: float, beta: float, beta_lr: float, prefix: str):
+    def __init__(self, metric, target: float | Sequence[float], beta: float, beta_lr: float, prefix: str):
         if not isinstance(metric, Metric):
             raise ConfigError(
                 f"{prefix}: metric must be an fpnas.cost.metrics.Metric (Flops, Params, Latency), got {metric!r}"
@@ -43,8 +47,26 @@ class Constraint:
         self.metric, self.prefix = metric, prefix
         keys = [self.key(metric.target_key), self.key("beta"), self.key("beta_lr")]
         check_budget(keys[0], target, keys[1], beta, keys[2], beta_lr, example=metric.example)
-        self.target, self.beta, self.beta_lr = float(target), float(beta), float(beta_lr)
-        self.limit = self.target * metric.scale  # in the metric's counted unit (MACs for FLOPs)
+        self.targets = budget_targets(keys[0], target)
+        self.several = isinstance(target, Sequence) and not isinstance(target, str)
+        self.beta, self.beta_lr = float(beta), float(beta_lr)
+
+    @property
+    def target(self) -> float:
+        """The target in the metric's unit (e.g. MFLOPs)."""
+        if self.several:
+            raise ValueError(f"{self!r} has several targets: split_targets gives one constraint per target")
+        return self.targets[0]
+
+    @property
+    def limit(self) -> float:
+        """The target in the metric's counted unit (MACs for FLOPs)."""
+        return self.target * self.metric.scale
+
+    def at(self, index: int) -> Constraint:
+        """The single-target constraint of target ``index`` (a single target serves every index)."""
+        target = self.targets[index if self.several else 0]
+        return Constraint(self.metric, target, self.beta, self.beta_lr, self.prefix)
 
     @property
     def name(self) -> str:
@@ -85,22 +107,25 @@ class Constraint:
 
     def describe(self) -> str:
         beta = f"β {self.beta:g}" + (f", dual ascent lr {self.beta_lr:g}" if self.beta_lr > 0 else "")
-        return f"{self.metric.name} <= {self.target:g} {self.metric.describe()} ({beta})"
+        return f"{self.metric.name} <= {self._target_text()} {self.metric.describe()} ({beta})"
 
     def to_dict(self) -> dict:
         """Plain data (hparams.yaml); :func:`constraint_from` rebuilds the constraint from it."""
         return {
             "metric": self.metric.name,
             **({"table": str(self.metric.path)} if self.metric.name == "latency" else {}),
-            "target": self.target,
+            "target": list(self.targets) if self.several else self.targets[0],
             "beta": self.beta,
             "beta_lr": self.beta_lr,
             "prefix": self.prefix,
         }
 
+    def _target_text(self) -> str:
+        return "[" + ", ".join(f"{t:g}" for t in self.targets) + "]" if self.several else f"{self.targets[0]:g}"
+
     def __repr__(self) -> str:
         return (
-            f"Constraint({self.metric!r}, target={self.target:g}, beta={self.beta:g}, beta_lr={self.beta_lr:g}, "
+            f"Constraint({self.metric!r}, target={self._target_text()}, beta={self.beta:g}, beta_lr={self.beta_lr:g}, "
             f"prefix={self.prefix!r})"
         )
 
@@ -118,3 +143,15 @@ def constraint_from(value) -> Constraint:
     name = value.pop("metric")
     metric = METRICS[name](value.pop("table")) if name == "latency" else METRICS[name]()
     return Constraint(metric, **value)
+
+
+def split_targets(constraints: Sequence[Constraint]) -> list[list[Constraint]]:
+    """One list of single-target constraints per member of the search: one member when every constraint has
+    one target; N when a constraint lists N targets (the others serve every member, so that a FLOPs family
+    can share one latency cap). Lists of different lengths are refused."""
+    counts = {len(c.targets) for c in constraints if c.several}
+    if len(counts) > 1:
+        lists = ", ".join(f"{c.key(c.metric.target_key)} has {len(c.targets)}" for c in constraints if c.several)
+        raise ConfigError(f"the cost targets' lists must have one length (one entry per member): {lists}")
+    n = counts.pop() if counts else 1
+    return [[c.at(i) for c in constraints] for i in range(n)]

@@ -5,6 +5,10 @@ and ``top_archs.yaml`` (+ ``top_archs/rank_<i>.yaml``); ``train.py`` writes ``ar
 ``train_summary.json`` and ``checkpoints/last.ckpt``; both log to ``csv/`` or ``tensorboard/``.
 Beside ``last.ckpt``: ``previous.ckpt`` (the generation before it) and ``checksums.sha256``.
 The callbacks' file paths in ``conf/callbacks/default.yaml`` are the same names.
+
+A search for a family of targets (``cost.target_mflops=[a,b,c]``) writes what one search writes for each
+member into ``target_<i>/`` (:func:`member_path`, :meth:`RunDir.member`), and ``family_summary.csv`` /
+``family.png`` / ``search_summary.json`` of the whole family at the top; the checkpoints and logs stay at the top.
 """
 
 from __future__ import annotations
@@ -13,12 +17,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def member_path(path: str | Path, index: int, members: int) -> Path:
+    """Where member ``index`` of a search with ``members`` targets writes the file a single search writes at
+    ``path``: the same name in ``target_<index>/`` beside it (``path`` itself for a single target)."""
+    path = Path(path)
+    return path if members == 1 else path.parent / f"target_{index}" / path.name
+
+
 @dataclass(frozen=True)
 class RunDir:
     root: Path
 
     def __init__(self, root: str | Path):
         object.__setattr__(self, "root", Path(root))
+
+    def member(self, index: int) -> RunDir:
+        """The folder of member ``index`` of a family search: ``target_<index>/``."""
+        return RunDir(self.root / f"target_{index}")
+
+    @property
+    def family_summary(self) -> Path:
+        """One row per member of a family search (target, MFLOPs, params, val acc, entropy...)."""
+        return self.root / "family_summary.csv"
+
+    @property
+    def family_picture(self) -> Path:
+        """Validation accuracy against MFLOPs of the members of a family search."""
+        return self.root / "family.png"
 
     @property
     def arch(self) -> Path:

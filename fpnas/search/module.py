@@ -5,14 +5,16 @@ omega split with PARSEC importance weights, then the architecture logits alpha o
 the alpha split with the closed-form score-function gradient and the hinge cost of each constraint
 (FLOPs by default; parameters or a measured latency, several at once: ``fpnas.cost.constraint.Constraint``).
 Logging of entropy, K, sample counts, FLOPs and probabilities lives in callbacks
-(``fpnas.search.callbacks``); they read :attr:`SearchModule.last_step`.
+(``fpnas.search.callbacks``); they read :attr:`SearchModule.last_step`. With a list of targets the search
+trains one super-net for a family of budgets (:class:`Member`).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics.classification import MulticlassAccuracy
 
-from fpnas.cost.constraint import Constraint, constraint_from, dual_ascent_beta
+from fpnas.cost.constraint import Constraint, constraint_from, dual_ascent_beta, split_targets
 from fpnas.errors import ConfigError, NonFiniteLossError
 from fpnas.runtime.distributed import all_reduce_sum, average_gradients
 from fpnas.search.distribution import ArchDistribution, Schedule
@@ -67,8 +69,60 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
     return -(target_probs * F.log_softmax(logits, -1)).sum(-1).mean()
 
 
+MEMBER_STATE = ("distribution.alpha", "beta", "entropy_initial", "k_initial")  # per member, in the state_dict
+
+
+def upgrade_state_dict(state: dict[str, torch.Tensor], beta: torch.Tensor) -> None:
+    """A checkpoint of an earlier fpnas as this one's (in place): the one target's state under ``members.0.``
+    (written before families of targets), β as a vector (before several constraints) and at all (before β
+    was adaptive: the configured ``beta``)."""
+    for key in MEMBER_STATE:
+        if key in state:
+            state[f"members.0.{key}"] = state.pop(key)
+    if "members.0.beta" not in state:
+        state["members.0.beta"] = beta.detach().clone()
+    elif state["members.0.beta"].dim() == 0:
+        state["members.0.beta"] = state["members.0.beta"].reshape(1)
+
+
+class Member(torch.nn.Module):
+    """One budget of a search: its single-target constraints with their cost tables, its architecture
+    distribution, β, and what the search reports of it. A search has one member (the paper), or one per target
+    of a family (``cost.target_mflops=[0.3,0.45,0.6]``), all sharing the super-net's weights; every member has
+    its own cost penalty, adaptive K (from its own entropy) and FD -> JD switch."""
+
+    def __init__(self, constraints: list[Constraint], cost_tables: list[AdditiveTable], distribution, num_classes):
+        super().__init__()
+        self.constraints, self.cost_tables = constraints, cost_tables
+        self.distribution = distribution
+        self.register_buffer("entropy_initial", torch.tensor(float("nan")))
+        self.register_buffer("k_initial", torch.zeros((), dtype=torch.long))
+        # β of the cost term: fixed (beta_lr = 0, the paper) or adapted by dual ascent; a buffer, so
+        # that a resumed search continues with the β it had
+        self.register_buffer("beta", torch.tensor([c.beta for c in constraints], dtype=torch.float64))
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.clear_caches()
+        self.last_step: StepStats | None = None  # of this member's last step
+        self.candidate_scores: list[dict] | None = None  # select_by_score's table of the final candidates
+        self.scored_val_acc: float | None = None  # the α-split accuracy of the scored pick
+
+    def clear_caches(self) -> None:
+        """Forget what was read from the buffers or derived from α (after a load)."""
+        self.export_cache: tuple | None = None  # (α key, value), see SearchModule.exported_architecture
+        self.scored_pick: tuple | None = None  # (α key, (indices, selection)) of select_by_score
+        self.expected_cache: tuple | None = None
+        self.host_beta: list[float] | None = None  # host mirror of beta
+        self.host_dist: tuple | None = None  # (distribution, α key, CPU copy), see host_distribution
+
+
 class SearchModule(pl.LightningModule):
-    """FP-NAS search over one :class:`SearchSpace`."""
+    """FP-NAS search over one :class:`SearchSpace`, for one budget or a family of budgets (:class:`Member`).
+
+    The members share the super-net; each step trains it with the architectures one member samples, in
+    turn, and updates that member's distribution. The methods that report on the search (the exported
+    architecture, the distribution, E[FLOPs], β, the constraints...) answer for the member in view: the
+    one that made the last step, or the one a caller selects with :meth:`viewing`.
+    """
 
     def __init__(
         self,
@@ -117,8 +171,7 @@ class SearchModule(pl.LightningModule):
         self.tables = tables if tables is not None else ComplexityTables(space)
         # the sandwich rule's paths (BigNAS): the space's largest and smallest architectures by MACs
         self.sandwich_rows = [self.tables.extreme_architecture(kind)[1] for kind in ("max", "min")]
-        self.constraints = constraints
-        self.cost_tables: list[AdditiveTable] = [c.table_for(space, self.tables) for c in constraints]
+        per_member = split_targets(constraints)
         # the constraints as plain data (load_from_checkpoint passes them back)
         self.save_hyperparameters(
             ignore=["space", "sampler", "omega_optimizer", "alpha_optimizer", "tables", "constraints", "schedule"]
@@ -145,34 +198,93 @@ class SearchModule(pl.LightningModule):
         self.sampler = sampler
         self.supernet = SuperNet(space, eval_batch_stats=eval_batch_stats)
         kind = self.schedule.first_phase
-        self.distribution = ArchDistribution(space.sizes, space.units(kind), kind)
+        self.members = torch.nn.ModuleList(
+            Member(
+                member_constraints,
+                [c.table_for(space, self.tables) for c in member_constraints],
+                ArchDistribution(space.sizes, space.units(kind), kind),
+                space.num_classes,
+            )
+            for member_constraints in per_member
+        )
+        self.viewed = 0  # the member the reporting methods answer for (see viewing)
         # counters live in buffers so that checkpoints restore them exactly
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.register_buffer("samples_total", torch.zeros((), dtype=torch.long))
-        self.register_buffer("entropy_initial", torch.tensor(float("nan")))
-        self.register_buffer("k_initial", torch.zeros((), dtype=torch.long))
-        # β of the cost term: fixed (beta_lr = 0, the paper) or adapted by dual ascent; a buffer, so
-        # that a resumed search continues with the β it had
-        self.register_buffer("beta", torch.tensor([c.beta for c in constraints], dtype=torch.float64))
-        self._export_cache: tuple | None = None  # (α key, value), see exported_architecture
-        self._scored_pick: tuple | None = None  # (α key, (indices, selection)) of select_by_score
-        self._expected_cache: tuple | None = None
         self._host_counters: dict | None = None  # host mirrors of the buffers above, see _counters
-        self._host_dist: tuple | None = None  # (distribution, α key, CPU copy), see host_distribution
-        self.val_acc = MulticlassAccuracy(num_classes=space.num_classes, average="micro")
-        self.last_step: StepStats | None = None
-        self.candidate_scores: list[dict] | None = None  # select_by_score's table of the final candidates
-        self.scored_val_acc: float | None = None  # the α-split accuracy of the scored pick
         self.scored_images = 0  # α-split images the last scoring counted (all processes)
         self.automatic_optimization = False
 
+    # ------------------------------------------------------------------ members
+    @property
+    def member(self) -> Member:
+        """The member in view (see :meth:`viewing`)."""
+        return self.members[self.viewed]
+
+    @contextmanager
+    def viewing(self, index: int) -> Iterator[Member]:
+        """Let the reporting methods answer for member ``index`` inside the ``with`` block."""
+        before, self.viewed = self.viewed, index
+        try:
+            yield self.members[index]
+        finally:
+            self.viewed = before
+
+    @property
+    def distribution(self) -> ArchDistribution:
+        """The architecture distribution of the member in view."""
+        return self.member.distribution
+
+    @distribution.setter
+    def distribution(self, value: ArchDistribution) -> None:
+        self.member.distribution = value
+
+    @property
+    def constraints(self) -> list[Constraint]:
+        """The member in view's constraints, one target each."""
+        return self.member.constraints
+
+    @property
+    def cost_tables(self) -> list[AdditiveTable]:
+        return self.member.cost_tables
+
+    @property
+    def beta(self) -> torch.Tensor:
+        return self.member.beta
+
+    @property
+    def entropy_initial(self) -> torch.Tensor:
+        return self.member.entropy_initial
+
+    @property
+    def k_initial(self) -> torch.Tensor:
+        return self.member.k_initial
+
+    @property
+    def last_step(self) -> StepStats | None:
+        """What the member in view did at its last step; read by the logging callbacks."""
+        return self.member.last_step
+
+    @property
+    def candidate_scores(self) -> list[dict] | None:
+        return self.member.candidate_scores
+
+    @property
+    def scored_val_acc(self) -> float | None:
+        return self.member.scored_val_acc
+
+    def member_to_step(self, step: int) -> int:
+        """The member whose architectures train the super-net at ``step`` (they take turns)."""
+        return step % len(self.members)
+
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self):
+        """ω's optimizer with its cosine schedule, then one α optimizer per member."""
         omega = self.omega_optimizer(self.supernet.parameters())
         epochs = max(1, self.trainer.max_epochs or 1) if self._trainer is not None else 1
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(omega, T_max=epochs)
-        alpha = self.alpha_optimizer([self.distribution.alpha])
-        return [omega, alpha], [schedule]
+        alphas = [self.alpha_optimizer([m.distribution.alpha]) for m in self.members]
+        return [omega, *alphas], [schedule]
 
     # ------------------------------------------------------------------ host-side state
     # The step is driven from the host: K and the sampled paths must be Python values before the
@@ -180,13 +292,18 @@ class SearchModule(pl.LightningModule):
     # counters and β are mirrored on the host, and α is copied to the CPU once per update (a few
     # thousand floats). On a GPU, a statistic or a sample then never waits for the device.
     def _counters(self) -> dict:
-        """Host mirrors of ``steps_done``, ``samples_total`` and ``beta`` (read once after a load)."""
+        """Host mirrors of ``steps_done`` and ``samples_total`` (read once after a load)."""
         if self._host_counters is None:
-            steps, samples, *beta = torch.cat(
-                [self.steps_done.double()[None], self.samples_total.double()[None], self.beta.double()]
-            ).tolist()
-            self._host_counters = {"steps": int(steps), "samples": int(samples), "beta": beta}
+            steps, samples = torch.stack([self.steps_done, self.samples_total]).tolist()
+            self._host_counters = {"steps": int(steps), "samples": int(samples)}
         return self._host_counters
+
+    def _beta_host(self, member: Member | None = None) -> list[float]:
+        """Host mirror of a member's ``beta`` (the member in view by default; read once after a load)."""
+        member = self.member if member is None else member
+        if member.host_beta is None:
+            member.host_beta = member.beta.tolist()
+        return member.host_beta
 
     @property
     def steps_completed(self) -> int:
@@ -201,12 +318,12 @@ class SearchModule(pl.LightningModule):
     @property
     def beta_value(self) -> float:
         """β of the first constraint now (``beta`` without a device read)."""
-        return self._counters()["beta"][0]
+        return self._beta_host()[0]
 
     @property
     def beta_values(self) -> dict[str, float]:
         """β of every constraint now, by metric name."""
-        return dict(zip((c.name for c in self.constraints), self._counters()["beta"]))
+        return dict(zip((c.name for c in self.constraints), self._beta_host()))
 
     def _alpha_key(self) -> tuple:
         """Identifies the current α: the distribution object, α's storage and its in-place version
@@ -222,7 +339,7 @@ class SearchModule(pl.LightningModule):
         dist, key = self.distribution, self._alpha_key()
         if dist.alpha.device.type == "cpu":
             return dist
-        cached = self._host_dist
+        cached = self.member.host_dist
         if cached is not None and cached[0] is dist and cached[1] == key:
             return cached[2]
         host = (
@@ -231,30 +348,41 @@ class SearchModule(pl.LightningModule):
             else ArchDistribution(dist.sizes, dist.units, dist.kind)
         )
         host.alpha.copy_(dist.alpha.detach())
-        self._host_dist = (dist, key, host)
+        self.member.host_dist = (dist, key, host)
         return host
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._host_counters = self._host_dist = None  # the buffers changed under the mirrors
-        self._export_cache = self._expected_cache = self._scored_pick = None
+        self._host_counters = None  # the buffers changed under the mirrors
+        for member in self.members:
+            member.clear_caches()
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ------------------------------------------------------------------ phase
     @property
     def phase(self) -> str:
-        return self.distribution.kind
+        """``factorized`` or ``joint``: the members switch at the same epoch (``distribution.switch_epoch``)."""
+        return self.members[0].distribution.kind
 
     def switch_to_joint(self) -> None:
-        """FD -> JD, exactly (same distribution and entropy); the alpha optimizer starts afresh."""
-        self.distribution = self.distribution.to_joint(self.space.units("joint"))
-        if self._trainer is not None:
-            opt_alpha = self.optimizers()[1].optimizer
-            opt_alpha.param_groups[0]["params"] = [self.distribution.alpha]
-            opt_alpha.state.clear()
-        rank_zero_info(
-            f"[fpnas] epoch {self.current_epoch}: factorized -> joint distribution "
-            f"({int(self.distribution.mask.sum())} logits, entropy {float(self.distribution.entropy()):.3f} nats)"
-        )
+        """FD -> JD for every member, exactly (same distribution and entropy); its α optimizer starts afresh."""
+        units = self.space.units("joint")
+        for i, member in enumerate(self.members):
+            member.distribution = member.distribution.to_joint(units)
+            if self._trainer is not None:
+                opt_alpha = self.optimizers()[1 + i].optimizer
+                opt_alpha.param_groups[0]["params"] = [member.distribution.alpha]
+                opt_alpha.state.clear()
+            dist = member.distribution
+            rank_zero_info(
+                f"[fpnas] epoch {self.current_epoch}: factorized -> joint distribution"
+                + (f" ({self.describe_member(i)})" if len(self.members) > 1 else "")
+                + f" ({int(dist.mask.sum())} logits, entropy {float(dist.entropy()):.3f} nats)"
+            )
+
+    def describe_member(self, index: int) -> str:
+        """``target 1: 0.45 MFLOPs``: a member of a family, in messages."""
+        targets = ", ".join(f"{c.target:g} {c.metric.unit}" for c in self.members[index].constraints)
+        return f"target {index}: {targets}"
 
     def on_train_epoch_start(self) -> None:
         # cosine schedule of omega, per epoch; stepped here, to the epoch about to run, so that a
@@ -272,8 +400,8 @@ class SearchModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # once per checkpoint (cheap): never overwrite the last good checkpoint with diverged weights;
         # the same on every rank (weights and α are identical there)
-        alpha = self.distribution.alpha.detach()[self.distribution.mask]
-        tensors = [alpha, *(p.detach() for p in self.supernet.parameters())]
+        alphas = [m.distribution.alpha.detach()[m.distribution.mask] for m in self.members]
+        tensors = [*alphas, *(p.detach() for p in self.supernet.parameters())]
         if not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
             raise NonFiniteLossError(
                 f"the search diverged by step {int(self.steps_done)} (epoch "
@@ -291,17 +419,17 @@ class SearchModule(pl.LightningModule):
             )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._export_cache = self._expected_cache = self._scored_pick = None
+        for member in self.members:
+            member.clear_caches()
         state = checkpoint.get("state_dict", {})
-        if "beta" not in state:  # written before β was adaptive (a buffer): it had the configured β
-            state["beta"] = self.beta.detach().clone()
-        elif state["beta"].dim() == 0:  # written before several constraints: the one β
-            state["beta"] = state["beta"].reshape(1)
+        upgrade_state_dict(state, self.members[0].beta)
         phase = checkpoint.get("fpnas", {}).get("phase")
         if phase is None:
             raise ConfigError("checkpoint was not written by an fpnas search (no 'fpnas' entry)")
         if phase == "joint" and self.phase == "factorized":
-            self.distribution = self.distribution.to_joint(self.space.units("joint"))
+            units = self.space.units("joint")
+            for member in self.members:
+                member.distribution = member.distribution.to_joint(units)
 
     # ------------------------------------------------------------------ sampling
     def step_generator(self) -> torch.Generator:
@@ -422,17 +550,19 @@ class SearchModule(pl.LightningModule):
         return grad * torch.as_tensor(scale, device=grad.device).to(grad.dtype)
 
     def training_step(self, batch, batch_idx):
-        opt_omega, opt_alpha = self.optimizers()
+        opt_omega, *opt_alphas = self.optimizers()
         (xt, yt), (xv, yv) = batch["train"], batch["val"]
         warm = self.current_epoch < self.hparams.warmup_epochs
+        counters = self._counters()
+        self.viewed = self.member_to_step(counters["steps"])  # this step's member; in view until the next
+        member, opt_alpha = self.member, opt_alphas[self.viewed]
         entropy = float(self.host_distribution().entropy())
         k = self.sampler(entropy)
         archs = self.sample_architectures(k, self.step_generator(), uniform=warm)
         rows = archs.tolist()
-        counters = self._counters()
-        if counters["steps"] == 0:
-            self.entropy_initial.fill_(entropy)
-            self.k_initial.fill_(k)
+        if counters["steps"] < len(self.members):  # the member's first step
+            member.entropy_initial.fill_(entropy)
+            member.k_initial.fill_(k)
 
         opt_omega.zero_grad(set_to_none=True)
         train_loss, train_ll = self._omega_backward(xt, yt, rows)
@@ -454,12 +584,13 @@ class SearchModule(pl.LightningModule):
                     )
                 )
         self._check_step(train_ll, val_ll)
+        beta = self._beta_host(member)
         if not warm:
-            m = penalised_importance(val_ll, costs, counters["beta"], self.hparams.importance_temperature)
-            alpha = self.distribution.alpha
+            m = penalised_importance(val_ll, costs, beta, self.hparams.importance_temperature)
+            alpha = member.distribution.alpha
             # non_blocking: a blocking host-to-device copy would wait for the device's queue
             archs_on_device = archs.to(alpha.device, non_blocking=True)
-            alpha.grad = self._scaled_for_amp(self.distribution.grad_weighted_nll(archs_on_device, m))
+            alpha.grad = self._scaled_for_amp(member.distribution.grad_weighted_nll(archs_on_device, m))
             opt_alpha.step()
             opt_alpha.zero_grad(set_to_none=True)
 
@@ -469,12 +600,12 @@ class SearchModule(pl.LightningModule):
         counters["samples"] += k
         for i, c in enumerate(self.constraints):
             if not warm and c.beta_lr > 0:  # after the α step: E[metric] of the new distribution
-                beta = dual_ascent_beta(
-                    torch.tensor(counters["beta"][i], dtype=torch.float64), self.expected(c.name), c.limit, c.beta_lr
+                updated = dual_ascent_beta(
+                    torch.tensor(beta[i], dtype=torch.float64), self.expected(c.name), c.limit, c.beta_lr
                 )
-                counters["beta"][i] = float(beta)
-                self.beta[i].fill_(counters["beta"][i])
-        self.last_step = StepStats(k, entropy, macs, costs[0] if len(costs) == 1 else sum(costs), values)
+                beta[i] = float(updated)
+                member.beta[i].fill_(beta[i])
+        member.last_step = StepStats(k, entropy, macs, costs[0] if len(costs) == 1 else sum(costs), values)
         # the device tensor: Lightning would copy a float to the device (a blocking copy)
         self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
 
@@ -497,15 +628,16 @@ class SearchModule(pl.LightningModule):
     def pick_was_scored(self) -> bool:
         """Whether :meth:`exported_architecture` is :meth:`select_by_score`'s pick for the current α (then
         ``scored_val_acc`` is its accuracy on the whole α split)."""
-        return self._scored_pick is not None and self._scored_pick[0] == self._alpha_key()
+        pick = self.member.scored_pick
+        return pick is not None and pick[0] == self._alpha_key()
 
     def _export(self) -> tuple[torch.Tensor, str]:
-        key = self._alpha_key()
-        if self._scored_pick is not None and self._scored_pick[0] == key:
-            return self._scored_pick[1]
-        if self._export_cache is None or self._export_cache[0] != key:
-            self._export_cache = (key, self.final_pick.most_probable(self))
-        return self._export_cache[1]
+        key, member = self._alpha_key(), self.member
+        if member.scored_pick is not None and member.scored_pick[0] == key:
+            return member.scored_pick[1]
+        if member.export_cache is None or member.export_cache[0] != key:
+            member.export_cache = (key, self.final_pick.most_probable(self))
+        return member.export_cache[1]
 
     def limits(self) -> list[tuple[AdditiveTable, float]]:
         """(table, limit) of every constraint: what an exported architecture must respect."""
@@ -526,7 +658,9 @@ class SearchModule(pl.LightningModule):
                 datamodule = getattr(self.trainer, "datamodule", None)
                 if self.final_pick.finetune_steps > 0 and datamodule is not None:
                     train = datamodule.train_dataloader()["train"]
-                self.select_by_score(loaders[0] if isinstance(loaders, (list, tuple)) else loaders, train)
+                for i in range(len(self.members)):
+                    with self.viewing(i):
+                        self.select_by_score(loaders[0] if isinstance(loaders, (list, tuple)) else loaders, train)
 
     @torch.no_grad()
     def score_architectures(self, rows: Sequence[Sequence[int]], loader) -> list[tuple[float, float]]:
@@ -554,16 +688,25 @@ class SearchModule(pl.LightningModule):
         scored = self.final_pick.score_candidates(self, loader, train_loader)
         if scored is None:  # fewer than two candidates within the target: the most probable one
             return self.exported_architecture()
-        self.candidate_scores = scored["table"]
-        self.scored_val_acc = scored["acc"]
-        self._scored_pick = (self._alpha_key(), (scored["pick"], scored["selection"]))
+        member = self.member
+        member.candidate_scores = scored["table"]
+        member.scored_val_acc = scored["acc"]
+        member.scored_pick = (self._alpha_key(), (scored["pick"], scored["selection"]))
         return scored["pick"].clone()
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits = self.supernet(x, self.exported_architecture().tolist())  # val/acc: the exported architecture
-        self.val_acc(logits, y)
-        self.log("val/acc", self.val_acc, prog_bar=True, on_step=False, on_epoch=True)
+        for i, member in enumerate(self.members):  # val/acc: the exported architecture of each member
+            with self.viewing(i):
+                logits = self.supernet(x, self.exported_architecture().tolist())
+            member.val_acc(logits, y)
+            self.log(self.val_acc_key(i), member.val_acc, prog_bar=True, on_step=False, on_epoch=True)
+
+    def val_acc_key(self, index: int | None = None) -> str:
+        """The logged name of a member's validation accuracy (the member in view by default): ``val/acc`` for
+        a single target, ``val/acc/target_<i>`` in a family."""
+        index = self.viewed if index is None else index
+        return "val/acc" if len(self.members) == 1 else f"val/acc/target_{index}"
 
     # ------------------------------------------------------------------ reporting helpers
     def architecture_cost(self, choice_idx: torch.Tensor) -> tuple[float, float]:
@@ -579,9 +722,10 @@ class SearchModule(pl.LightningModule):
         """E[metric] (counted unit) under the current distribution: ``flops``, ``params`` or a
         constrained metric (exact; computed once per α, on the CPU)."""
         key = self._alpha_key()
-        if self._expected_cache is None or self._expected_cache[0] != key:
-            self._expected_cache = (key, {})
-        cache = self._expected_cache[1]
+        member = self.member
+        if member.expected_cache is None or member.expected_cache[0] != key:
+            member.expected_cache = (key, {})
+        cache = member.expected_cache[1]
         if metric not in cache:
             tables = {"flops": self.tables.macs, "params": self.tables.params}
             tables |= {c.name: t for c, t in zip(self.constraints, self.cost_tables)}

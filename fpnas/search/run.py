@@ -162,9 +162,10 @@ def _search(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("ckpt_path") is None:
             log.info("auto_resume: continuing from %s", ckpt_path)
     module, datamodule = instantiate_search(cfg)
-    if ckpt_path:  # α's shape follows the phase (FD or JD): the checkpoint's phase is restored on load
-        # β: see on_load_checkpoint
-        check_checkpoint("ckpt_path", ckpt_path, module, ignore=("distribution.", "beta"), resumes="search.py")
+    if ckpt_path:  # the members' state is not compared: α's shape follows the phase (FD or JD), restored on
+        # load, and checkpoints of earlier versions keep it under other names (see upgrade_state_dict)
+        member_state = ("members.", "distribution.", "beta", "entropy_initial", "k_initial")
+        check_checkpoint("ckpt_path", ckpt_path, module, ignore=member_state, resumes="search.py")
         check_same_space(ckpt_path, module.space)
     trainer = build_trainer(cfg, progress_callbacks(cfg.trainer, cfg.progress), ckpt_path, started=start)
     if ckpt_path:  # what the checkpoint was computed with (space, data, cost, seed, processes...) = the config's
