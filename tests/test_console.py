@@ -167,3 +167,13 @@ def test_a_sweep_logs_every_job_to_one_mlflow_store(tmp_path, monkeypatch):
     assert all({"train/loss_epoch", "val/acc"} <= set(r.data.metrics) for r in runs)
     assert sorted(float(r.data.params["constraints/0/target"]) for r in runs) == [0.06, 0.1]
     assert not any("beta" in r.data.params for r in runs)  # the constraint's β, not the shorthand's default
+
+
+def test_progress_lines_show_every_members_value_of_a_family_search():
+    from fpnas.report.console import _member_values
+
+    metrics = {"val/acc/target_0": 0.5, "val/acc/target_1": 0.75, "search/target_0/K": 3.0, "search/target_1/K": 4.0}
+    assert _member_values(metrics, "val/acc") == [0.5, 0.75]
+    assert _member_values(metrics, "search/K") == [3.0, 4.0]
+    assert _member_values({"val/acc": 0.5, **metrics}, "val/acc") == [0.5]  # a single target's own key
+    assert _member_values(metrics, "search/entropy") == []

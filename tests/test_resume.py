@@ -81,12 +81,13 @@ def straight(tmp_path_factory) -> Path:
     return run_dir
 
 
-def assert_same_search(a: Path, b: Path) -> None:
+def assert_same_search(a: Path, b: Path, arch_files: tuple[str, ...] = ("arch.yaml",)) -> None:
     sa, sb = state(a)["state_dict"], state(b)["state_dict"]
     assert sa.keys() == sb.keys()
     different = [k for k in sa if not torch.equal(sa[k], sb[k])]
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
-    assert (a / "arch.yaml").read_text() == (b / "arch.yaml").read_text()
+    for name in arch_files:
+        assert (a / name).read_text() == (b / name).read_text()
 
 
 def test_sigterm_mid_epoch_after_the_switch_resumes_bit_for_bit(straight, tmp_path):

@@ -94,7 +94,8 @@ class ProgressLines(ProgressBar):
     """Progress for a log file or a pipe (``python search.py > log 2>&1``, SLURM, nohup): one line per
     epoch, and one every ``every_seconds`` inside a long epoch, instead of a bar whose every redraw a file
     keeps. Each line: epoch, step, the loss, the α-split accuracy when there is one, entropy, K and
-    MFLOPs of the most likely architecture (a search), elapsed time and the time left."""
+    MFLOPs of the most likely architecture (a search; each member's, ``a/b/c``, in a search for several
+    targets), elapsed time and the time left."""
 
     SHOWN = (  # (metric, label, format)
         ("train/loss_epoch", "loss", ".4f"),
@@ -135,15 +136,30 @@ class ProgressLines(ProgressBar):
         parts = [f"epoch {trainer.current_epoch + 1}" + (f"/{epochs}" if epochs else "") + f" {where}"]
         parts.append(f"step {trainer.fit_loop.epoch_loop._batches_that_stepped}")
         for key, label, fmt in ((loss_key, "loss", ".4f"), *self.SHOWN[1:]):
-            value = metrics.get(key)
-            if value is not None:
-                parts.append(f"{label} {float(value):{fmt}}")
+            values = _member_values(metrics, key)
+            if values:
+                parts.append(f"{label} " + "/".join(f"{float(v):{fmt}}" for v in values))
         elapsed = now - self._start
         parts.append(f"elapsed {_clock(elapsed)}")
         done = _fraction_done(trainer, self.total_train_batches)
         if epochs and done > 0:
             parts.append(f"ETA {_clock(elapsed * (1 - done) / done)}")
         rank_zero_info(" | ".join(parts))
+
+
+def _member_values(metrics, key: str) -> list:
+    """``metrics[key]``, or in a search for several targets each member's value of it in order
+    (``val/acc/target_<i>``, ``search/target_<i>/entropy``); empty when there is none."""
+    if key in metrics:
+        return [metrics[key]]
+    group, _, name = key.partition("/")
+    values = []
+    while True:
+        i = len(values)
+        member = f"{key}/target_{i}" if group == "val" else f"{group}/target_{i}/{name}"
+        if member not in metrics:
+            return values
+        values.append(metrics[member])
 
 
 def _count(n) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fpnas.report.sweep import pareto_figure
 from fpnas.report.tables import FitToWidth, architecture_table, wide_console
 from fpnas.runtime.checkpoint import LastCheckpoint
 from fpnas.runtime.distributed import AllReduceStats
@@ -68,10 +69,11 @@ def run_times(trainer, started: float, fit_time: float, fit_key: str) -> dict[st
 
 def search_summary(module, trainer, run: RunDir, started: float, fit_time: float, top_k: int) -> dict[str, Any]:
     """The numbers of a finished search, as ``search_summary.json`` keeps them (millions of MACs and
-    parameters: the unit of files and messages; the module counts MACs)."""
+    parameters: the unit of files and messages; the module counts MACs): of the member in view, whose files
+    are in ``run``, for a search with several targets (:func:`family_summary` sums them up)."""
 
     # the last validation of the fit scored the final exported architecture; NaN when validation is off
-    val_acc = trainer.callback_metrics.get("val/acc", float("nan"))
+    val_acc = trainer.callback_metrics.get(module.val_acc_key(), float("nan"))
     exported = module.exported_architecture()
     scored = module.candidate_scores if module.pick_was_scored() else None
     if scored:  # the final pick was scored on the whole α split
@@ -137,7 +139,107 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
     }
     if top_k:
         summary["top_archs_file"] = str(run.top_archs)
+    if len(module.members) > 1:
+        summary |= {"target_index": module.viewed, "family_size": len(module.members)}
     return summary
+
+
+# one row per member of a family search, in family_summary.csv
+FAMILY_COLUMNS = (
+    "target_index",
+    "target_mflops",
+    "arch_mflops",
+    "arch_params_m",
+    "val_acc",
+    "entropy_final",
+    "k_final",
+    "phase_final",
+    "arch_file",
+)
+# what the members share: the run's counters and times
+SHARED_KEYS = (
+    "space",
+    "total_arch_samples",
+    "steps",
+    "epochs",
+    "wall_time_s",
+    "fit_time_s",
+    "wall_time_last_segment_s",
+    "fit_time_last_segment_s",
+    "wall_time_segments",
+    "processes",
+    "grad_allreduces",
+    "grad_allreduce_mb",
+    "checkpoint",
+    "threads",
+    "threads_setting",
+)
+
+
+def family_summary(members: list[dict[str, Any]], run: RunDir) -> dict[str, Any]:
+    """``search_summary.json`` at the top of a search for several targets: what the members share (steps,
+    epochs, times), the family's table and picture, and every member's summary."""
+    rows = [{k: m.get(k) for k in FAMILY_COLUMNS} for m in members]
+    for row, member in zip(rows, members):
+        row |= {f"target_{name}": c["target"] for name, c in member["constraints"].items() if name != "flops"}
+        row |= {f"arch_{name}": c["arch"] for name, c in member["constraints"].items() if name != "flops"}
+    return {
+        **{k: members[0].get(k) for k in SHARED_KEYS if k in members[0]},
+        "family_size": len(members),
+        "val_acc_mean": sum(m["val_acc"] for m in members) / len(members),
+        "targets_mflops": [m.get("target_mflops") for m in members],
+        "family_summary_file": str(run.family_summary),
+        "family_picture": str(run.family_picture),
+        "family": rows,
+        "members": members,
+    }
+
+
+def write_family(summary: dict[str, Any], run: RunDir) -> None:
+    """``family_summary.csv`` (one row per member) and ``family.png`` (val acc against MFLOPs)."""
+    import csv
+
+    import matplotlib.pyplot as plt
+
+    rows = summary["family"]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with open(run.family_summary, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    points = [dict(row, run_dir=str(Path(row["arch_file"]).parent)) for row in rows]
+    fig = pareto_figure(points, "flops")
+    fig.axes[0].set_title(f"one search, {len(rows)} targets", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(run.family_picture, dpi=120)
+    plt.close(fig)
+
+
+def print_family_summary(summary: dict[str, Any], output_dir) -> None:
+    """One line per member (target, MFLOPs, params, val acc) and the run's numbers."""
+    from rich.table import Table
+
+    table = Table(title="found architectures, one per target", title_justify="left")
+    for name in ("target", "MFLOPs / target", "M params", "val acc (α split)", "entropy", "arch.yaml"):
+        table.add_column(name, overflow="fold")
+    for row in summary["family"]:
+        table.add_row(
+            str(row["target_index"]),
+            f"{row['arch_mflops']:.4g} / {row['target_mflops']:.4g}",
+            _num(row["arch_params_m"]),
+            _num(row["val_acc"], ".4f"),
+            _num(row["entropy_final"], ".3f"),
+            str(Path(row["arch_file"]).relative_to(Path(output_dir))),
+        )
+    s = summary
+    numbers = [
+        ("architecture samples", f"{s['total_arch_samples']:,} in {s['steps']:,} steps, {s['epochs']} epochs"),
+        ("wall time", f"{s['wall_time_s']:.1f} s (fit {_num(s.get('fit_time_s'), '.1f')} s)"),
+        ("family", f"{s['family_summary_file']}, {s['family_picture']}"),
+    ]
+    console = wide_console()
+    console.print(table)
+    console.print(_key_values("search result", numbers))
 
 
 def _versus(found: float, target: float | None) -> str:

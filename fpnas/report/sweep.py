@@ -27,9 +27,12 @@ def collect_summaries(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for path in sorted(sweep_dir.glob("*/search_summary.json"), key=lambda p: (len(p.parent.name), p.parent.name)):
         summary = json.loads(path.read_text())
-        row = {k: summary.get(k) for k in COLUMNS[:-1] + METRIC_COLUMNS}
-        row["constraints"] = list(summary.get("constraints") or {"flops": None})
-        rows.append({**row, "run_dir": str(path.parent), "arch_file": summary.get("arch_file")})
+        # a job that searched for several targets: a row per member, in its target_<i>/ folder
+        for member in summary.get("members") or [summary]:
+            row = {k: member.get(k) for k in COLUMNS[:-1] + METRIC_COLUMNS}
+            row["constraints"] = list(member.get("constraints") or {"flops": None})
+            run_dir = Path(member["arch_file"]).parent if "members" in summary else path.parent
+            rows.append({**row, "run_dir": str(run_dir), "arch_file": member.get("arch_file")})
     return rows
 
 

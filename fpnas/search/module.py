@@ -232,12 +232,9 @@ class SearchModule(pl.LightningModule):
 
     @property
     def distribution(self) -> ArchDistribution:
-        """The architecture distribution of the member in view."""
+        """The architecture distribution of the member in view (replace it through the member:
+        ``torch.nn.Module`` would register an assigned module here instead of calling a setter)."""
         return self.member.distribution
-
-    @distribution.setter
-    def distribution(self, value: ArchDistribution) -> None:
-        self.member.distribution = value
 
     @property
     def constraints(self) -> list[Constraint]:

@@ -14,7 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from fpnas.errors import ConfigError, NonFiniteLossError
 from fpnas.report.console import progress_callbacks
-from fpnas.report.summary import print_search_summary, search_summary
+from fpnas.report.summary import (
+    family_summary,
+    print_family_summary,
+    print_search_summary,
+    search_summary,
+    write_family,
+)
 from fpnas.runtime.checkpoint import check_checkpoint, verified_checkpoint
 from fpnas.runtime.cli import in_sweep
 from fpnas.runtime.config import instantiate_checked
@@ -104,11 +110,16 @@ def instantiate_search(cfg: DictConfig):
 
 
 def describe_targets(module) -> str:
-    """``target 0.6 MFLOPs (space range 0.2047-2.063)`` for every constraint of the search."""
+    """``target 0.6 MFLOPs (space range 0.2047-2.063)`` for every constraint of the search; ``targets 0.3,
+    0.45, 0.6 MFLOPs (...)`` for a family of targets."""
     parts = []
-    for c, table in zip(module.constraints, module.cost_tables):
+    for j, (c, table) in enumerate(zip(module.constraints, module.cost_tables)):
         lo, hi = (v / c.metric.scale for v in table.value_range())
-        parts.append(f"target {c.target:.4g} {c.metric.unit} (space range {lo:.4g}-{hi:.4g})")
+        targets = list(dict.fromkeys(m.constraints[j].target for m in module.members))
+        listed = ", ".join(f"{t:.4g}" for t in targets)
+        parts.append(
+            f"target{'s' if len(targets) > 1 else ''} {listed} {c.metric.unit} (space range {lo:.4g}-{hi:.4g})"
+        )
     return ", ".join(parts)
 
 
@@ -138,6 +149,36 @@ def resolve_ckpt_path(cfg: DictConfig, run: RunDir) -> str | None:
             "hydra.run.dir=<the run's directory>"
         )
     return verified_checkpoint(f"ckpt_path={ckpt}", ckpt, run_last=last)
+
+
+def write_member_results(cfg: DictConfig, module, trainer, run: RunDir, start: float, fit_time: float) -> dict:
+    """The results of the member in view (the search's own, for a single target) in ``run``: arch.yaml,
+    search_summary.json, top_archs.yaml; logged and printed. Returns its summary (on every rank)."""
+    summary = search_summary(module, trainer, run, start, fit_time, cfg.export.top_k)
+    # float sums depend on the thread count: part of what a seed reproduces (threads=load may change it)
+    summary |= {"threads": torch.get_num_threads(), "threads_setting": str(cfg.threads)}
+    if trainer.is_global_zero:
+        arch = architecture_from_indices(
+            module.space, module.exported_architecture().tolist(), phase=module.phase, selection=module.selection()
+        )
+        run.root.mkdir(parents=True, exist_ok=True)
+        arch.save(run.arch)
+        run.search_summary.write_text(json.dumps(summary, indent=2) + "\n")
+        export_from_search(module, run.root)  # top_archs.yaml when export.top_k > 0
+        log.info(
+            "found %s, %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
+            ", ".join(
+                f"{c['arch']:.4g} {c['unit']} (target {c['target']:.4g})" for c in summary["constraints"].values()
+            ),
+            summary["arch_params_m"],
+            summary["val_acc"],
+            summary["total_arch_samples"],
+            summary["wall_time_s"],
+            run.root,
+        )
+        if len(module.members) == 1:  # a family prints one table of its members instead
+            print_search_summary(summary, arch, run.root)
+    return summary
 
 
 def run_search(cfg: DictConfig) -> dict[str, Any]:
@@ -202,27 +243,19 @@ def _search(cfg: DictConfig) -> dict[str, Any]:
         ) from exc
 
     # no trainer.validate here: under DDP it would start a second set of processes
-    summary = search_summary(module, trainer, run, start, fit_time, cfg.export.top_k)
-    # float sums depend on the thread count: part of what a seed reproduces (threads=load may change it)
-    summary |= {"threads": torch.get_num_threads(), "threads_setting": str(cfg.threads)}
-    if trainer.is_global_zero:
-        arch = architecture_from_indices(
-            module.space, module.exported_architecture().tolist(), phase=module.phase, selection=module.selection()
-        )
-        arch.save(run.arch)
+    family = len(module.members) > 1
+    summaries = []
+    for index in range(len(module.members)):
+        with module.viewing(index):
+            summaries.append(
+                write_member_results(cfg, module, trainer, run.member(index) if family else run, start, fit_time)
+            )
+    summary = summaries[0]
+    if family:
+        summary = family_summary(summaries, run)
+    if trainer.is_global_zero and family:
         run.search_summary.write_text(json.dumps(summary, indent=2) + "\n")
-        export_from_search(module, output_dir)  # top_archs.yaml when export.top_k > 0
-        log.info(
-            "found %s, %.3f M params, val acc %.4f, %d samples in %.1f s -> %s",
-            ", ".join(
-                f"{c['arch']:.4g} {c['unit']} (target {c['target']:.4g})" for c in summary["constraints"].values()
-            ),
-            summary["arch_params_m"],
-            summary["val_acc"],
-            summary["total_arch_samples"],
-            summary["wall_time_s"],
-            output_dir,
-        )
-        print_search_summary(summary, arch, output_dir)
+        write_family(summary, run)
+        print_family_summary(summary, output_dir)
     end_distributed()
     return summary
