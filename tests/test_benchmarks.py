@@ -365,3 +365,27 @@ def test_latency_lut_quick():
     assert -1 <= row["pearson_r"] <= 1 and row["mape_pct"] >= 0 and row["measured_ms_min"] > 0
     table = json.loads((ROOT / row["table"]).read_text())
     assert table["complete"] and table["key"]["statistic"] == "minimum over calls" and table["rounds"] == 2
+
+
+def test_family_search_compares_each_target_with_its_separate_search_and_times_both():
+    import family_search
+
+    def row(kind, targets, seed, pcts, seconds):
+        picks = [{"percentile": p, "arch_mflops": t * 0.9, "over_target": False} for p, t in zip(pcts, targets)]
+        return {"kind": kind, "targets": list(targets), "seed": seed, "picks": picks, "process_s": seconds}
+
+    family = family_search.FAMILIES["mnist5k"][3]
+    rows = []
+    for seed, (f_pcts, s_pcts) in enumerate(
+        [([10.0, 0.0, 4.0], [20.0, 2.0, 4.0]), ([30.0, 2.0, 6.0], [20.0, 0.0, 2.0])]
+    ):
+        rows.append(row("family", family, seed, f_pcts, 90.0 + seed * 30))
+        rows += [row("single", (t,), seed, [p], 60.0) for t, p in zip(family, s_pcts)]
+    (summary,) = family_search.summarize(rows, "mnist5k")  # no 5-target rows: that size is left out
+    assert summary["size"] == 3 and summary["seeds"] == [0, 1]
+    assert summary["family_per_search"] == pytest.approx((1.5 + 2.0) / 2)  # 90 / 60 and 120 / 60
+    assert summary["speedup_vs_separate"] == pytest.approx((2.0 + 1.5) / 2)  # 180 / 90 and 180 / 120
+    first = summary["per_target"][0]
+    assert first["family_pct"] == 20.0 and first["separate_pct"] == 20.0 and first["diff"] == 0.0
+    assert first["diff_se"] == pytest.approx(20.0 / 2**0.5 / 2**0.5)  # diffs -10, +10: stdev 14.14 / sqrt 2
+    assert summary["per_target"][2]["diff"] == 2.0 and summary["over_target"] == 0
