@@ -175,3 +175,17 @@ def test_a_family_search_on_two_processes_is_the_search_on_one(tmp_path):
     for run_dir in (tmp_path / "one", tmp_path / "two"):
         members = json.loads((run_dir / "search_summary.json").read_text())["members"]
         assert [m["arch_mflops"] <= m["target_mflops"] for m in members] == [True, True]
+
+
+def test_a_family_job_of_a_sweep_gives_one_sweep_row_per_member(straight, tmp_path):
+    import shutil
+
+    from fpnas.report.sweep import write_sweep_summary
+
+    shutil.copytree(straight, tmp_path / "0")
+    rows = write_sweep_summary(tmp_path)
+    assert [r["target_mflops"] for r in rows] == [0.05, 0.1]
+    assert [Path(r["run_dir"]).name for r in rows] == ["target_0", "target_1"]
+    with open(tmp_path / "sweep_summary.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2
+    assert (tmp_path / "pareto.png").is_file()
