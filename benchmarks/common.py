@@ -270,3 +270,21 @@ def plain_step(model, opt, xt, yt, xv) -> None:
     model.eval()
     with torch.no_grad():
         model(xv)
+
+
+def run_logged(tasks: list[dict], run, log: Path, workers: int, describe) -> list[dict]:
+    """Run ``run(task)`` for every task in a pool of ``workers`` spawned processes (one task per process) and
+    append each result, as it arrives, to the JSONL ``log`` (flushed and fsynced: a restart skips what is
+    there); prints ``describe(row)`` with the count and an ETA. Returns the new rows."""
+    import multiprocessing as mp
+
+    rows, start = [], time.time()
+    with mp.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool, open(log, "a") as f:
+        for n, row in enumerate(pool.imap_unordered(run, tasks), 1):
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            rows.append(row)
+            eta = (time.time() - start) / n * (len(tasks) - n) / 60
+            print(f"[{n}/{len(tasks)}] {describe(row)}  ETA {eta:.1f} min", flush=True)
+    return rows

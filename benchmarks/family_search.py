@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import CLEAN_ENV, RESULTS, ROOT, machine, markdown_table
+from common import CLEAN_ENV, RESULTS, ROOT, machine, markdown_table, run_logged
 from ground_truth import BENCHMARKS, read_rows
 from search_quality import lookup, search_overrides
 
@@ -84,6 +83,12 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         "process_s": round(process_s, 2),  # search.py from start to exit, imports included
         "threads": task["threads"],
     }
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    """One finished run, for the progress lines."""
+    pcts = ", ".join(f"{p['percentile']:.1f}" for p in row["picks"])
+    return f"{row['targets']} seed {row['seed']}: pct {pcts}, {row['process_s']:.0f} s"
 
 
 def summarize(rows: list[dict], name: str) -> list[dict]:
@@ -245,22 +250,7 @@ def main() -> None:
                             }
                         )
             print(f"{name}: {len(tasks)} runs to do ({len(rows)} done) with {args.workers} worker(s)", flush=True)
-            import multiprocessing as mp
-
-            start = time.time()
-            with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool, open(log, "a") as f:
-                for n, row in enumerate(pool.imap_unordered(run_task, tasks), 1):
-                    f.write(json.dumps(row) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                    rows.append(row)
-                    eta = (time.time() - start) / n * (len(tasks) - n) / 60
-                    pcts = ", ".join(f"{p['percentile']:.1f}" for p in row["picks"])
-                    print(
-                        f"[{n}/{len(tasks)}] {row['targets']} seed {row['seed']}: pct {pcts}, "
-                        f"{row['process_s']:.0f} s  ETA {eta:.1f} min",
-                        flush=True,
-                    )
+            rows += run_logged(tasks, run_task, log, args.workers, describe_row)
         if rows:
             all_rows[name] = rows
             summaries += summarize(rows, name)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import statistics
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import CLEAN_ENV, RESULTS, ROOT, machine, markdown_table
+from common import CLEAN_ENV, RESULTS, ROOT, machine, markdown_table, run_logged
 from ground_truth import BENCHMARKS, parse_readable, read_rows
 
 SEARCH_SETTINGS = {  # the method's overrides on top of the shared protocol (search.py's defaults)
@@ -159,6 +158,16 @@ def calibrate_task(task: dict[str, Any]) -> dict[str, Any]:
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     return calibrate_task(task) if task["kind"] == "calibrate" else run_search_task(task)
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    """One finished run, for the progress lines."""
+    what = (
+        f"{row['arch_mflops']:.4f} MFLOPs, pct {row['percentile']:.1f}, test {row['test_acc']:.4f}"
+        if "percentile" in row
+        else f"train {row['train_s']:.1f} s"
+    )
+    return f"{row['setting']} budget {row['budget_mflops']} seed {row.get('seed')}: {what}"
 
 
 # ----------------------------------------------------------------------------- ground-truth look-ups
@@ -542,26 +551,7 @@ def main() -> None:
                 if t["kind"] == "calibrate":
                     t["indices"] = parse_readable(space, t.pop("arch"))
             print(f"{name}: {len(tasks)} runs to do ({len(rows)} done) with {args.workers} worker(s)", flush=True)
-            import multiprocessing as mp
-
-            start = time.time()
-            with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=1) as pool, open(log, "a") as f:
-                for n, row in enumerate(pool.imap_unordered(run_task, tasks), 1):
-                    f.write(json.dumps(row) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                    rows.append(row)
-                    eta = (time.time() - start) / n * (len(tasks) - n) / 60
-                    what = (
-                        f"{row['arch_mflops']:.4f} MFLOPs, pct {row['percentile']:.1f}, test {row['test_acc']:.4f}"
-                        if "percentile" in row
-                        else f"train {row['train_s']:.1f} s"
-                    )
-                    print(
-                        f"[{n}/{len(tasks)}] {row['setting']} budget {row['budget_mflops']} seed {row.get('seed')}: "
-                        f"{what}  ETA {eta:.1f} min",
-                        flush=True,
-                    )
+            rows += run_logged(tasks, run_task, log, args.workers, describe_row)
         budgets = sorted({r["budget_mflops"] for r in rows if r["setting"] != "calibration"})
         searched = [r for r in rows if r["setting"] not in BASELINES + ZERO_COMPUTE]
         seeds = sorted({r["seed"] for r in rows if r["setting"] == "fpnas"})
