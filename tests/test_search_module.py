@@ -221,6 +221,43 @@ def test_feasible_export_is_the_brute_force_most_probable_architecture_under_the
     assert torch.equal(module.exported_architecture(), mode)
 
 
+def test_nothing_probable_within_the_target_exports_the_mode_shrunk_to_fit():
+    """When the enumeration finds nothing within the target (export.max_candidates reached), arch.yaml holds the
+    argmax of every unit shrunk, one change at a time, by the change losing the least log-probability per unit
+    of excess removed, until it fits; not the cheapest architecture, which the search may never have trained."""
+    space = SearchSpace.load("micro")
+    tables = ComplexityTables(space)
+    module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08)
+    module.final_pick = dataclasses.replace(module.final_pick, max_candidates=1)  # only the mode is looked at
+    g = torch.Generator().manual_seed(3)
+    alpha = torch.randn(module.distribution.alpha.shape, generator=g) * 0.5
+    for u, n in enumerate(module.distribution.unit_sizes):
+        alpha[u, n - 1] += 2.0
+    module.distribution.alpha.copy_(alpha)
+    mode = module.argmax_architecture()
+    with pytest.warns(UserWarning, match="exporting the most probable one shrunk to fit"):
+        exported = module.exported_architecture()
+    macs = lambda row: float(tables.macs.lookup(torch.as_tensor(row)[None])[0])  # noqa: E731
+    assert macs(exported) <= 0.08e6 < macs(mode)
+    assert "shrunk to fit" in module.selection()
+    cheapest = tables.extreme_architecture("min")[1]
+    assert exported.tolist() != cheapest and macs(exported) > macs(cheapest)
+    # the first change is the cheapest in probability per unit of excess removed
+    marginal = module.host_distribution().marginals()
+    log_p = [torch.log(marginal([d]).double()) for d in range(space.num_decisions)]
+    start, over = mode.tolist(), macs(mode) / 0.08e6 - 1
+    ratios = []
+    for d, decision in enumerate(space.decisions):
+        for c in range(decision.size):
+            trial = [*start[:d], c, *start[d + 1 :]]
+            saved = over - max(0.0, macs(trial) / 0.08e6 - 1)
+            if c != start[d] and saved > 0:
+                ratios.append(((float(log_p[d][start[d]] - log_p[d][c]) / saved, -saved), trial))
+    first = min(ratios)[1]
+    one_step = plain_module(space, AdaptiveK(0.25, 2), target_mflops=macs(first) / 1e6)
+    assert one_step.final_pick.shrunk(one_step, start, log_p) == first
+
+
 class _RecordBeta(pl.Callback):
     def __init__(self):
         self.rows = []  # (β after the step, E[MFLOPs] after the step's α update)

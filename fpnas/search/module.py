@@ -142,10 +142,12 @@ class SearchModule(pl.LightningModule):
         sync_bn: bool,
         sandwich: bool,
         distill: bool,
+        feasibility_first: bool,
         tables: ComplexityTables | None = None,
     ):
-        """The keyword arguments ``warmup_epochs`` to ``distill`` are the ``search`` group of ``conf/search.yaml``
-        (``search._target_`` names this class: a subclass goes there); the others come from the other groups:
+        """The keyword arguments ``warmup_epochs`` to ``feasibility_first`` are the ``search`` group of
+        ``conf/search.yaml`` (``search._target_`` names this class: a subclass goes there); the others come from the
+        other groups:
         ``constraints`` the budgets (``cost.constraints``: :class:`~fpnas.cost.constraint.Constraint` objects or
         their ``to_dict`` data, as a list or mapping), ``schedule`` (``distribution``), ``final_pick``
         (``export``), ``omega_optimizer`` / ``alpha_optimizer`` (the ``_partial_`` nodes ``optim.omega`` /
@@ -163,6 +165,7 @@ class SearchModule(pl.LightningModule):
             sync_bn=sync_bn,
             sandwich=sandwich,
             distill=distill,
+            feasibility_first=feasibility_first,
             importance_temperature=importance_temperature,
             seed=seed,
         )
@@ -583,7 +586,9 @@ class SearchModule(pl.LightningModule):
         self._check_step(train_ll, val_ll)
         beta = self._beta_host(member)
         if not warm:
-            m = penalised_importance(val_ll, costs, beta, self.hparams.importance_temperature)
+            m = penalised_importance(
+                val_ll, costs, beta, self.hparams.importance_temperature, self.hparams.feasibility_first
+            )
             alpha = member.distribution.alpha
             # non_blocking: a blocking host-to-device copy would wait for the device's queue
             archs_on_device = archs.to(alpha.device, non_blocking=True)

@@ -72,22 +72,62 @@ class FinalPick:
                 torch.tensor(best.entries[0]["indices"], dtype=torch.long),
                 within + f"; the argmax of every unit is over the target (candidate {best.enumerated})",
             )
-        # nothing under the targets among the most probable candidates: the cheapest architecture, by
-        # the sum of metric / target (exact; one constraint: its minimum, which the target check
-        # proved feasible before the search)
+        # nothing under the targets among the most probable candidates: the most probable architecture
+        # shrunk to fit, else the cheapest one, by the sum of metric / target (exact; one constraint: its
+        # minimum, which the target check proved feasible before the search)
+        targets = ", ".join(f"{c.target:g} {c.metric.unit}" for c in module.constraints)
+        none = f"none of the {best.enumerated} most probable architectures is within the target {targets}"
+        shrunk = self.shrunk(module, mode.tolist(), _marginal_log_probs(module))
+        if shrunk is not None:
+            rank_zero_warn(
+                f"[fpnas] {none} (export.max_candidates): exporting the most probable one shrunk to fit; "
+                "the search did not reach the target (docs/troubleshooting.md)"
+            )
+            return torch.tensor(shrunk, dtype=torch.long), (
+                f"the argmax of every unit shrunk to fit the target (the cheapest change per probability "
+                f"lost, one at a time): {none}"
+            )
         cheapest = AdditiveTable.weighted_sum([(t, 1.0 / limit) for t, limit in module.limits()])
         idx = torch.tensor(cheapest.extreme_architecture("min")[1], dtype=torch.long)
-        targets = ", ".join(f"{c.target:g} {c.metric.unit}" for c in module.constraints)
         feasible = module.within_limits(idx)
         rank_zero_warn(
-            f"[fpnas] none of the {best.enumerated} most probable architectures is within the target "
-            f"{targets} (export.max_candidates): exporting the cheapest one"
+            f"[fpnas] {none} (export.max_candidates): exporting the cheapest one"
             + ("" if feasible else " (it is not within every target: no architecture may be)")
         )
-        return (
-            idx,
-            f"the cheapest architecture: none of the {best.enumerated} most probable is within the target",
-        )
+        return idx, f"the cheapest architecture: {none}"
+
+    @staticmethod
+    def shrunk(module, indices: Sequence[int], log_p: Sequence[torch.Tensor]) -> list[int] | None:
+        """``indices`` shrunk to fit every target, or None when no sequence of such changes gets there: while
+        over, make the single change of a decision that loses the least log-probability per unit of excess
+        it removes (the excess: the sum over constraints of max(0, metric / limit - 1)). The greedy rule of
+        a knapsack, the mirror of :meth:`filled`; ``log_p``: each decision's marginal log-probabilities."""
+        limits = module.limits()
+
+        def excess(row: list[int]) -> float:
+            t = torch.tensor([row])
+            return sum(max(0.0, float(table.lookup(t)[0]) / limit - 1.0) for table, limit in limits)
+
+        row = list(indices)
+        over = excess(row)
+        while over > 0:
+            best = None
+            for d, decision in enumerate(module.space.decisions):
+                for c in range(decision.size):
+                    if c == row[d]:
+                        continue
+                    trial = row.copy()
+                    trial[d] = c
+                    saved = over - excess(trial)
+                    if saved <= 0:
+                        continue
+                    key = (float(log_p[d][row[d]] - log_p[d][c]) / saved, -saved)
+                    if best is None or key < best[0]:
+                        best = (key, trial, over - saved)
+            if best is None:
+                return None
+            row, over = best[1], best[2]
+        return row
 
     def filled(self, module, indices: Sequence[int], log_p: Sequence[torch.Tensor]) -> list[int]:
         """``indices`` grown to fill the budget: while some single change of a decision to a costlier
@@ -189,8 +229,7 @@ class FinalPick:
         entries = list(top.entries)
         if self.fill:  # each candidate also grown to fill the budget, as the distribution prefers
             keys = {tuple(r) for r in rows}
-            marginal = module.host_distribution().marginals()
-            log_p = [torch.log(marginal([d]).double().clamp_min(1e-30)) for d in range(module.space.num_decisions)]
+            log_p = _marginal_log_probs(module)
             for e in top.entries:
                 grown = self.filled(module, e["indices"], log_p)
                 if tuple(grown) not in keys:
@@ -223,3 +262,9 @@ class FinalPick:
         selection = f"{rule} (α-split accuracy, {how}): {which}, {scores[best][0]:.4f}"
         pick = torch.tensor(rows[best], dtype=torch.long)
         return {"pick": pick, "selection": selection, "acc": scores[best][0], "table": table}
+
+
+def _marginal_log_probs(module) -> list[torch.Tensor]:
+    """Each decision's marginal log-probabilities under the module's distribution (float64, CPU)."""
+    marginal = module.host_distribution().marginals()
+    return [torch.log(marginal([d]).double().clamp_min(1e-30)) for d in range(module.space.num_decisions)]
