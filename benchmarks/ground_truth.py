@@ -15,6 +15,8 @@ made with other settings), ``--workers`` trains that many architectures at once 
     python benchmarks/ground_truth.py --space my_space --data digits --budgets 0.05 0.1 \\
         --seeds 0 1 2 -- train_experiment=ground_truth trainer.max_epochs=10   # any space/data/recipe
     python benchmarks/ground_truth.py mnist5k --report-only         # the spread report from the CSV
+    python benchmarks/ground_truth.py shifted --ids 3 17 42 --seeds 0 1 --out /tmp/pilot.csv \
+        -- train_experiment=ground_truth trainer.max_epochs=12     # a recipe tried on a few architectures
 """
 
 from __future__ import annotations
@@ -400,6 +402,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--limit", type=int, help="stop after this many rows in all (a piece of the table)")
     parser.add_argument(
+        "--ids", type=int, nargs="+", help="train only these architecture ids (a pilot of a recipe on a subset)"
+    )
+    parser.add_argument(
         "--out", type=Path, help="CSV path (default benchmarks/results/ground_truth_<space>_<data>.csv)"
     )
     parser.add_argument("--report-only", action="store_true", help="rewrite the JSON/Markdown report from the CSV")
@@ -437,7 +442,10 @@ def main() -> None:
         write_report(out, meta, rows, len(archs), budgets)
         return
     done = {r["arch_id"] for r in rows}
-    todo = [(i, idx, list(seeds)) for i, idx in enumerate(archs) if i not in done]
+    wanted = set(range(len(archs))) if args.ids is None else set(args.ids)
+    if not wanted <= set(range(len(archs))):
+        parser.error(f"--ids: the space has architecture ids 0-{len(archs) - 1}")
+    todo = [(i, idx, list(seeds)) for i, idx in enumerate(archs) if i not in done and i in wanted]
     if args.limit is not None:
         todo = todo[: max(0, args.limit - len(done))]
     print(

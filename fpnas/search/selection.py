@@ -84,8 +84,8 @@ class FinalPick:
                 "the search did not reach the target (docs/troubleshooting.md)"
             )
             return torch.tensor(shrunk, dtype=torch.long), (
-                f"the argmax of every unit shrunk to fit the target (the cheapest change per probability "
-                f"lost, one at a time): {none}"
+                f"the argmax of every unit shrunk to fit the target (one change at a time, the least "
+                f"probability lost per unit of excess removed): {none}"
             )
         cheapest = AdditiveTable.weighted_sum([(t, 1.0 / limit) for t, limit in module.limits()])
         idx = torch.tensor(cheapest.extreme_architecture("min")[1], dtype=torch.long)
