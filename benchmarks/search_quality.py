@@ -119,6 +119,7 @@ def run_search_task(task: dict[str, Any]) -> dict[str, Any]:
         "fit_time_s": summary["fit_time_s"],
         "argmax_mflops": summary.get("argmax_mflops"),
         "beta_final": summary.get("beta_final"),
+        "feasibility_restored_steps": summary.get("feasibility_restored_steps"),
         "supernet_alpha_acc": summary["val_acc"],
         "overrides": task["extra"],
     }

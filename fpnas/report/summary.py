@@ -120,6 +120,7 @@ def search_summary(module, trainer, run: RunDir, started: float, fit_time: float
         "k_final": int(module.sampler(float(module.distribution.entropy()))),
         "phase_final": module.phase,
         "expected_mflops_final": module.expected_macs() / 1e6,
+        "feasibility_restored_steps": module.restored_steps,
         **run_times(trainer, started, fit_time, "fit_time_s"),
         "processes": int(trainer.world_size),
         "grad_allreduces": AllReduceStats.calls,

@@ -36,7 +36,8 @@ def penalised_importance(
     least over (the smallest sum of hinge costs) instead of the softmax (Deb's feasibility rule for
     constrained search: a feasible candidate beats an infeasible one, and among infeasible ones the smaller
     violation wins). Eq. 7's cost term is only relative among the samples, so without it a distribution
-    whose samples all exceed a tight target is pulled to ever larger networks by the accuracy term.
+    whose samples all exceed a tight target is pulled to ever larger networks by the accuracy term; the
+    search applies it only once that has lasted (``search.feasibility_patience``).
     """
     violation = sum(costs) if feasibility_first and costs else None  # CPU, where the tables are
     if violation is not None and bool((violation > 0).all()):

@@ -100,6 +100,10 @@ class Member(torch.nn.Module):
         # β of the cost term: fixed (beta_lr = 0, the paper) or adapted by dual ascent; a buffer, so
         # that a resumed search continues with the β it had
         self.register_buffer("beta", torch.tensor([c.beta for c in constraints], dtype=torch.float64))
+        # α steps in a row whose samples were all over a target, and the α steps that restored feasibility
+        # (search.feasibility_patience); buffers, so that a resumed search goes on counting
+        self.register_buffer("infeasible_run", torch.zeros((), dtype=torch.long))
+        self.register_buffer("restored_steps", torch.zeros((), dtype=torch.long))
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.clear_caches()
         self.last_step: StepStats | None = None  # of this member's last step
@@ -112,6 +116,7 @@ class Member(torch.nn.Module):
         self.scored_pick: tuple | None = None  # (α key, (indices, selection)) of select_by_score
         self.expected_cache: tuple | None = None
         self.host_beta: list[float] | None = None  # host mirror of beta
+        self.host_feasibility: list[int] | None = None  # host mirror of [infeasible_run, restored_steps]
         self.host_dist: tuple | None = None  # (distribution, α key, CPU copy), see host_distribution
 
 
@@ -142,10 +147,10 @@ class SearchModule(pl.LightningModule):
         sync_bn: bool,
         sandwich: bool,
         distill: bool,
-        feasibility_first: bool,
+        feasibility_patience: int,
         tables: ComplexityTables | None = None,
     ):
-        """The keyword arguments ``warmup_epochs`` to ``feasibility_first`` are the ``search`` group of
+        """The keyword arguments ``warmup_epochs`` to ``feasibility_patience`` are the ``search`` group of
         ``conf/search.yaml`` (``search._target_`` names this class: a subclass goes there); the others come from the
         other groups:
         ``constraints`` the budgets (``cost.constraints``: :class:`~fpnas.cost.constraint.Constraint` objects or
@@ -165,7 +170,7 @@ class SearchModule(pl.LightningModule):
             sync_bn=sync_bn,
             sandwich=sandwich,
             distill=distill,
-            feasibility_first=feasibility_first,
+            feasibility_patience=feasibility_patience,
             importance_temperature=importance_temperature,
             seed=seed,
         )
@@ -423,6 +428,9 @@ class SearchModule(pl.LightningModule):
             member.clear_caches()
         state = checkpoint.get("state_dict", {})
         upgrade_state_dict(state, self.members[0].beta)
+        for i in range(len(self.members)):  # written before search.feasibility_patience: nothing counted yet
+            for name in ("infeasible_run", "restored_steps"):
+                state.setdefault(f"members.{i}.{name}", torch.zeros((), dtype=torch.long))
         phase = checkpoint.get("fpnas", {}).get("phase")
         if phase is None:
             raise ConfigError("checkpoint was not written by an fpnas search (no 'fpnas' entry)")
@@ -586,9 +594,8 @@ class SearchModule(pl.LightningModule):
         self._check_step(train_ll, val_ll)
         beta = self._beta_host(member)
         if not warm:
-            m = penalised_importance(
-                val_ll, costs, beta, self.hparams.importance_temperature, self.hparams.feasibility_first
-            )
+            restore = self._feasibility_step(member, costs)
+            m = penalised_importance(val_ll, costs, beta, self.hparams.importance_temperature, restore)
             alpha = member.distribution.alpha
             # non_blocking: a blocking host-to-device copy would wait for the device's queue
             archs_on_device = archs.to(alpha.device, non_blocking=True)
@@ -610,6 +617,39 @@ class SearchModule(pl.LightningModule):
         member.last_step = StepStats(k, entropy, macs, costs[0] if len(costs) == 1 else sum(costs), values)
         # the device tensor: Lightning would copy a float to the device (a blocking copy)
         self.log("train/loss", train_loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=yt.numel())
+
+    @staticmethod
+    def _feasibility_host(member: Member) -> list[int]:
+        """Host mirror of a member's ``[infeasible_run, restored_steps]`` (read once after a load)."""
+        if member.host_feasibility is None:
+            member.host_feasibility = torch.stack([member.infeasible_run, member.restored_steps]).tolist()
+        return member.host_feasibility
+
+    def _feasibility_step(self, member: Member, costs: list[torch.Tensor]) -> bool:
+        """Whether this α step restores feasibility (``search.feasibility_patience`` N): after N α steps in a row
+        with every sample over a target the search is restoring, until the distribution's expectation is within
+        every target; while restoring, a step with every sample over uses Deb's rule. ``infeasible_run`` counts
+        that run (kept while restoring), ``restored_steps`` the steps that used the rule (host mirror and
+        buffers). Restoring reads α once per step (the exact expectation); a search that never gets there
+        reads nothing."""
+        run, restored = self._feasibility_host(member)
+        patience = self.hparams.feasibility_patience
+        all_over = bool((sum(costs) > 0).all()) if costs else False  # CPU tables: no device read
+        restoring = patience > 0 and run >= patience
+        if restoring and all(self.expected(c.name) <= c.limit for c in self.constraints):
+            restoring, run = False, 0  # the distribution is back within every target
+        restore = restoring and all_over
+        counts = [run + 1 if all_over else (run if restoring else 0), restored + int(restore)]
+        if counts != member.host_feasibility:
+            member.infeasible_run.fill_(counts[0])
+            member.restored_steps.fill_(counts[1])
+            member.host_feasibility = counts
+        return restore
+
+    @property
+    def restored_steps(self) -> int:
+        """α steps of the member in view that restored feasibility (``search.feasibility_patience``)."""
+        return self._feasibility_host(self.member)[1]
 
     # ------------------------------------------------------------------ the result
     def argmax_architecture(self) -> torch.Tensor:
