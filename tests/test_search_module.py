@@ -258,33 +258,42 @@ def test_nothing_probable_within_the_target_exports_the_mode_shrunk_to_fit():
     assert one_step.final_pick.shrunk(one_step, start, log_p) == first
 
 
-def test_feasibility_is_restored_after_patience_steps_over_the_target_until_the_expectation_is_within():
+def test_feasibility_is_restored_after_patience_steps_over_the_target_until_the_mode_is_within():
     """search.feasibility_patience=N: after N α steps in a row with every sample over the target, the search
-    restores feasibility (Deb's rule on each step whose samples are all over) until the distribution's
-    E[MFLOPs] is within the target; before that a sample within resets the run. The counts are buffers (a
-    resumed search goes on counting) and a checkpoint written before them loads with zeros."""
-    space = SearchSpace.load("micro")  # uniform E[MFLOPs] 0.0699
+    restores feasibility (Deb's rule on each step whose samples are all over) until the distribution's most
+    probable architecture is within the target; before that a sample within resets the run. The counts are
+    buffers (a resumed search goes on counting) and a checkpoint written before them loads with zeros."""
+    space = SearchSpace.load("micro")
     over, mixed = [torch.tensor([0.5, 0.2])], [torch.tensor([0.5, 0.0])]
 
-    def run(target, patience, steps):
-        module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=target, feasibility_patience=patience)
-        return module, [module._feasibility_step(module.member, costs) for costs in steps]
+    def module_with_mode(choice, patience=2):
+        """A module whose most probable architecture takes every decision's first (cheapest) or last choice."""
+        module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.05, feasibility_patience=patience)
+        alpha = torch.zeros(module.distribution.alpha.shape)
+        for u, n in enumerate(module.distribution.unit_sizes):
+            alpha[u, 0 if choice == "first" else n - 1] = 2.0
+        module.distribution.alpha.copy_(alpha)
+        return module
 
-    module, restored = run(0.05, 2, [over, mixed, over, over, over, over, mixed, over])
-    # the mixed step at 2 resets the run; restoring from step 5, through the mixed step 7 (E is still over)
+    module = module_with_mode("last")
+    assert not module.within_limits(module.argmax_architecture())
+    restored = [module._feasibility_step(module.member, c) for c in [over, mixed, over, over, over, over, mixed, over]]
+    # the mixed step at 2 resets the run; restoring from step 5, through the mixed step 7 (the mode is still over)
     assert restored == [False, False, False, False, True, True, False, True]
     assert module.restored_steps == 3
     assert [int(module.member.infeasible_run), int(module.member.restored_steps)] == [5, 3]
-    # E[MFLOPs] within the target: restoring ends as it starts, the run begins again
-    within, restored = run(0.08, 2, [over] * 8)
-    assert not any(restored) and within.restored_steps == 0 and int(within.member.infeasible_run) == 2
-    never, restored = run(0.05, 0, [over] * 8)
-    assert not any(restored) and never.restored_steps == 0
+    # the most probable architecture within the target: restoring ends as it starts, the run begins again
+    within = module_with_mode("first")
+    assert within.within_limits(within.argmax_architecture())
+    assert not any(within._feasibility_step(within.member, over) for _ in range(8))
+    assert within.restored_steps == 0 and int(within.member.infeasible_run) == 2
+    never = module_with_mode("last", patience=0)
+    assert not any(never._feasibility_step(never.member, over) for _ in range(8)) and never.restored_steps == 0
 
     state = module.state_dict()
-    fresh = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.05, feasibility_patience=2)
+    fresh = module_with_mode("first")
     fresh.on_load_checkpoint({"state_dict": state, "fpnas": {"phase": "factorized"}})
-    fresh.load_state_dict(state)
+    fresh.load_state_dict(state)  # α too: the mode is over the target again
     assert fresh.restored_steps == 3 and fresh._feasibility_step(fresh.member, over)  # still restoring
     old = {k: v for k, v in module.state_dict().items() if not k.endswith(("infeasible_run", "restored_steps"))}
     fresh.on_load_checkpoint({"state_dict": old, "fpnas": {"phase": "factorized"}})

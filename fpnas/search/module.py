@@ -627,17 +627,17 @@ class SearchModule(pl.LightningModule):
 
     def _feasibility_step(self, member: Member, costs: list[torch.Tensor]) -> bool:
         """Whether this α step restores feasibility (``search.feasibility_patience`` N): after N α steps in a row
-        with every sample over a target the search is restoring, until the distribution's expectation is within
-        every target; while restoring, a step with every sample over uses Deb's rule. ``infeasible_run`` counts
-        that run (kept while restoring), ``restored_steps`` the steps that used the rule (host mirror and
-        buffers). Restoring reads α once per step (the exact expectation); a search that never gets there
-        reads nothing."""
+        with every sample over a target the search is restoring, until the distribution's most probable
+        architecture (the argmax of every unit) is within every target; while restoring, a step with every sample
+        over uses Deb's rule. ``infeasible_run`` counts that run (kept while restoring), ``restored_steps`` the
+        steps that used the rule (host mirror and buffers). Restoring reads α once per step (the argmax); a
+        search that never gets there reads nothing."""
         run, restored = self._feasibility_host(member)
         patience = self.hparams.feasibility_patience
         all_over = bool((sum(costs) > 0).all()) if costs else False  # CPU tables: no device read
         restoring = patience > 0 and run >= patience
-        if restoring and all(self.expected(c.name) <= c.limit for c in self.constraints):
-            restoring, run = False, 0  # the distribution is back within every target
+        if restoring and self.within_limits(self.argmax_architecture()):
+            restoring, run = False, 0  # the distribution's most probable architecture is within every target
         restore = restoring and all_over
         counts = [run + 1 if all_over else (run if restoring else 0), restored + int(restore)]
         if counts != member.host_feasibility:
