@@ -7,6 +7,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from fpnas.search.module import SearchModule
 from fpnas.search.sampling import AdaptiveK
 from fpnas.space.complexity import ComplexityTables
 from fpnas.space.spec import SearchSpace
@@ -258,47 +259,69 @@ def test_nothing_probable_within_the_target_exports_the_mode_shrunk_to_fit():
     assert one_step.final_pick.shrunk(one_step, start, log_p) == first
 
 
-def test_feasibility_is_restored_after_patience_steps_over_the_target_until_the_mode_is_within():
-    """search.feasibility_patience=N: after N α steps in a row with every sample over the target, the search
-    restores feasibility (Deb's rule on each step whose samples are all over) until the distribution's most
-    probable architecture is within the target; before that a sample within resets the run. The counts are
-    buffers (a resumed search goes on counting) and a checkpoint written before them loads with zeros."""
+def test_a_search_that_lost_the_target_restores_feasibility_until_its_most_probable_architecture_fits(monkeypatch):
+    """search.restore_feasibility: once an epoch starts with none of the export.max_candidates most probable
+    architectures within the target, each α step whose samples are all over it uses Deb's rule, until an epoch
+    starts with the most probable architecture within the target; decided once per epoch. The state is in
+    buffers (a resumed search goes on as it would have) and a checkpoint written before them loads with nothing
+    set."""
     space = SearchSpace.load("micro")
     over, mixed = [torch.tensor([0.5, 0.2])], [torch.tensor([0.5, 0.0])]
+    epoch = [0]
+    monkeypatch.setattr(SearchModule, "current_epoch", property(lambda self: epoch[0]))
 
-    def module_with_mode(choice, patience=2):
-        """A module whose most probable architecture takes every decision's first (cheapest) or last choice."""
-        module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.05, feasibility_patience=patience)
+    def set_mode(module, choice):
+        """The most probable architecture takes every decision's first (cheapest) or last choice."""
         alpha = torch.zeros(module.distribution.alpha.shape)
         for u, n in enumerate(module.distribution.unit_sizes):
             alpha[u, 0 if choice == "first" else n - 1] = 2.0
         module.distribution.alpha.copy_(alpha)
+
+    def lost_module(restore=True, max_candidates=1):
+        module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.05, restore_feasibility=restore)
+        module.final_pick = dataclasses.replace(module.final_pick, max_candidates=max_candidates)
+        set_mode(module, "last")  # far over 0.05 MFLOPs; only the mode is enumerated
         return module
 
-    module = module_with_mode("last")
-    assert not module.within_limits(module.argmax_architecture())
-    restored = [module._feasibility_step(module.member, c) for c in [over, mixed, over, over, over, over, mixed, over]]
-    # the mixed step at 2 resets the run; restoring from step 5, through the mixed step 7 (the mode is still over)
-    assert restored == [False, False, False, False, True, True, False, True]
+    module = lost_module()
+    assert not module.final_pick.reaches_target(module)
+    assert [module._feasibility_step(module.member, c) for c in [over, mixed, over]] == [True, False, True]
+    set_mode(module, "first")  # back within the target: the epoch keeps its decision
+    assert module.final_pick.reaches_target(module) and module._feasibility_step(module.member, over)
+    epoch[0] = 1  # the next epoch starts within: Eq. 7 as written
+    assert not module._feasibility_step(module.member, over)
     assert module.restored_steps == 3
-    assert [int(module.member.infeasible_run), int(module.member.restored_steps)] == [5, 3]
-    # the most probable architecture within the target: restoring ends as it starts, the run begins again
-    within = module_with_mode("first")
-    assert within.within_limits(within.argmax_architecture())
-    assert not any(within._feasibility_step(within.member, over) for _ in range(8))
-    assert within.restored_steps == 0 and int(within.member.infeasible_run) == 2
-    never = module_with_mode("last", patience=0)
-    assert not any(never._feasibility_step(never.member, over) for _ in range(8)) and never.restored_steps == 0
+    assert [int(getattr(module.member, n)) for n in ("restore_epoch", "restoring", "restored_steps")] == [1, 0, 3]
 
-    state = module.state_dict()
-    fresh = module_with_mode("first")
+    # once lost, restoring goes on into the epochs that start with the mode still over the target, even when
+    # the enumeration would find an architecture within it, until one starts with the mode within
+    epoch[0] = 0
+    lost = lost_module()
+    assert lost._feasibility_step(lost.member, over)
+    lost.final_pick = dataclasses.replace(lost.final_pick, max_candidates=100_000)
+    epoch[0] = 1
+    assert lost.final_pick.reaches_target(lost) and lost._feasibility_step(lost.member, over)
+    set_mode(lost, "first")
+    epoch[0] = 2
+    assert not lost._feasibility_step(lost.member, over) and lost.restored_steps == 2
+
+    epoch[0] = 0
+    # the whole space enumerated (micro has fewer architectures than the default export.max_candidates), or
+    # the option off: never
+    for other in (lost_module(max_candidates=100_000), lost_module(restore=False)):
+        assert not any(other._feasibility_step(other.member, over) for _ in range(4)) and other.restored_steps == 0
+
+    state = lost_module().state_dict() | {k: v for k, v in module.state_dict().items() if "restor" in k}
+    fresh = lost_module()
+    set_mode(fresh, "first")
     fresh.on_load_checkpoint({"state_dict": state, "fpnas": {"phase": "factorized"}})
-    fresh.load_state_dict(state)  # α too: the mode is over the target again
-    assert fresh.restored_steps == 3 and fresh._feasibility_step(fresh.member, over)  # still restoring
-    old = {k: v for k, v in module.state_dict().items() if not k.endswith(("infeasible_run", "restored_steps"))}
+    fresh.load_state_dict(state)
+    epoch[0] = 1
+    assert fresh.restored_steps == 3 and not fresh._feasibility_step(fresh.member, over)  # epoch 1: not restoring
+    old = {k: v for k, v in state.items() if not k.endswith(("restore_epoch", "restoring", "restored_steps"))}
     fresh.on_load_checkpoint({"state_dict": old, "fpnas": {"phase": "factorized"}})
-    fresh.load_state_dict(old)
-    assert fresh.restored_steps == 0 and int(fresh.member.infeasible_run) == 0
+    fresh.load_state_dict(old)  # α over the target again; nothing decided yet: epoch 1 restores
+    assert fresh.restored_steps == 0 and fresh._feasibility_step(fresh.member, over)
 
 
 class _RecordBeta(pl.Callback):

@@ -37,7 +37,7 @@ def penalised_importance(
     constrained search: a feasible candidate beats an infeasible one, and among infeasible ones the smaller
     violation wins). Eq. 7's cost term is only relative among the samples, so without it a distribution
     whose samples all exceed a tight target is pulled to ever larger networks by the accuracy term; the
-    search applies it only once that has lasted (``search.feasibility_patience``).
+    search applies it only once the distribution has lost the target (``search.restore_feasibility``).
     """
     violation = sum(costs) if feasibility_first and costs else None  # CPU, where the tables are
     if violation is not None and bool((violation > 0).all()):

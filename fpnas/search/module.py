@@ -70,6 +70,7 @@ def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torc
 
 
 MEMBER_STATE = ("distribution.alpha", "beta", "entropy_initial", "k_initial")  # per member, in the state_dict
+FEASIBILITY_STATE = ("restore_epoch", "restoring", "restored_steps")  # per member: search.restore_feasibility
 
 
 def upgrade_state_dict(state: dict[str, torch.Tensor], beta: torch.Tensor) -> None:
@@ -100,9 +101,10 @@ class Member(torch.nn.Module):
         # β of the cost term: fixed (beta_lr = 0, the paper) or adapted by dual ascent; a buffer, so
         # that a resumed search continues with the β it had
         self.register_buffer("beta", torch.tensor([c.beta for c in constraints], dtype=torch.float64))
-        # α steps in a row whose samples were all over a target, and the α steps that restored feasibility
-        # (search.feasibility_patience); buffers, so that a resumed search goes on counting
-        self.register_buffer("infeasible_run", torch.zeros((), dtype=torch.long))
+        # search.restore_feasibility: the epoch the flag was set for (-1: none yet), whether that epoch restores,
+        # and the α steps that did; buffers, so that a resumed search goes on as it would have
+        self.register_buffer("restore_epoch", torch.tensor(-1, dtype=torch.long))
+        self.register_buffer("restoring", torch.zeros((), dtype=torch.long))
         self.register_buffer("restored_steps", torch.zeros((), dtype=torch.long))
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.clear_caches()
@@ -116,7 +118,7 @@ class Member(torch.nn.Module):
         self.scored_pick: tuple | None = None  # (α key, (indices, selection)) of select_by_score
         self.expected_cache: tuple | None = None
         self.host_beta: list[float] | None = None  # host mirror of beta
-        self.host_feasibility: list[int] | None = None  # host mirror of [infeasible_run, restored_steps]
+        self.host_feasibility: list[int] | None = None  # host mirror of FEASIBILITY_STATE
         self.host_dist: tuple | None = None  # (distribution, α key, CPU copy), see host_distribution
 
 
@@ -147,10 +149,10 @@ class SearchModule(pl.LightningModule):
         sync_bn: bool,
         sandwich: bool,
         distill: bool,
-        feasibility_patience: int,
+        restore_feasibility: bool,
         tables: ComplexityTables | None = None,
     ):
-        """The keyword arguments ``warmup_epochs`` to ``feasibility_patience`` are the ``search`` group of
+        """The keyword arguments ``warmup_epochs`` to ``restore_feasibility`` are the ``search`` group of
         ``conf/search.yaml`` (``search._target_`` names this class: a subclass goes there); the others come from the
         other groups:
         ``constraints`` the budgets (``cost.constraints``: :class:`~fpnas.cost.constraint.Constraint` objects or
@@ -170,7 +172,7 @@ class SearchModule(pl.LightningModule):
             sync_bn=sync_bn,
             sandwich=sandwich,
             distill=distill,
-            feasibility_patience=feasibility_patience,
+            restore_feasibility=restore_feasibility,
             importance_temperature=importance_temperature,
             seed=seed,
         )
@@ -428,9 +430,9 @@ class SearchModule(pl.LightningModule):
             member.clear_caches()
         state = checkpoint.get("state_dict", {})
         upgrade_state_dict(state, self.members[0].beta)
-        for i in range(len(self.members)):  # written before search.feasibility_patience: nothing counted yet
-            for name in ("infeasible_run", "restored_steps"):
-                state.setdefault(f"members.{i}.{name}", torch.zeros((), dtype=torch.long))
+        for i in range(len(self.members)):  # written before search.restore_feasibility: nothing set yet
+            for name, value in zip(FEASIBILITY_STATE, (-1, 0, 0)):
+                state.setdefault(f"members.{i}.{name}", torch.tensor(value, dtype=torch.long))
         phase = checkpoint.get("fpnas", {}).get("phase")
         if phase is None:
             raise ConfigError("checkpoint was not written by an fpnas search (no 'fpnas' entry)")
@@ -620,36 +622,39 @@ class SearchModule(pl.LightningModule):
 
     @staticmethod
     def _feasibility_host(member: Member) -> list[int]:
-        """Host mirror of a member's ``[infeasible_run, restored_steps]`` (read once after a load)."""
+        """Host mirror of a member's FEASIBILITY_STATE buffers (read once after a load)."""
         if member.host_feasibility is None:
-            member.host_feasibility = torch.stack([member.infeasible_run, member.restored_steps]).tolist()
+            member.host_feasibility = torch.stack([getattr(member, n) for n in FEASIBILITY_STATE]).tolist()
         return member.host_feasibility
 
     def _feasibility_step(self, member: Member, costs: list[torch.Tensor]) -> bool:
-        """Whether this α step restores feasibility (``search.feasibility_patience`` N): after N α steps in a row
-        with every sample over a target the search is restoring, until the distribution's most probable
-        architecture (the argmax of every unit) is within every target; while restoring, a step with every sample
-        over uses Deb's rule. ``infeasible_run`` counts that run (kept while restoring), ``restored_steps`` the
-        steps that used the rule (host mirror and buffers). Restoring reads α once per step (the argmax); a
-        search that never gets there reads nothing."""
-        run, restored = self._feasibility_host(member)
-        patience = self.hparams.feasibility_patience
+        """Whether this α step restores feasibility (``search.restore_feasibility``): the search lost the target
+        (an epoch began with none of the ``export.max_candidates`` most probable architectures within every
+        target: the final pick would find none) and has not found it again (no epoch since began with the most
+        probable architecture within every target), and every sample of the step is over a target. Decided
+        at each epoch's first α step; counts the steps that restored (host mirror and buffers)."""
+        epoch, restoring, restored = self._feasibility_host(member)
+        if epoch != self.current_epoch:
+            epoch = self.current_epoch
+            if not self.hparams.restore_feasibility:
+                restoring = 0
+            elif restoring:  # until the most probable architecture is within every target
+                restoring = int(not self.within_limits(self.argmax_architecture()))
+            else:
+                restoring = int(not self.final_pick.reaches_target(self))
         all_over = bool((sum(costs) > 0).all()) if costs else False  # CPU tables: no device read
-        restoring = patience > 0 and run >= patience
-        if restoring and self.within_limits(self.argmax_architecture()):
-            restoring, run = False, 0  # the distribution's most probable architecture is within every target
-        restore = restoring and all_over
-        counts = [run + 1 if all_over else (run if restoring else 0), restored + int(restore)]
-        if counts != member.host_feasibility:
-            member.infeasible_run.fill_(counts[0])
-            member.restored_steps.fill_(counts[1])
-            member.host_feasibility = counts
+        restore = bool(restoring) and all_over
+        state = [epoch, restoring, restored + int(restore)]
+        if state != member.host_feasibility:
+            for name, value in zip(FEASIBILITY_STATE, state):
+                getattr(member, name).fill_(value)
+            member.host_feasibility = state
         return restore
 
     @property
     def restored_steps(self) -> int:
-        """α steps of the member in view that restored feasibility (``search.feasibility_patience``)."""
-        return self._feasibility_host(self.member)[1]
+        """α steps of the member in view that restored feasibility (``search.restore_feasibility``)."""
+        return self._feasibility_host(self.member)[2]
 
     # ------------------------------------------------------------------ the result
     def argmax_architecture(self) -> torch.Tensor:

@@ -20,7 +20,8 @@ EXPORT_MODES = ("feasible", "argmax")  # most probable under the target | argmax
 # groups whose keys reach a constructor through interpolations (cost.target_mflops -> cost.constraints): a
 # `+cost.target_mflop=...` typo would be ignored, so their keys are compared with the shipped ones
 PLAIN_GROUPS = ("cost", "cost.latency", "cost.params")
-SEARCH_FLAGS = ("weight_importance", "eval_batch_stats", "sync_bn", "sandwich", "distill")  # search.<flag>: bool
+# search.<flag>: bool
+SEARCH_FLAGS = ("weight_importance", "eval_batch_stats", "sync_bn", "sandwich", "distill", "restore_feasibility")
 
 
 def check_options(cfg: DictConfig) -> None:
@@ -81,7 +82,7 @@ def check_search_arguments(
     sync_bn: bool,
     sandwich: bool,
     distill: bool,
-    feasibility_patience: int,
+    restore_feasibility: bool,
     importance_temperature: float,
     seed: int,
 ) -> None:
@@ -94,6 +95,7 @@ def check_search_arguments(
         sync_bn=sync_bn,
         sandwich=sandwich,
         distill=distill,
+        restore_feasibility=restore_feasibility,
     )
     for key in SEARCH_FLAGS:
         check_option(f"search.{key}", flags[key], bool, example="true")
@@ -103,7 +105,6 @@ def check_search_arguments(
             "trains: set search.sandwich=true too"
         )
     check_option("search.importance_temperature", importance_temperature, float, 0, exclusive=True, example=1.0)
-    check_option("search.feasibility_patience", feasibility_patience, int, 0, example=50)
     check_option("seed", seed, int, 0, example=0)
 
 

@@ -58,15 +58,7 @@ class FinalPick:
         within = "the most probable architecture within the target (exact)"
         if module.within_limits(mode):
             return mode, within + "; it is the argmax of every unit"
-        best = top_architectures(
-            module.host_distribution(),
-            module.space,
-            1,
-            self.max_candidates,
-            module.limits(),
-            distinct_networks=False,
-            tables=module.tables,
-        )
+        best = self._most_probable_within(module)
         if best.entries:
             return (
                 torch.tensor(best.entries[0]["indices"], dtype=torch.long),
@@ -95,6 +87,24 @@ class FinalPick:
             + ("" if feasible else " (it is not within every target: no architecture may be)")
         )
         return idx, f"the cheapest architecture: {none}"
+
+    def _most_probable_within(self, module):
+        """The enumeration behind the pick: the most probable architecture within every target, among the
+        ``max_candidates`` most probable (:class:`~fpnas.search.topk.TopK`, no entry when none is)."""
+        return top_architectures(
+            module.host_distribution(),
+            module.space,
+            1,
+            self.max_candidates,
+            module.limits(),
+            distinct_networks=False,
+            tables=module.tables,
+        )
+
+    def reaches_target(self, module) -> bool:
+        """Whether the pick would find an architecture within every target among the ``max_candidates`` most
+        probable (else the distribution has lost the target: ``search.restore_feasibility``)."""
+        return module.within_limits(module.argmax_architecture()) or bool(self._most_probable_within(module).entries)
 
     @staticmethod
     def shrunk(module, indices: Sequence[int], log_p: Sequence[torch.Tensor]) -> list[int] | None:
