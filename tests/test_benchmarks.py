@@ -389,3 +389,49 @@ def test_family_search_compares_each_target_with_its_separate_search_and_times_b
     assert first["family_pct"] == 20.0 and first["separate_pct"] == 20.0 and first["diff"] == 0.0
     assert first["diff_se"] == pytest.approx(20.0 / 2**0.5 / 2**0.5)  # diffs -10, +10: stdev 14.14 / sqrt 2
     assert summary["per_target"][2]["diff"] == 2.0 and summary["over_target"] == 0
+
+
+def test_seed_tau_pilot_measures_agreement_spread_and_noise_on_the_same_architectures():
+    import seed_tau_pilot
+
+    # four architectures, two seeds: seed 1 swaps the two middle ones (one discordant pair of six)
+    rows = [
+        {"test_acc_s0": 0.80, "test_acc_s1": 0.80},
+        {"test_acc_s0": 0.85, "test_acc_s1": 0.87},
+        {"test_acc_s0": 0.86, "test_acc_s1": 0.84},
+        {"test_acc_s0": 0.90, "test_acc_s1": 0.90},
+    ]
+    got = seed_tau_pilot.agreement(rows, [0, 1])
+    assert got["seed_tau"] == pytest.approx((5 - 1) / 6)
+    assert got["seed_std"] == pytest.approx((0 + 0.02**0.5 * 0.1 + 0.02**0.5 * 0.1 + 0) / 4, rel=1e-6)
+    assert got["spread"] == pytest.approx(0.90 - 0.80)  # P90 and P10 of four means: the last and the first
+    assert got["ratio"] == pytest.approx(got["spread"] / got["seed_std"])
+    assert seed_tau_pilot.seed_columns({"test_acc_s0": 1, "test_acc_std": 0, "test_acc_s12": 1}) == [0, 12]
+
+
+def test_tight_targets_summary_pairs_the_settings_per_target():
+    import tight_targets
+
+    def row(setting, target, seed, test_acc, restored, lost=False):
+        selection = "the cheapest architecture: none of the 100000 most probable" if lost else "the largest of ..."
+        return {
+            "setting": setting,
+            "target_mflops": target,
+            "seed": seed,
+            "arch_mflops": target * 0.9,
+            "argmax_mflops": target * 1.1,
+            "alpha_acc": test_acc - 0.01,
+            "test_acc": test_acc,
+            "restored_steps": restored,
+            "selection": selection,
+        }
+
+    rows = [row("restore", 0.3, 0, 0.95, 300), row("restore", 0.3, 1, 0.93, 200)]
+    rows += [row("eq7", 0.3, 0, 0.40, 0, lost=True), row("eq7", 0.3, 1, 0.90, 0)]
+    rows += [{"setting": "cheapest", "seed": s, "arch_mflops": 0.2, "test_acc": a} for s, a in ((0, 0.9), (1, 0.92))]
+    cheapest, eq7, restore = tight_targets.summarize(rows)
+    assert (cheapest["setting"], eq7["setting"], restore["setting"]) == ("cheapest", "eq7", "restore")
+    assert cheapest["test_acc"] == pytest.approx(0.91) and cheapest["test_acc_min"] == 0.9 and cheapest["seeds"] == 2
+    assert restore["test_acc"] == pytest.approx(0.94) and restore["test_acc_min"] == 0.93
+    assert restore["restored_steps"] == 250 and restore["target_lost"] == 0
+    assert eq7["test_acc"] == pytest.approx(0.65) and eq7["target_lost"] == 1 and eq7["seeds"] == 2
