@@ -160,15 +160,16 @@ def main() -> None:
             for setting in SETTINGS
             if (setting, target, seed) not in done
         ]
-        searched = sorted(WORK.glob("*_t*_s*/arch.yaml"))  # the cheapest is sized as the searches' data sizes it
-        if searched:
-            tasks += [
-                {"setting": "cheapest", "seed": seed, "threads": args.threads, "arch_of_a_search": str(searched[0])}
-                for seed in args.seeds
-                if ("cheapest", None, seed) not in done
-            ]
-        print(f"{len(tasks)} runs to do ({len(rows)} done) with {args.workers} worker(s)", flush=True)
+        print(f"{len(tasks)} searches to do ({len(rows)} runs done) with {args.workers} worker(s)", flush=True)
         rows += run_logged(tasks, run_task, log, args.workers, describe)
+        # then the cheapest network, sized as the searches' data sizes it (from one of their arch.yaml)
+        searched = sorted(WORK.glob("*_t*_s*/arch.yaml"))
+        tasks = [
+            {"setting": "cheapest", "seed": seed, "threads": args.threads, "arch_of_a_search": str(searched[0])}
+            for seed in args.seeds
+            if searched and ("cheapest", None, seed) not in done
+        ]
+        rows += run_logged(tasks, run_task, log, args.workers, describe) if tasks else []
     table = summarize(rows)
     doc = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "rows": rows, "summary": table}
     (RESULTS / "tight_targets.json").write_text(json.dumps(doc, indent=2) + "\n")
