@@ -190,6 +190,14 @@ def test_scored_pick_is_the_most_accurate_of_the_most_probable_candidates_within
 
 
 # ----------------------------------------------------------------------------- the budget as a limit
+def favour_largest(module) -> None:
+    """Logits that favour the largest choice of every decision, plus fixed noise."""
+    alpha = torch.randn(module.distribution.alpha.shape, generator=torch.Generator().manual_seed(3)) * 0.5
+    for u, n in enumerate(module.distribution.unit_sizes):
+        alpha[u, n - 1] += 2.0
+    module.distribution.alpha.copy_(alpha)
+
+
 def test_feasible_export_is_the_brute_force_most_probable_architecture_under_the_target():
     """With a distribution whose mode is over the target, arch.yaml holds exactly the most probable
     architecture within the target (checked against every architecture of micro)."""
@@ -198,12 +206,7 @@ def test_feasible_export_is_the_brute_force_most_probable_architecture_under_the
     space = SearchSpace.load("micro")
     tables = ComplexityTables(space)
     module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08)
-    g = torch.Generator().manual_seed(3)
-    # logits that favour the largest choice of every decision, plus noise: the mode is far over 0.08
-    alpha = torch.randn(module.distribution.alpha.shape, generator=g) * 0.5
-    for u, n in enumerate(module.distribution.unit_sizes):
-        alpha[u, n - 1] += 2.0
-    module.distribution.alpha.copy_(alpha)
+    favour_largest(module)  # the mode is far over 0.08
     mode = module.argmax_architecture()
     assert float(tables.lookup(mode)[0][0]) > 0.1e6  # over the target by far
 
@@ -230,11 +233,7 @@ def test_nothing_probable_within_the_target_exports_the_mode_shrunk_to_fit():
     tables = ComplexityTables(space)
     module = plain_module(space, AdaptiveK(0.25, 2), target_mflops=0.08)
     module.final_pick = dataclasses.replace(module.final_pick, max_candidates=1)  # only the mode is looked at
-    g = torch.Generator().manual_seed(3)
-    alpha = torch.randn(module.distribution.alpha.shape, generator=g) * 0.5
-    for u, n in enumerate(module.distribution.unit_sizes):
-        alpha[u, n - 1] += 2.0
-    module.distribution.alpha.copy_(alpha)
+    favour_largest(module)
     mode = module.argmax_architecture()
     with pytest.warns(UserWarning, match="exporting the most probable one shrunk to fit"):
         exported = module.exported_architecture()

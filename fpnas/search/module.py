@@ -633,12 +633,12 @@ class SearchModule(pl.LightningModule):
         target: the final pick would find none) and has not found it again (no epoch since began with the most
         probable architecture within every target), and every sample of the step is over a target. Decided
         at each epoch's first α step; counts the steps that restored (host mirror and buffers)."""
+        if not self.hparams.restore_feasibility:  # off (the default): nothing to decide or count
+            return False
         epoch, restoring, restored = self._feasibility_host(member)
         if epoch != self.current_epoch:
             epoch = self.current_epoch
-            if not self.hparams.restore_feasibility:
-                restoring = 0
-            elif restoring:  # until the most probable architecture is within every target
+            if restoring:  # until the most probable architecture is within every target
                 restoring = int(not self.within_limits(self.argmax_architecture()))
             else:
                 restoring = int(not self.final_pick.reaches_target(self))

@@ -122,18 +122,13 @@ class FinalPick:
         over = excess(row)
         while over > 0:
             best = None
-            for d, decision in enumerate(module.space.decisions):
-                for c in range(decision.size):
-                    if c == row[d]:
-                        continue
-                    trial = row.copy()
-                    trial[d] = c
-                    saved = over - excess(trial)
-                    if saved <= 0:
-                        continue
-                    key = (float(log_p[d][row[d]] - log_p[d][c]) / saved, -saved)
-                    if best is None or key < best[0]:
-                        best = (key, trial, over - saved)
+            for d, c, trial in _single_changes(module.space, row):
+                saved = over - excess(trial)
+                if saved <= 0:
+                    continue
+                key = (float(log_p[d][row[d]] - log_p[d][c]) / saved, -saved)
+                if best is None or key < best[0]:
+                    best = (key, trial, over - saved)
             if best is None:
                 return None
             row, over = best[1], best[2]
@@ -149,17 +144,12 @@ class FinalPick:
         while True:
             macs = float(macs_of(torch.tensor([row]))[0])
             best = None
-            for d, decision in enumerate(module.space.decisions):
-                for c in range(decision.size):
-                    if c == row[d]:
-                        continue
-                    trial = row.copy()
-                    trial[d] = c
-                    t = torch.tensor([trial])
-                    if float(macs_of(t)[0]) <= macs or not module.within_limits(t):
-                        continue
-                    if best is None or float(log_p[d][c]) > best[0]:
-                        best = (float(log_p[d][c]), trial)
+            for d, c, trial in _single_changes(module.space, row):
+                t = torch.tensor([trial])
+                if float(macs_of(t)[0]) <= macs or not module.within_limits(t):
+                    continue
+                if best is None or float(log_p[d][c]) > best[0]:
+                    best = (float(log_p[d][c]), trial)
             if best is None:
                 return row
             row = best[1]
@@ -272,6 +262,15 @@ class FinalPick:
         selection = f"{rule} (α-split accuracy, {how}): {which}, {scores[best][0]:.4f}"
         pick = torch.tensor(rows[best], dtype=torch.long)
         return {"pick": pick, "selection": selection, "acc": scores[best][0], "table": table}
+
+
+def _single_changes(space, row: list[int]):
+    """``(decision, choice, row with that decision changed to that choice)`` for every other choice of every
+    decision: the neighbours :meth:`FinalPick.filled` and :meth:`FinalPick.shrunk` walk through."""
+    for d, decision in enumerate(space.decisions):
+        for c in range(decision.size):
+            if c != row[d]:
+                yield d, c, [*row[:d], c, *row[d + 1 :]]
 
 
 def _marginal_log_probs(module) -> list[torch.Tensor]:
