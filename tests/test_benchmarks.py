@@ -245,6 +245,9 @@ def test_ground_truth_report_measures_whether_the_seeds_agree():
     (b,) = budget_report(rows, [0.45])  # ids 2..5 fit: 0.4, 0.3, 0.2, 0.1 MFLOPs
     assert b["feasible"] == 4 and b["seed_tau"] == pytest.approx(1.0)
     assert b["max_mflops_percentile"] == pytest.approx(75.0)  # the largest (id 2, 0.92) has 3 better
+    (everything,) = budget_report(rows, [0.65])  # all 6 fit; seed 2's swap is in the worse half
+    assert everything["seed_tau"] == pytest.approx(seed_tau(rows)) and everything["seed_tau"] < 1
+    assert everything["seed_tau_top_half"] == pytest.approx(1.0)  # ids 3, 4, 5: every seed agrees
     assert can_rank_methods([b | {"ratio": 6.0}]) and not can_rank_methods([b | {"ratio": 4.0}])
     assert not can_rank_methods([b | {"seed_tau": 0.69, "ratio": 6.0}]) and not can_rank_methods([])
 
