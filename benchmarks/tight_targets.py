@@ -9,7 +9,7 @@ the steps that restored feasibility and how the pick was chosen.
 
 Resumable: each finished pair of runs is a line of ``benchmarks/results/tight_targets.jsonl``.
 
-    python benchmarks/tight_targets.py --targets 0.25 0.3 0.35 0.45 --seeds 0 1 --workers 2
+    python benchmarks/tight_targets.py --targets 0.25 0.3 0.4 --seeds 0 1 --workers 2
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import argparse
 import json
 import shutil
 import statistics
-import time
 from typing import Any
 
-from common import RESULTS, ROOT, machine, markdown_table, run_logged, run_python
+from common import RESULTS, ROOT, markdown_table, run_logged, run_python, write_report
 
 WORK = ROOT / "benchmarks" / ".work" / "tight_targets"
 SETTINGS = {"eq7": "false", "restore": "true"}  # search.restore_feasibility
@@ -143,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
-    parser.add_argument("--targets", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.45])
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.25, 0.3, 0.4])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
@@ -171,8 +170,6 @@ def main() -> None:
         ]
         rows += run_logged(tasks, run_task, log, args.workers, describe) if tasks else []
     table = summarize(rows)
-    doc = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "rows": rows, "summary": table}
-    (RESULTS / "tight_targets.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = [
         "# Tight targets on the default space (benchmarks/tight_targets.py)",
         "",
@@ -198,8 +195,7 @@ def main() -> None:
             ],
         ),
     ]
-    (RESULTS / "tight_targets.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_report("tight_targets", False, {"rows": rows, "summary": table}, "\n".join(md))
 
 
 if __name__ == "__main__":
